@@ -1,0 +1,203 @@
+#include "autodiff/gradcheck.h"
+
+#include "autodiff/autodiff.h"
+#include "graph/plan.h"
+#include "graph/random.h"
+#include "graph/reference.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace flowgrad {
+
+double GradCheckReport::worst() const {
+  double worst = 0;
+  for (const auto& e : entries) worst = std::max(worst, e.max_rel_error);
+  return worst;
+}
+
+namespace {
+
+double loss_value(const Graph& graph, int loss, const std::map<std::string, RefTensor>& given) {
+  const std::vector<RefTensor> values = evaluate_reference(graph, given);
+  const RefTensor& l = values[static_cast<size_t>(loss)];
+  double total = 0;
+  for (double v : l.data) total += v;
+  return total;
+}
+
+double relative_error(double actual, double expected) {
+  return std::abs(actual - expected) / std::max(1.0, std::abs(expected));
+}
+
+}  // namespace
+
+GradCheckReport check_graph_gradients(const Graph& forward, const std::string& loss_name,
+                                      const std::vector<std::string>& wrt, const std::map<std::string, RefTensor>& given,
+                                      double h) {
+  Graph graph(forward);
+  Value loss = graph[loss_name];
+  std::vector<Value> targets;
+  for (const auto& name : wrt) targets.push_back(graph[name]);
+  std::vector<Value> grads = gradients(loss, targets);
+  std::vector<RefTensor> values = evaluate_reference(graph, given);
+
+  GradCheckReport report;
+  std::map<std::string, RefTensor> perturbed = given;
+  for (size_t k = 0; k < wrt.size(); ++k) {
+    const RefTensor& analytic = values[static_cast<size_t>(grads[k].id())];
+    RefTensor& x = perturbed.at(wrt[k]);
+    GradCheckReport::Entry entry{wrt[k], 0, 0};
+    for (int64_t i = 0; i < x.size(); ++i) {
+      const double saved = x[i];
+      x[i] = saved + h;
+      double up = loss_value(forward, loss.id(), perturbed);
+      x[i] = saved - h;
+      double down = loss_value(forward, loss.id(), perturbed);
+      x[i] = saved;
+      double numeric = (up - down) / (2 * h);
+      entry.max_abs_error = std::max(entry.max_abs_error, std::abs(analytic[i] - numeric));
+      entry.max_rel_error = std::max(entry.max_rel_error, relative_error(analytic[i], numeric));
+    }
+    report.entries.push_back(entry);
+  }
+  return report;
+}
+
+namespace {
+
+RefTensor random_input(const OpCase& c, int index, uint64_t seed) {
+  const TensorType& type = c.inputs[static_cast<size_t>(index)];
+  RefTensor t(type.shape);
+  for (int64_t i = 0; i < t.size(); ++i) {
+    double u = random_uniform(seed, static_cast<uint64_t>(index), static_cast<uint64_t>(i));
+    if (type.dtype == DType::s32) {
+      t[i] = std::floor(u * static_cast<double>(c.int_high));
+    } else if (c.gap > 0) {
+      // |x| in [gap, max(|low|, |high|)], sign drawn separately, clipped to [low, high].
+      double magnitude = c.gap + u * (std::max(std::abs(c.low), std::abs(c.high)) - c.gap);
+      double sign = random_uniform(seed + 1, static_cast<uint64_t>(index), static_cast<uint64_t>(i)) < 0.5 ? -1 : 1;
+      double v = sign * magnitude;
+      if (v < c.low || v > c.high) v = -v;
+      t[i] = v;
+    } else {
+      t[i] = c.low + u * (c.high - c.low);
+    }
+  }
+  if (c.fill) c.fill(index, t);
+  for (double& v : t.data) v = static_cast<double>(static_cast<float>(v));  // exactly what the f32 kernels see
+  return t;
+}
+
+// f32 (or s32) copy of a reference tensor, as a plan input.
+std::vector<std::byte> to_buffer(const RefTensor& t, DType dtype) {
+  std::vector<std::byte> buffer(static_cast<size_t>(t.size()) * size_of(dtype));
+  for (int64_t i = 0; i < t.size(); ++i) {
+    if (dtype == DType::s32) {
+      int32_t v = static_cast<int32_t>(t[i]);
+      std::memcpy(buffer.data() + i * 4, &v, 4);
+    } else {
+      float v = static_cast<float>(t[i]);
+      std::memcpy(buffer.data() + i * 4, &v, 4);
+    }
+  }
+  return buffer;
+}
+
+double max_error(const float* actual, const RefTensor& expected) {
+  double worst = 0;
+  for (int64_t i = 0; i < expected.size(); ++i) {
+    double e = relative_error(static_cast<double>(actual[i]), expected[i]);
+    if (std::isnan(e)) return INFINITY;
+    worst = std::max(worst, e);
+  }
+  return worst;
+}
+
+// Runs `graph` with f32 kernels on the given inputs and returns the worst error of the fetched values
+// against the double-precision results `expected` (indexed by value id).
+double kernel_error(const Graph& graph, const std::vector<int>& fetched, const std::map<std::string, RefTensor>& given,
+                    const std::vector<RefTensor>& expected) {
+  ParamStore store;
+  PlanOptions options;
+  for (int id : fetched) options.fetch.push_back(graph.info(id).name);
+  Plan plan(graph, store, options);
+  std::vector<std::vector<std::byte>> buffers;
+  for (const auto& [name, tensor] : given) {
+    Value v = const_cast<Graph&>(plan.graph())[name];
+    buffers.push_back(to_buffer(tensor, v.type().dtype));
+    plan.feed(name, buffers.back().data());
+  }
+  plan.run(0);
+  double worst = 0;
+  for (int id : fetched) worst = std::max(worst, max_error(plan.fetch(graph.info(id).name), expected[static_cast<size_t>(id)]));
+  return worst;
+}
+
+}  // namespace
+
+OpCheckResult check_op(const OpCase& c, uint64_t seed) {
+  OpCheckResult result;
+  std::vector<std::string> shapes;
+  for (const auto& t : c.inputs) shapes.push_back(to_string(t));
+  std::vector<std::string> attrs;
+  for (const auto& e : c.attrs.entries()) attrs.push_back(fmt::format("{}={}", e.key, to_string(e.value)));
+  result.describe = fmt::format("op {} {} inputs {} attrs {{{}}}", c.op, c.label, fmt::join(shapes, " "), fmt::join(attrs, ", "));
+
+  Graph graph(c.op);
+  std::vector<Value> inputs;
+  std::map<std::string, RefTensor> given;
+  for (size_t i = 0; i < c.inputs.size(); ++i) {
+    std::string name = fmt::format("x{}", i);
+    inputs.push_back(graph.input(name, c.inputs[i].shape, c.inputs[i].dtype, false));
+    given[name] = random_input(c, static_cast<int>(i), seed);
+  }
+  std::vector<Value> outputs = graph.add(c.op, inputs, c.attrs, "op");
+
+  // Forward: f32 kernels against the double reference.
+  std::vector<int> output_ids;
+  for (const Value& o : outputs) output_ids.push_back(o.id());
+  std::vector<RefTensor> reference = evaluate_reference(graph, given);
+  if (!outputs.empty()) result.forward_error = kernel_error(graph, output_ids, given, reference);
+
+  // Backward: loss = sum_k sum(out_k * w_k) with fixed random weights.
+  std::vector<std::string> wrt;
+  for (size_t i = 0; i < c.inputs.size(); ++i)
+    if (c.inputs[i].dtype == DType::f32 && std::find(c.no_grad.begin(), c.no_grad.end(), static_cast<int>(i)) == c.no_grad.end())
+      wrt.push_back(fmt::format("x{}", i));
+  if (wrt.empty() || outputs.empty() || !graph.nodes().back().op->gradient) return result;
+  std::optional<Value> loss;
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    if (outputs[k].type().dtype != DType::f32) continue;
+    std::string name = fmt::format("w{}", k);
+    Value w = graph.input(name, outputs[k].shape(), DType::f32, false);
+    RefTensor weights(outputs[k].shape());
+    for (int64_t i = 0; i < weights.size(); ++i)
+      weights[i] = static_cast<float>(0.5 + random_uniform(seed, 1000 + k, static_cast<uint64_t>(i)));
+    given[name] = weights;
+    Value term = graph.apply("sum", {graph.apply("mul", {outputs[k], w})});
+    loss = loss ? graph.apply("add", {*loss, term}) : term;
+  }
+  if (!loss) return result;
+  graph.add_alias("loss", *loss);
+
+  GradCheckReport report = check_graph_gradients(graph, "loss", wrt, given);
+  result.gradient_error = report.worst();
+
+  // The gradient graph's f32 kernels against its double-precision evaluation.
+  Graph with_grads(graph);
+  std::vector<Value> targets;
+  for (const auto& name : wrt) targets.push_back(with_grads[name]);
+  std::vector<Value> grads = gradients(with_grads["loss"], targets);
+  std::vector<RefTensor> expected = evaluate_reference(with_grads, given);
+  std::vector<int> grad_ids;
+  for (const Value& g : grads) grad_ids.push_back(g.id());
+  result.kernel_gradient_error = kernel_error(with_grads, grad_ids, given, expected);
+  return result;
+}
+
+}  // namespace flowgrad

@@ -1,0 +1,57 @@
+// Finite-difference gradient checking in double precision, for any graph and for any registered op.
+#pragma once
+
+#include "graph/graph.h"
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace flowgrad {
+
+struct GradCheckReport {
+  struct Entry {
+    std::string value;     // the input, parameter or state checked
+    double max_abs_error;  // largest |analytic - numeric| over its elements
+    double max_rel_error;  // the same, relative to max(1, |numeric|)
+  };
+  std::vector<Entry> entries;
+  double worst() const;  // largest max_rel_error
+};
+
+// Checks d loss / d x for each named value against central differences (step h) of the double-precision
+// reference interpreter; `given` holds every input, parameter and state of the graph.
+GradCheckReport check_graph_gradients(const Graph& graph, const std::string& loss, const std::vector<std::string>& wrt,
+                                      const std::map<std::string, RefTensor>& given, double h = 1e-6);
+
+// One row of an op's test table.
+struct OpCase {
+  std::string op;
+  std::vector<TensorType> inputs;
+  AttrMap attrs = {};
+  // Inputs are drawn uniformly from [low, high]; with `away_from_zero`, |x| >= gap (keeps relu, abs away
+  // from their kinks). Integer inputs (s32) are drawn from [0, int_high).
+  double low = -1, high = 1, gap = 0;
+  int64_t int_high = 2;
+  std::vector<int> no_grad = {};  // inputs not to differentiate (labels, targets, masks)
+  double forward_tolerance = 1e-4;   // f32 kernel vs double reference, relative to max(1, |ref|)
+  double gradient_tolerance = 1e-5;  // analytic (double) vs central differences (double)
+  double kernel_gradient_tolerance = 2e-3;  // f32 backward kernels vs double analytic gradient
+  std::function<void(int input, RefTensor&)> fill = {};  // custom input values, when the range is not enough
+  std::string label = {};
+};
+
+struct OpCheckResult {
+  double forward_error = 0;          // f32 kernels vs reference
+  double gradient_error = 0;         // analytic vs numeric, double
+  double kernel_gradient_error = 0;  // f32 gradient graph vs double gradient graph
+  std::string describe;              // op, label, shapes: for test failure messages
+};
+
+// Builds a one-node graph from the case, then checks its forward kernel against the reference and its
+// gradient rule against central differences (both in double), and the gradient graph's f32 kernels
+// against the double result. The loss is sum(output_k * w_k) with fixed random weights w_k.
+OpCheckResult check_op(const OpCase& op_case, uint64_t seed = 1);
+
+}  // namespace flowgrad

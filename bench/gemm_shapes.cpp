@@ -1,0 +1,201 @@
+// GEMM throughput of dense-autoencoder layers through flowgrad's own kernels, next to the alternative each
+// kernel was chosen over. Every figure is a one-node plan run the way training runs it (Plan::run, the
+// plan's thread allotment), so per-call overhead is included.
+//
+//   fwd  dense(x[batch, in], w[in, out], b) with the layer's activation   alt: oneDNN inner_product, w as io
+//   dX   matmul(d[batch, out], w, false, true) = d·w^T                  alt: dnnl_sgemm N,T
+//   dW   matmul(x, d, true, false) = x^T·d                              alt: oneDNN matmul (brgemm), x^T strided
+//
+// Prints GFLOP/s, best and median over blocks (the machines are shared: the best is the steadier figure).
+// Which implementation oneDNN picked: run with ONEDNN_VERBOSE=1 (one line per primitive execution).
+// Usage: gemm_shapes [max_threads=2] [seconds_per_block=0.02] [blocks=7] [models=a,a32,b]
+#include "graph/plan.h"
+#include "graph/tensor.h"
+#include "ops/ops.h"
+
+#include <dnnl.hpp>
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+using namespace flowgrad;
+
+namespace {
+
+struct Layer {
+  int64_t in, out;
+  Activation activation;
+  bool first;  // the input layer: training needs no dX
+};
+
+struct Model {
+  std::string key;
+  int64_t batch;
+  std::vector<Layer> layers;
+};
+
+struct Figures {
+  double best = 0, median = 0;
+};
+
+// Repeats `run` in blocks of about `seconds` and returns GFLOP/s per block.
+Figures measure(const std::function<void()>& run, double flops, double seconds, int blocks) {
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < 3; ++i) run();
+  auto t0 = clock::now();
+  run();
+  double once = std::max(1e-7, std::chrono::duration<double>(clock::now() - t0).count());
+  const long repeats = std::max(1L, static_cast<long>(seconds / once));
+  std::vector<double> rates;
+  double best = 0;
+  for (int b = 0; b < std::max(1, blocks); ++b) {
+    auto start = clock::now();
+    for (long i = 0; i < repeats; ++i) run();
+    rates.push_back(flops * static_cast<double>(repeats) / std::chrono::duration<double>(clock::now() - start).count() / 1e9);
+    best = std::max(best, rates.back());
+  }
+  std::sort(rates.begin(), rates.end());
+  return {best, rates[rates.size() / 2]};
+}
+
+std::vector<float> filled(int64_t n) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 7919 % 1000) / 1000.0 - 0.5);
+  return v;
+}
+
+// A one-node graph over inputs of the given shapes, run through a plan.
+struct OneNode {
+  Graph graph{"bench"};
+  ParamStore store;
+  std::vector<std::vector<float>> buffers;
+  std::unique_ptr<Plan> plan;
+
+  OneNode(const std::vector<Shape>& shapes, const std::function<Value(Graph&, std::vector<Value>&)>& build, int threads) {
+    std::vector<Value> inputs;
+    for (size_t i = 0; i < shapes.size(); ++i) inputs.push_back(graph.input(fmt::format("in{}", i), shapes[i], DType::f32, false));
+    Value out = build(graph, inputs);
+    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = {out.name()}});
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      buffers.push_back(filled(numel(shapes[i])));
+      plan->feed(fmt::format("in{}", i), buffers.back().data());
+    }
+  }
+  void run() { plan->run(); }
+};
+
+using dnnl::memory;
+
+memory::desc matrix(int64_t rows, int64_t cols, bool transposed) {
+  return memory::desc({rows, cols}, memory::data_type::f32, transposed ? memory::dims{1, rows} : memory::dims{cols, 1});
+}
+
+// A raw oneDNN primitive on its own buffers, for the alternatives.
+struct Raw {
+  dnnl::primitive primitive;
+  std::vector<std::vector<float>> buffers;
+  std::unordered_map<int, memory> args;
+  void add(int arg, const memory::desc& desc, const dnnl::engine& engine) {
+    buffers.push_back(filled(static_cast<int64_t>(desc.get_size() / sizeof(float)) + 16));
+    args.emplace(arg, memory(desc, engine, buffers.back().data()));
+  }
+};
+
+dnnl::primitive_attr attr_with(Activation activation) {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (activation != Activation::linear) {
+    dnnl::post_ops ops;
+    ops.append_eltwise(1.f, forward_algorithm(activation), 0.f, 0.f);
+    attr.set_post_ops(ops);
+  }
+  return attr;
+}
+
+void print(const std::string& label, int64_t m, int64_t k, int64_t n, int threads, Figures ours, Figures alt, const std::string& alt_name) {
+  fmt::print("{:<22} {:>5} {:>5} {:>5} {:>3} | {:>6.1f} {:>6.1f} | {:>6.1f} {:>6.1f}  {}\n", label, m, k, n, threads, ours.best,
+             ours.median, alt.best, alt.median, alt_name);
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int max_threads = argc > 1 ? std::atoi(argv[1]) : 2;
+  const double seconds = argc > 2 ? std::atof(argv[2]) : 0.02;
+  const int blocks = argc > 3 ? std::atoi(argv[3]) : 7;
+  const std::string models = argc > 4 ? argv[4] : "a,a32,b";
+  register_builtin_ops();
+
+  const auto relu = Activation::relu, sigmoid = Activation::sigmoid;
+  std::vector<Model> zoo = {{"a", 256, {{784, 32, relu, true}, {32, 784, sigmoid, false}}},
+                            {"a32", 32, {{784, 32, relu, true}, {32, 784, sigmoid, false}}}};
+  const int64_t deep[] = {784, 512, 256, 64, 2, 64, 256, 512, 784};
+  Model b{"b", 256, {}};
+  for (int l = 0; l < 8; ++l) b.layers.push_back({deep[l], deep[l + 1], l == 7 ? sigmoid : relu, l == 0});
+  zoo.push_back(b);
+
+  dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  dnnl::stream stream(engine);
+  fmt::print("# flowgrad GEMM kernels, GFLOP/s best/median of {} blocks of {} s; M K N as in C[MxN] = A[MxK]·B[KxN]\n", blocks, seconds);
+  fmt::print("{:<22} {:>5} {:>5} {:>5} {:>3} | {:>13} | {:>13}  {}\n", "shape", "M", "K", "N", "thr", "flowgrad", "alternative", "");
+  for (const Model& model : zoo) {
+    if (("," + models + ",").find("," + model.key + ",") == std::string::npos) continue;
+    const int64_t batch = model.batch;
+    for (const Layer& layer : model.layers) {
+      const std::string name = fmt::format("{} {}->{}", model.key, layer.in, layer.out);
+      for (int t = 1; t <= max_threads; ++t) {
+        omp_set_num_threads(t);
+        const double gemm = 2.0 * static_cast<double>(batch * layer.in * layer.out);
+        {  // forward
+          OneNode ours({{batch, layer.in}, {layer.in, layer.out}, {layer.out}},
+                       [&](Graph&, std::vector<Value>& v) { return dense(v[0], v[1], v[2], layer.activation); }, t);
+          auto x = matrix(batch, layer.in, false), w = matrix(layer.out, layer.in, true), y = matrix(batch, layer.out, false);
+          auto bias = memory::desc({layer.out}, memory::data_type::f32, memory::dims{1});
+          omp_set_num_threads(t);
+          dnnl::inner_product_forward::primitive_desc pd(
+              dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, x, w, bias, y), attr_with(layer.activation), engine);
+          Raw alt{dnnl::inner_product_forward(pd), {}, {}};
+          alt.add(DNNL_ARG_SRC, x, engine), alt.add(DNNL_ARG_WEIGHTS, pd.weights_desc(), engine), alt.add(DNNL_ARG_BIAS, bias, engine);
+          alt.add(DNNL_ARG_DST, y, engine), alt.add(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), engine);
+          const std::string impl = std::string("ip ") + pd.impl_info_str() + (pd.weights_desc() == w ? "" : " +reorder");
+          print(name + " fwd", batch, layer.in, layer.out, t, measure([&] { ours.run(); }, gemm, seconds, blocks),
+                measure([&] { alt.primitive.execute(stream, alt.args); }, gemm, seconds, blocks), impl);
+        }
+        if (!layer.first) {  // dX = d·w^T
+          OneNode ours({{batch, layer.out}, {layer.in, layer.out}},
+                       [&](Graph&, std::vector<Value>& v) { return matmul(v[0], v[1], false, true); }, t);
+          std::vector<float> d = filled(batch * layer.out), w = filled(layer.in * layer.out), dx(static_cast<size_t>(batch * layer.in));
+          omp_set_num_threads(t);
+          auto sgemm = [&] {
+            dnnl_sgemm('N', 'T', batch, layer.in, layer.out, 1.f, d.data(), layer.out, w.data(), layer.out, 0.f, dx.data(), layer.in);
+          };
+          print(name + " dX=d*wT", batch, layer.out, layer.in, t, measure([&] { ours.run(); }, gemm, seconds, blocks),
+                measure(sgemm, gemm, seconds, blocks), "dnnl_sgemm");
+        }
+        {  // dW = x^T·d
+          OneNode ours({{batch, layer.in}, {batch, layer.out}},
+                       [&](Graph&, std::vector<Value>& v) { return matmul(v[0], v[1], true, false); }, t);
+          auto xt = matrix(layer.in, batch, true), d = matrix(batch, layer.out, false), dw = matrix(layer.in, layer.out, false);
+          omp_set_num_threads(t);
+          dnnl::primitive_attr attr;
+          attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+          dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(xt, d, dw), attr, engine);
+          Raw alt{dnnl::matmul(pd), {}, {}};
+          alt.add(DNNL_ARG_SRC, xt, engine), alt.add(DNNL_ARG_WEIGHTS, d, engine), alt.add(DNNL_ARG_DST, dw, engine);
+          alt.add(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), engine);
+          print(name + " dW=xT*d", layer.in, batch, layer.out, t, measure([&] { ours.run(); }, gemm, seconds, blocks),
+                measure([&] { alt.primitive.execute(stream, alt.args); }, gemm, seconds, blocks),
+                std::string("matmul ") + pd.impl_info_str());
+        }
+      }
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,143 @@
+// Op attributes. Each op declares a plain struct with a `fields` visitor; the generic AttrMap (what a YAML
+// spec or a dot file sees) converts to and from that struct in one place, with precise errors.
+//
+//   struct ClipAttrs {
+//     double min = 0, max = 1;
+//     template <class F> void fields(F&& f) { f("min", min); f("max", max); }
+//   };
+#pragma once
+
+#include "graph/error.h"
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <variant>
+#include <vector>
+
+namespace flowgrad {
+
+using AttrValue = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>, std::vector<double>>;
+
+std::string to_string(const AttrValue& value);
+
+struct AttrEntry {
+  std::string key;
+  AttrValue value;
+  SourceLocation where;  // where a spec set it, for errors
+};
+
+// Insertion-ordered, small; lookups are linear on purpose (a handful of keys per op).
+class AttrMap {
+ public:
+  AttrMap() = default;
+  AttrMap(std::initializer_list<std::pair<std::string, AttrValue>> entries);
+  void set(std::string key, AttrValue value, SourceLocation where = {});
+  const AttrEntry* find(const std::string& key) const;
+  const std::vector<AttrEntry>& entries() const { return entries_; }
+  bool empty() const { return entries_.empty(); }
+
+ private:
+  std::vector<AttrEntry> entries_;
+};
+
+enum class Field { optional, required };
+
+// Enums used as attributes provide `std::span<const char* const> enum_names(E)` found by ADL.
+template <class E>
+concept NamedEnum = std::is_enum_v<E> && requires(E e) {
+  { enum_names(e) } -> std::convertible_to<std::span<const char* const>>;
+};
+
+namespace detail {
+[[noreturn]] void attr_type_error(const std::string& op, const AttrEntry& entry, const char* expected);
+[[noreturn]] void attr_enum_error(const std::string& op, const AttrEntry& entry,
+                                  std::span<const char* const> names);
+[[noreturn]] void attr_unknown_error(const std::string& op, const AttrEntry& entry,
+                                     const std::vector<std::string>& known);
+[[noreturn]] void attr_missing_error(const std::string& op, const std::string& key,
+                                     const SourceLocation& where);
+
+template <class T>
+void decode_value(const std::string& op, const AttrEntry& e, T& out) {
+  const AttrValue& v = e.value;
+  if constexpr (std::is_same_v<T, bool>) {
+    if (auto* b = std::get_if<bool>(&v)) return void(out = *b);
+    attr_type_error(op, e, "a boolean");
+  } else if constexpr (NamedEnum<T>) {
+    auto* s = std::get_if<std::string>(&v);
+    if (!s) attr_type_error(op, e, "a name");
+    auto names = enum_names(T{});
+    for (size_t i = 0; i < names.size(); ++i)
+      if (*s == names[i]) return void(out = static_cast<T>(i));
+    attr_enum_error(op, e, names);
+  } else if constexpr (std::is_integral_v<T>) {
+    if (auto* i = std::get_if<int64_t>(&v)) return void(out = static_cast<T>(*i));
+    attr_type_error(op, e, "an integer");
+  } else if constexpr (std::is_floating_point_v<T>) {
+    if (auto* d = std::get_if<double>(&v)) return void(out = static_cast<T>(*d));
+    if (auto* i = std::get_if<int64_t>(&v)) return void(out = static_cast<T>(*i));
+    attr_type_error(op, e, "a number");
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    if (auto* s = std::get_if<std::string>(&v)) return void(out = *s);
+    attr_type_error(op, e, "a string");
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    if (auto* l = std::get_if<std::vector<int64_t>>(&v)) return void(out = *l);
+    if (auto* i = std::get_if<int64_t>(&v)) return void(out = {*i});
+    attr_type_error(op, e, "a list of integers");
+  } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+    if (auto* l = std::get_if<std::vector<double>>(&v)) return void(out = *l);
+    if (auto* l = std::get_if<std::vector<int64_t>>(&v)) return void(out.assign(l->begin(), l->end()));
+    attr_type_error(op, e, "a list of numbers");
+  } else {
+    static_assert(sizeof(T) == 0, "unsupported attribute field type");
+  }
+}
+
+template <class T>
+AttrValue encode_value(const T& value) {
+  if constexpr (std::is_same_v<T, bool>) return value;
+  else if constexpr (NamedEnum<T>) return std::string(enum_names(T{})[static_cast<size_t>(value)]);
+  else if constexpr (std::is_integral_v<T>) return static_cast<int64_t>(value);
+  else if constexpr (std::is_floating_point_v<T>) return static_cast<double>(value);
+  else return value;
+}
+}  // namespace detail
+
+// Fills a typed attribute struct from a map: unknown keys, wrong types and missing required keys throw
+// spec errors that name the op, the key and (when known) the spec location, with a did-you-mean.
+template <class Attrs>
+Attrs decode_attrs(const std::string& op, const AttrMap& map, const SourceLocation& node_where = {}) {
+  Attrs attrs{};
+  std::vector<std::string> known;
+  attrs.fields([&](const char* key, auto& field, Field presence = Field::optional) {
+    known.emplace_back(key);
+    if (const AttrEntry* e = map.find(key)) detail::decode_value(op, *e, field);
+    else if (presence == Field::required) detail::attr_missing_error(op, key, node_where);
+  });
+  for (const auto& e : map.entries()) {
+    bool ok = false;
+    for (const auto& k : known) ok = ok || k == e.key;
+    if (!ok) detail::attr_unknown_error(op, e, known);
+  }
+  return attrs;
+}
+
+template <class Attrs>
+AttrMap encode_attrs(const Attrs& attrs) {
+  AttrMap map;
+  auto copy = attrs;  // `fields` takes non-const references
+  copy.fields([&](const char* key, auto& field, Field = Field::optional) {
+    map.set(key, detail::encode_value(field));
+  });
+  return map;
+}
+
+// The empty attribute struct, for ops without attributes.
+struct NoAttrs {
+  template <class F> void fields(F&&) {}
+};
+
+}  // namespace flowgrad

@@ -1,0 +1,161 @@
+// The op interface. An op is a plain record: a name, typed attributes, a shape rule, a double-precision
+// reference (the naive implementation every kernel is tested against, and the interpreter used for
+// finite differences), a kernel factory (oneDNN primitives, created once at plan time) and a gradient rule
+// that emits ordinary graph nodes. graph/ only ever sees ops through this record.
+#pragma once
+
+#include "graph/attrs.h"
+#include "graph/types.h"
+
+#include <any>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dnnl {
+struct engine;
+struct stream;
+}  // namespace dnnl
+
+namespace flowgrad {
+
+class Graph;
+struct Node;
+class Value;
+
+// ---- shape rule ----------------------------------------------------------------------------------------
+struct ShapeContext {
+  const std::string& op;
+  const std::string& node;
+  std::span<const TensorType> inputs;
+  const Shape& in(int i) const { return inputs[static_cast<size_t>(i)].shape; }
+  // A shape error that names the node, the op and every input shape.
+  [[noreturn]] void fail(const std::string& what) const;
+};
+
+// ---- double-precision reference -------------------------------------------------------------------------
+struct RefTensor {
+  Shape shape;
+  std::vector<double> data;
+  RefTensor() = default;
+  explicit RefTensor(Shape s, double fill = 0) : shape(std::move(s)), data(static_cast<size_t>(numel(shape)), fill) {}
+  int64_t size() const { return static_cast<int64_t>(data.size()); }
+  double& operator[](int64_t i) { return data[static_cast<size_t>(i)]; }
+  double operator[](int64_t i) const { return data[static_cast<size_t>(i)]; }
+};
+
+struct RefContext {
+  std::span<RefTensor* const> inputs;  // mutable only for ops that declare `mutates`
+  std::span<const TensorType> outputs;
+  uint64_t step = 0;  // the training step, for seeded random ops
+  const RefTensor& in(int i) const { return *inputs[static_cast<size_t>(i)]; }
+};
+
+// ---- kernels ----------------------------------------------------------------------------------------------
+struct KernelContext {
+  std::span<const TensorType> inputs;
+  std::span<const TensorType> outputs;
+  const dnnl::engine& engine;
+  const std::string& node;
+};
+
+struct KernelArgs {
+  std::span<void* const> in;
+  std::span<void* const> out;
+  void* scratch = nullptr;  // scratch_bytes() bytes in the plan's arena, 64-byte aligned
+  int threads = 1;          // threads this node may keep busy (oneDNN's OpenMP team or a TBB loop)
+  uint64_t step = 0;
+  dnnl::stream* stream = nullptr;
+  template <class T = float> T* input(int i) const { return static_cast<T*>(in[static_cast<size_t>(i)]); }
+  template <class T = float> T* output(int i) const { return static_cast<T*>(out[static_cast<size_t>(i)]); }
+};
+
+// A node's compiled form: everything expensive (primitive descriptors, primitives) happens in the factory;
+// run() only binds buffers and executes, and must not allocate.
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  virtual void run(const KernelArgs& args) = 0;
+  virtual size_t scratch_bytes() const { return 0; }
+  // Floating-point operations per run, for the scheduler's thread allotment and GFLOP/s figures.
+  virtual double flops() const { return 0; }
+  // True when the kernel parallelizes internally (oneDNN or a TBB loop) and profits from more threads.
+  virtual bool parallel() const { return true; }
+};
+
+// ---- gradient rule ------------------------------------------------------------------------------------------
+class GradContext;
+using GradResult = std::vector<std::optional<Value>>;
+
+// ---- the record -----------------------------------------------------------------------------------------------
+struct OpDef {
+  std::string name;
+  std::string summary;  // one line, for `flowgrad ops` and docs
+  int min_inputs = 0;
+  int max_inputs = 0;   // -1: any number
+  std::function<std::any(const AttrMap&, const SourceLocation&)> decode;
+  std::function<AttrMap(const std::any&)> encode;
+  std::function<std::vector<TensorType>(const ShapeContext&, const std::any&)> infer;
+  std::function<std::vector<RefTensor>(const RefContext&, const std::any&)> reference;
+  std::function<std::unique_ptr<Kernel>(const KernelContext&, const std::any&)> make_kernel;
+  std::function<GradResult(GradContext&)> gradient;  // empty: not differentiable
+  std::vector<int> mutates;  // inputs written in place (optimizer updates); run after all other readers
+  bool random = false;       // output depends on the step counter and a seed attribute
+};
+
+class Registry {
+ public:
+  void add(OpDef op);
+  const OpDef* find(const std::string& name) const;
+  const OpDef& get(const std::string& name) const;  // throws a spec error with a did-you-mean
+  std::vector<std::string> names() const;
+
+ private:
+  std::map<std::string, OpDef> ops_;
+};
+
+// The process-wide registry. Built-in ops are added by flowgrad::register_builtin_ops() (ops/), custom ops
+// from a shared library by calling Registry::add the same way.
+Registry& registry();
+
+// Typed front end for defining an op: lambdas receive the op's attribute struct instead of std::any.
+template <class Attrs>
+class OpBuilder {
+ public:
+  OpBuilder(std::string name, int min_inputs, int max_inputs) {
+    def_.name = std::move(name);
+    def_.min_inputs = min_inputs;
+    def_.max_inputs = max_inputs;
+    std::string op = def_.name;
+    def_.decode = [op](const AttrMap& m, const SourceLocation& w) { return std::any(decode_attrs<Attrs>(op, m, w)); };
+    def_.encode = [](const std::any& a) { return encode_attrs(std::any_cast<const Attrs&>(a)); };
+  }
+  OpBuilder& summary(std::string s) { return def_.summary = std::move(s), *this; }
+  template <class F> OpBuilder& infer(F f) {
+    def_.infer = [f](const ShapeContext& c, const std::any& a) { return f(c, std::any_cast<const Attrs&>(a)); };
+    return *this;
+  }
+  template <class F> OpBuilder& reference(F f) {
+    def_.reference = [f](const RefContext& c, const std::any& a) { return f(c, std::any_cast<const Attrs&>(a)); };
+    return *this;
+  }
+  template <class F> OpBuilder& kernel(F f) {
+    def_.make_kernel = [f](const KernelContext& c, const std::any& a) -> std::unique_ptr<Kernel> {
+      return f(c, std::any_cast<const Attrs&>(a));
+    };
+    return *this;
+  }
+  template <class F> OpBuilder& gradient(F f) { return def_.gradient = std::move(f), *this; }
+  OpBuilder& mutates(std::vector<int> inputs) { return def_.mutates = std::move(inputs), *this; }
+  OpBuilder& random() { return def_.random = true, *this; }
+  OpDef build() { return std::move(def_); }
+
+ private:
+  OpDef def_;
+};
+
+}  // namespace flowgrad

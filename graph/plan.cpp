@@ -1,0 +1,303 @@
+#include "graph/plan.h"
+
+#include <dnnl.hpp>
+#include <fmt/format.h>
+#include <omp.h>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+namespace flowgrad {
+
+int default_thread_count() { return std::max(1, static_cast<int>(std::thread::hardware_concurrency())); }
+
+namespace {
+
+struct Interval {
+  size_t first, last;  // stages during which the buffer is in use
+  bool overlaps(const Interval& o) const { return first <= o.last && o.first <= last; }
+};
+
+// Offsets for buffers that may share memory when their live intervals are disjoint: first fit, largest
+// buffers first. Returns the arena size.
+size_t place_buffers(const std::vector<size_t>& sizes, const std::vector<Interval>& lives, std::vector<size_t>& offsets) {
+  std::vector<size_t> order(sizes.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return sizes[a] > sizes[b]; });
+  offsets.assign(sizes.size(), 0);
+  std::vector<size_t> placed;
+  size_t total = 0;
+  for (size_t i : order) {
+    std::vector<std::pair<size_t, size_t>> taken;  // [begin, end) of placed buffers alive at the same time
+    for (size_t j : placed)
+      if (lives[i].overlaps(lives[j])) taken.emplace_back(offsets[j], offsets[j] + sizes[j]);
+    std::sort(taken.begin(), taken.end());
+    size_t offset = 0;
+    for (const auto& [begin, end] : taken) {
+      if (offset + sizes[i] <= begin) break;
+      offset = std::max(offset, end);
+    }
+    offsets[i] = offset;
+    total = std::max(total, offset + sizes[i]);
+    placed.push_back(i);
+  }
+  return total;
+}
+
+size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+}  // namespace
+
+struct Plan::Impl {
+  struct Step {
+    int node = -1;
+    int threads = 1;
+    std::unique_ptr<Kernel> kernel;
+    std::vector<int> inputs, outputs;     // value ids
+    std::vector<void*> in_ptrs, out_ptrs;  // refreshed from value_ptrs before each run
+    size_t scratch_offset = 0;
+  };
+  struct Stage {
+    std::vector<size_t> light;  // step indices run side by side, one thread each
+    std::vector<size_t> heavy;  // step indices run one after another with every thread
+  };
+
+  Graph graph;
+  ParamStore& store;
+  PlanOptions options;
+  int threads = 1;
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  std::vector<dnnl::stream> streams;  // one per arena slot: streams are not shared between threads
+  tbb::task_arena arena;
+  std::vector<Step> steps;
+  std::vector<Stage> stages;
+  std::vector<void*> value_ptrs;  // by value id; null for values that are not kept
+  std::vector<bool> fed;
+  std::unique_ptr<std::byte, AlignedFree> arena_memory;
+  PlanStats stats;
+
+  Impl(const Graph& g, ParamStore& s, PlanOptions o)
+      : graph(g), store(s), options(std::move(o)),
+        threads(options.threads > 0 ? options.threads : default_thread_count()),
+        arena(threads) {}
+
+  void run_step(Step& step, uint64_t step_number) {
+    for (size_t i = 0; i < step.inputs.size(); ++i) step.in_ptrs[i] = value_ptrs[static_cast<size_t>(step.inputs[i])];
+    for (size_t i = 0; i < step.outputs.size(); ++i) step.out_ptrs[i] = value_ptrs[static_cast<size_t>(step.outputs[i])];
+    int slot = std::max(0, tbb::this_task_arena::current_thread_index());
+    omp_set_num_threads(step.threads);
+    KernelArgs args{step.in_ptrs, step.out_ptrs, arena_memory.get() + step.scratch_offset, step.threads, step_number,
+                    &streams[static_cast<size_t>(slot)]};
+    step.kernel->run(args);
+  }
+
+  void run(uint64_t step_number) {
+    arena.execute([&] {
+      for (Stage& stage : stages) {
+        if (stage.light.size() == 1) {
+          run_step(steps[stage.light[0]], step_number);
+        } else if (!stage.light.empty()) {
+          tbb::parallel_for(
+              tbb::blocked_range<size_t>(0, stage.light.size(), 1),
+              [&](const tbb::blocked_range<size_t>& r) {
+                for (size_t i = r.begin(); i != r.end(); ++i) run_step(steps[stage.light[i]], step_number);
+              },
+              tbb::simple_partitioner());
+        }
+        for (size_t s : stage.heavy) run_step(steps[s], step_number);
+      }
+    });
+  }
+
+  std::unique_ptr<Kernel> make_kernel(const Node& node, int kernel_threads) {
+    std::vector<TensorType> in, out;
+    for (int id : node.inputs) in.push_back(graph.info(id).type);
+    for (int id : node.outputs) out.push_back(graph.info(id).type);
+    if (!node.op->make_kernel)
+      fail(ErrorKind::unsupported, "op '{}' (node '{}') has no kernel: it can only run in the reference interpreter",
+           node.op->name, node.name);
+    // oneDNN fixes some thread partitions when a primitive is created: create it with its allotment.
+    omp_set_num_threads(kernel_threads);
+    auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name}, node.typed);
+    omp_set_num_threads(threads);
+    return kernel;
+  }
+
+  void compile();
+};
+
+void Plan::Impl::compile() {
+  const auto& nodes = graph.nodes();
+  const size_t num_values = graph.values().size();
+
+  // Which nodes matter: those producing fetched values, updates (nodes that mutate), and their ancestors.
+  std::vector<bool> wanted(num_values, options.fetch_everything);
+  for (const auto& name : options.fetch) wanted[static_cast<size_t>(graph[name].id())] = true;
+  std::vector<bool> live(nodes.size(), false);
+  for (size_t n = nodes.size(); n-- > 0;) {
+    bool needed = !nodes[n].op->mutates.empty();
+    for (int id : nodes[n].outputs) needed = needed || wanted[static_cast<size_t>(id)];
+    if (!needed) continue;
+    live[n] = true;
+    for (int id : nodes[n].inputs) wanted[static_cast<size_t>(id)] = true;
+  }
+
+  // Dependencies: producers, and for a node that mutates a value, every other live reader of that value.
+  std::vector<std::vector<int>> readers(num_values);
+  for (size_t n = 0; n < nodes.size(); ++n)
+    if (live[n])
+      for (int id : nodes[n].inputs) readers[static_cast<size_t>(id)].push_back(static_cast<int>(n));
+  std::vector<size_t> level(nodes.size(), 0);
+  size_t num_levels = 0;
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    if (!live[n]) continue;
+    size_t l = 0;
+    for (int id : nodes[n].inputs) {
+      int producer = graph.info(id).producer;
+      if (producer >= 0) l = std::max(l, level[static_cast<size_t>(producer)] + 1);
+    }
+    for (int input : nodes[n].op->mutates) {
+      int id = nodes[n].inputs[static_cast<size_t>(input)];
+      for (int reader : readers[static_cast<size_t>(id)])
+        if (reader != static_cast<int>(n)) {
+          if (reader > static_cast<int>(n))
+            fail(ErrorKind::runtime, "node '{}' reads '{}' after node '{}' updates it", nodes[static_cast<size_t>(reader)].name,
+                 graph.info(id).name, nodes[n].name);
+          l = std::max(l, level[static_cast<size_t>(reader)] + 1);
+        }
+    }
+    level[n] = l;
+    num_levels = std::max(num_levels, l + 1);
+  }
+
+  // Kernels and allotments.
+  stages.assign(num_levels, {});
+  std::vector<int> step_of_node(nodes.size(), -1);
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    if (!live[n]) continue;
+    Step step;
+    step.node = static_cast<int>(n);
+    step.inputs = nodes[n].inputs;
+    step.outputs = nodes[n].outputs;
+    step.in_ptrs.assign(step.inputs.size(), nullptr);
+    step.out_ptrs.assign(step.outputs.size(), nullptr);
+    step.kernel = make_kernel(nodes[n], threads);
+    bool heavy = step.kernel->parallel() && step.kernel->flops() >= options.heavy_flops;
+    step.threads = heavy ? threads : 1;
+    if (!heavy && threads > 1) step.kernel = make_kernel(nodes[n], 1);
+    stats.flops += step.kernel->flops();
+    step_of_node[n] = static_cast<int>(steps.size());
+    (heavy ? stages[level[n]].heavy : stages[level[n]].light).push_back(steps.size());
+    steps.push_back(std::move(step));
+  }
+
+  // Memory: node outputs and scratch live in one arena, placed by their live stage intervals.
+  std::vector<size_t> sizes;
+  std::vector<Interval> lives;
+  std::vector<int> buffer_value;  // value id, or -1 - step index for scratch
+  for (size_t n = 0; n < nodes.size(); ++n) {
+    if (!live[n]) continue;
+    for (int id : nodes[n].outputs) {
+      size_t last = level[n];
+      for (int reader : readers[static_cast<size_t>(id)]) last = std::max(last, level[static_cast<size_t>(reader)]);
+      bool kept = options.fetch_everything;
+      for (const auto& name : options.fetch) kept = kept || graph.info(id).name == name;
+      if (kept) last = num_levels;
+      sizes.push_back(round_up(graph.info(id).type.bytes()));
+      lives.push_back({level[n], last});
+      buffer_value.push_back(id);
+    }
+    Step& step = steps[static_cast<size_t>(step_of_node[n])];
+    if (size_t scratch = step.kernel->scratch_bytes()) {
+      sizes.push_back(round_up(scratch));
+      lives.push_back({level[n], level[n]});
+      buffer_value.push_back(-1 - step_of_node[n]);
+    }
+  }
+  std::vector<size_t> offsets;
+  stats.arena_bytes = place_buffers(sizes, lives, offsets);
+  for (size_t s : sizes) stats.naive_bytes += s;
+  arena_memory = aligned_buffer(stats.arena_bytes);
+
+  value_ptrs.assign(num_values, nullptr);
+  fed.assign(num_values, false);
+  for (size_t b = 0; b < sizes.size(); ++b) {
+    if (buffer_value[b] >= 0) value_ptrs[static_cast<size_t>(buffer_value[b])] = arena_memory.get() + offsets[b];
+    else steps[static_cast<size_t>(-1 - buffer_value[b])].scratch_offset = offsets[b];
+  }
+  for (size_t id = 0; id < num_values; ++id) {
+    const ValueInfo& v = graph.values()[id];
+    if (v.kind == ValueKind::param || v.kind == ValueKind::state) {
+      if (!store.contains(v.name)) fail(ErrorKind::runtime, "parameter '{}' is not in the store: materialize it first", v.name);
+      Tensor& t = store.get(v.name);
+      if (t.type() != v.type)
+        fail(ErrorKind::shape, "parameter '{}' is {} in the store but {} in the graph", v.name, to_string(t.type()),
+             to_string(v.type));
+      value_ptrs[id] = t.data();
+    }
+  }
+
+  for (int i = 0; i < threads; ++i) streams.emplace_back(engine);
+  stats.nodes = steps.size();
+  stats.stages = stages.size();
+  stats.threads = threads;
+}
+
+Plan::Plan(const Graph& graph, ParamStore& store, PlanOptions options)
+    : impl_(std::make_unique<Impl>(graph, store, std::move(options))) {
+  impl_->compile();
+}
+
+Plan::~Plan() = default;
+
+void Plan::feed(const std::string& input, const void* data) {
+  Value v = impl_->graph[input];
+  if (v.info().kind != ValueKind::input) fail(ErrorKind::runtime, "'{}' is not an input of the graph", input);
+  impl_->value_ptrs[static_cast<size_t>(v.id())] = const_cast<void*>(data);
+  impl_->fed[static_cast<size_t>(v.id())] = true;
+}
+
+void Plan::run(uint64_t step) {
+  for (const Impl::Step& s : impl_->steps)
+    for (int id : s.inputs)
+      if (impl_->graph.info(id).kind == ValueKind::input && !impl_->fed[static_cast<size_t>(id)])
+        fail(ErrorKind::runtime, "input '{}' was not fed", impl_->graph.info(id).name);
+  impl_->run(step);
+}
+
+const float* Plan::fetch(const std::string& name) const {
+  Value v = impl_->graph[name];
+  const void* p = impl_->value_ptrs[static_cast<size_t>(v.id())];
+  if (!p) fail(ErrorKind::runtime, "'{}' is not kept by this plan: list it in PlanOptions::fetch", name);
+  return static_cast<const float*>(p);
+}
+
+Tensor Plan::fetch_copy(const std::string& name) const {
+  const float* p = fetch(name);
+  const TensorType& type = impl_->graph[name].type();
+  Tensor t(type);
+  std::memcpy(t.data(), p, type.bytes());
+  return t;
+}
+
+const Graph& Plan::graph() const { return impl_->graph; }
+const PlanStats& Plan::stats() const { return impl_->stats; }
+
+std::string Plan::describe() const {
+  std::string out;
+  for (size_t s = 0; s < impl_->stages.size(); ++s) {
+    const auto& stage = impl_->stages[s];
+    std::string line = fmt::format("stage {:3}:", s);
+    for (size_t i : stage.light) line += fmt::format(" {}(1)", impl_->graph.nodes()[static_cast<size_t>(impl_->steps[i].node)].name);
+    for (size_t i : stage.heavy)
+      line += fmt::format(" {}({})", impl_->graph.nodes()[static_cast<size_t>(impl_->steps[i].node)].name, impl_->steps[i].threads);
+    out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace flowgrad

@@ -1,0 +1,66 @@
+// A plan is a graph compiled once for its batch size: live nodes in a fixed schedule of stages, one memory
+// arena with buffers placed by liveness, and every kernel (oneDNN primitive) created up front. Running a
+// plan binds the fed inputs and executes the stages; a steady-state run allocates nothing.
+//
+// Threads: the Debian oneDNN runs each primitive on an OpenMP team, while TBB runs independent nodes side
+// by side. To never keep more threads busy than `threads`, the planner gives every node a fixed thread
+// allotment: a stage's heavy nodes run one after another with all threads (their OpenMP team or TBB loop
+// uses them), and its light nodes run side by side on TBB with one thread each. Allotments are decided at
+// plan time, so results are bitwise reproducible for a given thread count.
+#pragma once
+
+#include "graph/graph.h"
+#include "graph/tensor.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace flowgrad {
+
+struct PlanOptions {
+  int threads = 0;                   // 0: every core
+  std::vector<std::string> fetch;    // values to keep readable after run(); nodes nothing needs are dropped
+  bool fetch_everything = false;     // keep every value (debugging, gradient checks)
+  double heavy_flops = 1.0e5;        // nodes above this many flops get all threads
+};
+
+struct PlanStats {
+  size_t nodes = 0;
+  size_t stages = 0;
+  size_t arena_bytes = 0;     // the shared buffer for node outputs and scratch
+  size_t naive_bytes = 0;     // what the same buffers take without liveness-based reuse
+  double flops = 0;           // per run
+  int threads = 1;
+};
+
+class Plan {
+ public:
+  Plan(const Graph& graph, ParamStore& store, PlanOptions options = {});
+  ~Plan();
+  Plan(const Plan&) = delete;
+  Plan& operator=(const Plan&) = delete;
+
+  // Binds an input to caller-owned memory (no copy); it must stay valid through run().
+  void feed(const std::string& input, const void* data);
+  // Runs every stage. `step` seeds random ops (dropout, noise) so that a step can be replayed exactly.
+  void run(uint64_t step = 0);
+
+  // A value's buffer after run(): node outputs (kept when fetched), inputs, params or state.
+  const float* fetch(const std::string& name) const;
+  Tensor fetch_copy(const std::string& name) const;
+
+  const Graph& graph() const;
+  const PlanStats& stats() const;
+  // One line per stage: its nodes and their thread allotments.
+  std::string describe() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+int default_thread_count();
+
+}  // namespace flowgrad

@@ -1,0 +1,81 @@
+#include "graph/tensor.h"
+
+#include "graph/random.h"
+
+#include <cmath>
+#include <cstring>
+
+namespace flowgrad {
+
+std::unique_ptr<std::byte, AlignedFree> aligned_buffer(size_t bytes) {
+  size_t rounded = (std::max<size_t>(bytes, 1) + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, rounded);
+  if (!p) fail(ErrorKind::runtime, "out of memory allocating {} bytes", rounded);
+  std::memset(p, 0, rounded);
+  return std::unique_ptr<std::byte, AlignedFree>(static_cast<std::byte*>(p));
+}
+
+Tensor::Tensor(TensorType type) : type_(std::move(type)), buffer_(aligned_buffer(type_.bytes())) {}
+
+Tensor::Tensor(Shape shape, std::span<const float> data) : Tensor(TensorType{std::move(shape), DType::f32}) {
+  if (static_cast<int64_t>(data.size()) != numel())
+    fail(ErrorKind::shape, "tensor of shape {} cannot hold {} values", to_string(type_.shape), data.size());
+  std::memcpy(f32(), data.data(), data.size() * sizeof(float));
+}
+
+void initialize(Tensor& tensor, const Init& init, uint64_t seed, const std::string& name) {
+  using K = Init::Kind;
+  const uint64_t stream = hash_name(name);
+  const double fan_sum = static_cast<double>(std::max<int64_t>(1, init.fan_in + init.fan_out));
+  const double fan_in = static_cast<double>(std::max<int64_t>(1, init.fan_in));
+  double limit = 0;
+  bool normal = false;
+  switch (init.kind) {
+    case K::zeros: limit = 0; break;
+    case K::constant: break;
+    case K::uniform: limit = init.value; break;
+    case K::normal: limit = init.value, normal = true; break;
+    case K::glorot_uniform: limit = std::sqrt(6.0 / fan_sum); break;
+    case K::glorot_normal: limit = std::sqrt(2.0 / fan_sum), normal = true; break;
+    case K::he_uniform: limit = std::sqrt(6.0 / fan_in); break;
+    case K::he_normal: limit = std::sqrt(2.0 / fan_in), normal = true; break;
+  }
+  float* data = tensor.f32();
+  for (int64_t i = 0; i < tensor.numel(); ++i) {
+    uint64_t index = static_cast<uint64_t>(i);
+    double v = init.kind == K::constant ? init.value
+               : normal                 ? limit * random_normal(seed, stream, index)
+                                        : limit * (2 * random_uniform(seed, stream, index) - 1);
+    data[i] = static_cast<float>(v);
+  }
+}
+
+void ParamStore::materialize(const Graph& graph, uint64_t seed) {
+  for (const ValueInfo& v : graph.values()) {
+    if (v.kind != ValueKind::param && v.kind != ValueKind::state) continue;
+    auto it = tensors_.find(v.name);
+    if (it != tensors_.end()) {
+      if (it->second.type() != v.type)
+        fail(ErrorKind::shape, "parameter '{}' has shape {} in the store but {} in the graph", v.name,
+             to_string(it->second.type()), to_string(v.type));
+      continue;
+    }
+    initialize(create(v.name, v.type), v.init, seed, v.name);
+  }
+}
+
+Tensor& ParamStore::create(const std::string& name, TensorType type) {
+  auto [it, inserted] = tensors_.try_emplace(name, std::move(type));
+  if (!inserted) fail(ErrorKind::runtime, "tensor '{}' already exists", name);
+  return it->second;
+}
+
+Tensor& ParamStore::get(const std::string& name) {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) fail(ErrorKind::runtime, "no parameter or state named '{}'", name);
+  return it->second;
+}
+
+const Tensor& ParamStore::get(const std::string& name) const { return const_cast<ParamStore*>(this)->get(name); }
+
+}  // namespace flowgrad

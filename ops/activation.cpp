@@ -1,0 +1,58 @@
+#include "ops/activation.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+
+namespace flowgrad {
+
+std::span<const char* const> enum_names(Activation) {
+  // Declaration order: attribute decoding maps a name to its index.
+  static constexpr std::array<const char*, 7> names = {"linear",  "relu", "leaky_relu", "elu",
+                                                       "sigmoid", "tanh", "softplus"};
+  return names;
+}
+
+dnnl::algorithm forward_algorithm(Activation activation) {
+  using dnnl::algorithm;
+  switch (activation) {
+    case Activation::linear: return algorithm::eltwise_linear;  // needs alpha = 1, beta = 0
+    case Activation::relu:
+    case Activation::leaky_relu: return algorithm::eltwise_relu;  // alpha is the negative slope
+    case Activation::elu: return algorithm::eltwise_elu;
+    case Activation::sigmoid: return algorithm::eltwise_logistic;
+    case Activation::tanh: return algorithm::eltwise_tanh;
+    case Activation::softplus: return algorithm::eltwise_soft_relu;  // oneDNN 2.x: log(1 + e^x), no alpha
+  }
+  return algorithm::eltwise_linear;
+}
+
+double activate(Activation activation, double x, double alpha) {
+  switch (activation) {
+    case Activation::linear: return x;
+    case Activation::relu: return x > 0 ? x : 0;  // plain relu ignores alpha, as its derivative does
+    case Activation::leaky_relu: return x > 0 ? x : alpha * x;
+    case Activation::elu: return x > 0 ? x : alpha * std::expm1(x);
+    case Activation::sigmoid: return 1 / (1 + std::exp(-x));
+    case Activation::tanh: return std::tanh(x);
+    // max(x, 0) + log(1 + e^-|x|) neither overflows for large x nor loses digits for very negative x.
+    case Activation::softplus: return std::max(x, 0.0) + std::log1p(std::exp(-std::abs(x)));
+  }
+  return x;
+}
+
+double derivative_from_output(Activation activation, double y, double alpha) {
+  switch (activation) {
+    case Activation::linear: return 1;
+    case Activation::relu: return y > 0 ? 1 : 0;
+    // A positive slope keeps the sign of x in y; alpha <= 0 would make this ambiguous, as it is in oneDNN.
+    case Activation::leaky_relu: return y > 0 ? 1 : alpha;
+    case Activation::elu: return y > 0 ? 1 : y + alpha;  // alpha e^x = y + alpha for x <= 0
+    case Activation::sigmoid: return y * (1 - y);
+    case Activation::tanh: return 1 - y * y;
+    case Activation::softplus: return -std::expm1(-y);  // sigmoid(x) = 1 - e^-y, since e^y = 1 + e^x
+  }
+  return 1;
+}
+
+}  // namespace flowgrad

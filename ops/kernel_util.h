@@ -1,0 +1,94 @@
+// Building blocks for op kernels: oneDNN memory descriptors for graph shapes, a kernel that runs one
+// oneDNN primitive on the plan's buffers, a kernel around a plain function, and a deterministic
+// elementwise loop on TBB.
+#pragma once
+
+#include "graph/op.h"
+
+#include <dnnl.hpp>
+#include <tbb/blocked_range.h>
+#include <tbb/parallel_for.h>
+
+#include <functional>
+#include <unordered_map>
+#include <vector>
+
+namespace flowgrad::kernels {
+
+dnnl::memory::dims dims_of(const Shape& shape);  // a scalar becomes {1}
+// Row-major ("plain") layout of a graph shape.
+dnnl::memory::desc plain_desc(const Shape& shape, dnnl::memory::data_type type = dnnl::memory::data_type::f32);
+dnnl::memory::desc strided_desc(const dnnl::memory::dims& dims, const dnnl::memory::dims& strides);
+// Shape padded with leading ones to `rank` (oneDNN binary/reduction need equal ranks for broadcasting).
+Shape padded(const Shape& shape, size_t rank);
+// Primitive attributes every kernel starts from: scratchpad memory comes from the plan's arena.
+dnnl::primitive_attr base_attr();
+
+// Where a primitive argument's buffer comes from.
+struct Binding {
+  enum class From { input, output, scratch };
+  int arg;  // DNNL_ARG_*
+  From from;
+  int index;
+  dnnl::memory::desc desc;
+};
+
+// One oneDNN primitive over the plan's buffers. run() swaps data handles and executes.
+class PrimitiveKernel : public Kernel {
+ public:
+  PrimitiveKernel(const dnnl::engine& engine, dnnl::primitive primitive, const std::vector<Binding>& bindings,
+                  size_t scratch_bytes, double flops);
+  void run(const KernelArgs& args) override;
+  size_t scratch_bytes() const override { return scratch_bytes_; }
+  double flops() const override { return flops_; }
+
+ private:
+  dnnl::primitive primitive_;
+  std::vector<std::pair<Binding, dnnl::memory>> bound_;
+  // The C API's argument array, built once: the C++ execute() builds a vector on every call.
+  std::vector<dnnl_exec_arg_t> c_args_;
+  size_t scratch_bytes_;
+  double flops_;
+};
+
+// Binds a primitive descriptor's scratchpad and returns the kernel.
+template <class PrimitiveDesc, class Primitive = dnnl::primitive>
+std::unique_ptr<Kernel> primitive_kernel(const dnnl::engine& engine, const PrimitiveDesc& pd,
+                                         std::vector<Binding> bindings, double flops);
+
+// A kernel around a function, for ops oneDNN has no primitive for.
+class FunctionKernel : public Kernel {
+ public:
+  using Body = std::function<void(const KernelArgs&)>;
+  FunctionKernel(Body body, double flops, bool parallel = true)
+      : body_(std::move(body)), flops_(flops), parallel_(parallel) {}
+  void run(const KernelArgs& args) override { body_(args); }
+  double flops() const override { return flops_; }
+  bool parallel() const override { return parallel_; }
+
+ private:
+  Body body_;
+  double flops_;
+  bool parallel_;
+};
+
+// Runs body(begin, end) over [0, n) in fixed chunks on up to `threads` TBB threads. Each element is
+// computed independently, so results do not depend on the thread count.
+template <class Body>
+void parallel_elements(int64_t n, int threads, Body&& body) {
+  constexpr int64_t grain = 16384;
+  if (threads <= 1 || n <= grain) return body(int64_t{0}, n);
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, n, grain),
+      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
+}
+
+template <class PrimitiveDesc, class Primitive>
+std::unique_ptr<Kernel> primitive_kernel(const dnnl::engine& engine, const PrimitiveDesc& pd,
+                                         std::vector<Binding> bindings, double flops) {
+  size_t scratch = pd.scratchpad_desc().get_size();
+  if (scratch) bindings.push_back({DNNL_ARG_SCRATCHPAD, Binding::From::scratch, 0, pd.scratchpad_desc()});
+  return std::make_unique<PrimitiveKernel>(engine, Primitive(pd), bindings, scratch, flops);
+}
+
+}  // namespace flowgrad::kernels

@@ -1,0 +1,103 @@
+// The built-in ops: registration and the C++ front end. Each front-end function adds one node to the
+// graph of its first argument and returns its output.
+#pragma once
+
+#include "graph/graph.h"
+#include "ops/activation.h"
+
+#include <cstdint>
+#include <vector>
+
+namespace flowgrad {
+
+// Registers every built-in op once (idempotent, thread-safe). Call before building graphs.
+void register_builtin_ops();
+
+// One function per op family (one file each).
+void register_binary_ops(Registry& r);     // binary.cpp: add sub mul div
+void register_unary_ops(Registry& r);      // unary.cpp: relu leaky_relu elu sigmoid tanh softplus exp log square sqrt abs clip neg scale, activation_grad
+void register_reduce_ops(Registry& r);     // reduce.cpp: sum mean max, sum_to, broadcast_to
+void register_matmul_ops(Registry& r);     // matmul.cpp: matmul
+void register_dense_ops(Registry& r);      // dense.cpp: dense
+void register_shape_ops(Registry& r);      // shape.cpp: reshape transpose concat slice pad
+void register_softmax_ops(Registry& r);    // softmax.cpp: softmax log_softmax
+void register_loss_ops(Registry& r);       // loss.cpp: mse binary_crossentropy binary_crossentropy_logits categorical_crossentropy l1 l2 (+ their gradient ops)
+void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
+void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
+void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
+
+// ---- arithmetic (numpy broadcasting) ----
+Value operator+(Value a, Value b);
+Value operator-(Value a, Value b);
+Value operator*(Value a, Value b);
+Value operator/(Value a, Value b);
+Value neg(Value x);
+Value scale(Value x, double factor);
+
+// ---- elementwise ----
+Value relu(Value x);
+Value leaky_relu(Value x, double alpha = 0.01);
+Value elu(Value x, double alpha = 1.0);
+Value sigmoid(Value x);
+Value tanh(Value x);
+Value softplus(Value x);
+Value exp(Value x);
+Value log(Value x);
+Value square(Value x);
+Value sqrt(Value x);
+Value abs(Value x);
+Value clip(Value x, double min, double max);
+Value activate(Value x, Activation activation, double alpha = 0);
+// g * activation'(.) where the derivative is computed from the activation's output y.
+Value activation_grad(Value g, Value y, Activation activation, double alpha = 0);
+
+// ---- reductions (axes may be negative; empty axes = all) ----
+Value sum(Value x, std::vector<int64_t> axes = {}, bool keepdims = false);
+Value mean(Value x, std::vector<int64_t> axes = {}, bool keepdims = false);
+Value max(Value x, std::vector<int64_t> axes = {}, bool keepdims = false);
+// Sums x over the axes along which `like` was broadcast, giving like's shape.
+Value sum_to(Value x, Value like);
+// Broadcasts x to like's shape. `axes`: axes of like that x lacks (reduced without keepdims); with `mean`
+// the result is divided by the number of elements each input element was spread over.
+Value broadcast_to(Value x, Value like, std::vector<int64_t> axes = {}, bool mean = false);
+
+// ---- linear algebra ----
+// Batched matrix product over the last two axes; leading axes broadcast.
+Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = false);
+// x[batch, in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op.
+Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear, double alpha = 0);
+
+// ---- shapes ----
+Value reshape(Value x, Shape shape);  // one dimension may be -1; 0 copies the input's dimension
+Value transpose(Value x, std::vector<int64_t> permutation);
+Value concat(const std::vector<Value>& xs, int64_t axis);
+Value slice(Value x, std::vector<int64_t> axes, std::vector<int64_t> starts, std::vector<int64_t> ends);
+
+// ---- softmax ----
+Value softmax(Value x, int64_t axis = -1);
+Value log_softmax(Value x, int64_t axis = -1);
+
+// ---- losses (scalar results) ----
+enum class Reduction { mean, sum };
+std::span<const char* const> enum_names(Reduction);
+Value mse(Value prediction, Value target, Reduction reduction = Reduction::mean);
+// On probabilities, clamped to [1e-7, 1 - 1e-7] like Keras.
+Value binary_crossentropy(Value probability, Value target, Reduction reduction = Reduction::mean);
+// On logits, computed stably as max(z, 0) - z t + log(1 + exp(-|z|)).
+Value binary_crossentropy_logits(Value logits, Value target, Reduction reduction = Reduction::mean);
+// logits[batch, classes], labels[batch] (s32 class indices); mean over the batch.
+Value categorical_crossentropy(Value logits, Value labels, Reduction reduction = Reduction::mean);
+Value l1(Value x, double weight = 1.0);  // weight * sum |x|
+Value l2(Value x, double weight = 1.0);  // weight * sum x^2
+
+// ---- randomness (seeded; a new draw every step) ----
+Value random_normal(Value like, uint64_t seed, double mean = 0, double stddev = 1);
+Value dropout(Value x, double rate, uint64_t seed);        // inverted dropout: kept values scaled by 1/(1-rate)
+Value masking_noise(Value x, double rate, uint64_t seed);  // zeroes a fraction `rate` of entries, no rescale
+
+// ---- misc ----
+Value stop_gradient(Value x);
+Value identity(Value x);
+Value fill_like(Value like, double value);
+
+}  // namespace flowgrad

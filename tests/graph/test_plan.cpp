@@ -1,0 +1,143 @@
+#include <catch2/catch.hpp>
+
+#include "autodiff/autodiff.h"
+#include "graph/foreign_call.h"
+#include "graph/plan.h"
+#include "graph/reference.h"
+#include "ops/ops.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <new>
+
+// A counting allocator for this executable: every operator new while `counting` is on is counted,
+// whichever thread (ours, TBB's or OpenMP's) makes it. Allocations inside oneDNN's primitive execution
+// (its per-call argument map, see graph/foreign_call.h) are counted apart.
+namespace {
+std::atomic<long> allocations{0};
+std::atomic<long> onednn_allocations{0};
+std::atomic<bool> counting{false};
+void* counted(size_t bytes, size_t alignment) {
+  if (counting.load(std::memory_order_relaxed))
+    (flowgrad::in_foreign_call() ? onednn_allocations : allocations).fetch_add(1, std::memory_order_relaxed);
+  void* p = alignment > alignof(std::max_align_t) ? std::aligned_alloc(alignment, (bytes + alignment - 1) / alignment * alignment)
+                                                  : std::malloc(bytes ? bytes : 1);
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
+void* operator new(size_t bytes) { return counted(bytes, 0); }
+void* operator new[](size_t bytes) { return counted(bytes, 0); }
+void* operator new(size_t bytes, std::align_val_t a) { return counted(bytes, static_cast<size_t>(a)); }
+void* operator new[](size_t bytes, std::align_val_t a) { return counted(bytes, static_cast<size_t>(a)); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace flowgrad;
+
+namespace {
+// A small training-like graph: dense layers, elementwise ops, a reduction, a loss and its gradients.
+Graph small_network(int64_t batch) {
+  Graph g;
+  Value x = g.input("x", {batch, 64});
+  Value w1 = g.param("w1", {64, 32}, Init::glorot_uniform(64, 32));
+  Value b1 = g.param("b1", {32}, Init::zeros());
+  Value w2 = g.param("w2", {32, 64}, Init::glorot_uniform(32, 64));
+  Value h = dense(x, w1, b1, Activation::relu);
+  Value p = dense(h, w2, std::nullopt, Activation::sigmoid);
+  Value loss = binary_crossentropy(p, x) + l2(w1, 1e-4);
+  g.add_alias("loss", loss);
+  gradients(loss, {w1, b1, w2});
+  return g;
+}
+}  // namespace
+
+TEST_CASE("a steady-state step makes no heap allocation", "[plan][memory]") {
+  for (int threads : {1, 2}) {
+    Graph g = small_network(16);
+    ParamStore store;
+    store.materialize(g, 1);
+    Plan plan(g, store, {.threads = threads, .fetch = {"loss", "w1/grad", "b1/grad", "w2/grad"}});
+    std::vector<float> x(16 * 64, 0.25f);
+    plan.feed("x", x.data());
+    plan.run(0);  // warm-up: first-touch of buffers, OpenMP teams, TBB workers
+    plan.run(1);
+    allocations = 0;
+    onednn_allocations = 0;
+    counting = true;
+    for (uint64_t step = 2; step < 12; ++step) plan.run(step);
+    counting = false;
+    INFO("threads " << threads);
+    CHECK(allocations.load() == 0);
+    WARN("oneDNN-internal allocations per step (its argument maps): " << onednn_allocations.load() / 10.0
+                                                                        << " over " << plan.stats().nodes << " nodes");
+  }
+}
+
+TEST_CASE("buffers whose lifetimes do not overlap share memory", "[plan][memory]") {
+  Graph g;
+  Value x = g.input("x", {256, 256});
+  Value y = x;
+  for (int i = 0; i < 8; ++i) y = exp(scale(y, 0.5));  // a chain: each buffer dies after one use
+  g.add_alias("y", y);
+  ParamStore store;
+  Plan plan(g, store, {.fetch = {"y"}});
+  const auto& stats = plan.stats();
+  CHECK(stats.naive_bytes == 16 * 256 * 256 * 4);
+  CHECK(stats.arena_bytes <= 3 * 256 * 256 * 4);
+  std::vector<float> xs(256 * 256, 0.1f);
+  plan.feed("x", xs.data());
+  plan.run();
+  float expected = 0.1f;
+  for (int i = 0; i < 8; ++i) expected = std::exp(expected * 0.5f);
+  CHECK(plan.fetch("y")[1000] == Approx(expected));
+}
+
+TEST_CASE("thread allotments never exceed the thread count", "[plan][threads]") {
+  Graph g = small_network(64);
+  ParamStore store;
+  store.materialize(g, 1);
+  for (int threads : {1, 2, 4}) {
+    Plan plan(g, store, {.threads = threads, .fetch = {"loss"}});
+    CHECK(plan.stats().threads == threads);
+    // Every stage line lists "name(k)" allotments; heavy ones get all threads, light ones one each.
+    std::string schedule = plan.describe();
+    CHECK(schedule.find(fmt::format("({})", threads + 1)) == std::string::npos);
+  }
+}
+
+TEST_CASE("the same inputs give bitwise identical results run after run", "[plan][determinism]") {
+  Graph g = small_network(32);
+  ParamStore store;
+  store.materialize(g, 7);
+  std::vector<float> x(32 * 64);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) / 17.0f;
+  std::vector<float> first;
+  for (int repeat = 0; repeat < 3; ++repeat) {
+    Plan plan(g, store, {.threads = 2, .fetch = {"loss", "w1/grad"}});
+    plan.feed("x", x.data());
+    plan.run();
+    const float* grad = plan.fetch("w1/grad");
+    std::vector<float> now(grad, grad + 64 * 32);
+    now.push_back(*plan.fetch("loss"));
+    if (repeat == 0) first = now;
+    else CHECK(now == first);
+  }
+}
+
+TEST_CASE("unfed inputs and unknown fetches are clear errors", "[plan][errors]") {
+  Graph g;
+  Value x = g.input("x", {2, 2});
+  g.add_alias("y", exp(x));
+  ParamStore store;
+  Plan plan(g, store, {.fetch = {"y"}});
+  CHECK_THROWS_WITH(plan.run(), Catch::Matchers::Contains("input 'x' was not fed"));
+  CHECK_THROWS_WITH(plan.fetch("z"), Catch::Matchers::Contains("no value named 'z'"));
+}

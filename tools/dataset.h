@@ -1,0 +1,56 @@
+// Loading IDX datasets (the MNIST file format) into float samples and integer labels.
+//
+// An IDX file is a 4-byte magic 0x0000TTRR (TT = element type code, RR = rank), RR big-endian uint32
+// dimensions, then the elements in row-major order. flowgrad reads unsigned-byte files (TT = 0x08) of any
+// rank, raw or gzip-compressed; gzip is recognised by its magic bytes (1f 8b), never by the file name.
+#pragma once
+
+#include "graph/types.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flowgrad {
+
+// The contents of one IDX file. dims[0] is the item count for every file flowgrad reads.
+struct IdxArray {
+  Shape dims;
+  std::vector<uint8_t> data;  // numel(dims) bytes, row-major
+};
+
+// Reads one IDX file of unsigned bytes.
+// Throws Error(io) naming the file when it is missing, unreadable, truncated, has trailing bytes, a corrupt
+// gzip stream or a bad magic; Error(unsupported) for a valid IDX element type other than unsigned byte.
+IdxArray read_idx(const std::string& path);
+
+// A labelled set of samples, all of one shape.
+struct Dataset {
+  Shape sample_shape;           // e.g. [28, 28]; a batch flattens it to one row
+  int64_t count = 0;            // number of samples
+  std::vector<float> samples;   // count * numel(sample_shape) values, scaled from bytes to [0, 1] by /255
+  std::vector<int32_t> labels;  // count labels, or empty for an unlabelled set
+  int64_t sample_numel() const { return numel(sample_shape); }
+};
+
+struct DatasetSplits {
+  Dataset train, test;
+  std::string source;  // the directory the files came from
+};
+
+// Loads an images file (rank >= 1, dims[0] = count) and a labels file (rank 1) that must agree on the
+// count. Throws Error(io) naming both files on a mismatch.
+Dataset load_idx_pair(const std::string& images_path, const std::string& labels_path);
+
+// Loads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and
+// t10k-labels-idx1-ubyte from `dir`, each with or without a .gz suffix (the plain name wins when both
+// exist). Works unchanged for MNIST and Fashion-MNIST. Throws Error(io) listing every path tried when the
+// directory or a file is missing, with the hint to install Debian's dataset-fashion-mnist or pass --data.
+// The four files are decoded concurrently on TBB tasks.
+DatasetSplits load_idx_directory(const std::string& dir);
+
+// $FLOWGRAD_DATA when set and non-empty, else /usr/share/datasets/fashion-mnist (where Debian's
+// dataset-fashion-mnist package puts the files).
+std::string default_fashion_mnist_dir();
+
+}  // namespace flowgrad
