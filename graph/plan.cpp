@@ -8,6 +8,7 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -60,6 +61,8 @@ struct Plan::Impl {
     std::vector<int> inputs, outputs;     // value ids
     std::vector<void*> in_ptrs, out_ptrs;  // refreshed from value_ptrs before each run
     size_t scratch_offset = 0;
+    double seconds = 0;  // with PlanOptions::profile
+    uint64_t runs = 0;
   };
   struct Stage {
     std::vector<size_t> light;  // step indices run side by side, one thread each
@@ -92,7 +95,11 @@ struct Plan::Impl {
     omp_set_num_threads(step.threads);
     KernelArgs args{step.in_ptrs, step.out_ptrs, arena_memory.get() + step.scratch_offset, step.threads, step_number,
                     &streams[static_cast<size_t>(slot)]};
+    if (!options.profile) return step.kernel->run(args);
+    auto start = std::chrono::steady_clock::now();
     step.kernel->run(args);
+    step.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    ++step.runs;
   }
 
   void run(uint64_t step_number) {
@@ -135,8 +142,10 @@ void Plan::Impl::compile() {
   const size_t num_values = graph.values().size();
 
   // Which nodes matter: those producing fetched values, updates (nodes that mutate), and their ancestors.
-  std::vector<bool> wanted(num_values, options.fetch_everything);
-  for (const auto& name : options.fetch) wanted[static_cast<size_t>(graph[name].id())] = true;
+  std::vector<bool> fetched(num_values, false);  // by id: fetch names may be aliases or output names
+  for (const auto& name : options.fetch) fetched[static_cast<size_t>(graph[name].id())] = true;
+  std::vector<bool> wanted = fetched;
+  if (options.fetch_everything) wanted.assign(num_values, true);
   std::vector<bool> live(nodes.size(), false);
   for (size_t n = nodes.size(); n-- > 0;) {
     bool needed = !nodes[n].op->mutates.empty();
@@ -204,9 +213,7 @@ void Plan::Impl::compile() {
     for (int id : nodes[n].outputs) {
       size_t last = level[n];
       for (int reader : readers[static_cast<size_t>(id)]) last = std::max(last, level[static_cast<size_t>(reader)]);
-      bool kept = options.fetch_everything;
-      for (const auto& name : options.fetch) kept = kept || graph.info(id).name == name;
-      if (kept) last = num_levels;
+      if (options.fetch_everything || fetched[static_cast<size_t>(id)]) last = num_levels;
       sizes.push_back(round_up(graph.info(id).type.bytes()));
       lives.push_back({level[n], last});
       buffer_value.push_back(id);
@@ -296,6 +303,25 @@ std::string Plan::describe() const {
     for (size_t i : stage.heavy)
       line += fmt::format(" {}({})", impl_->graph.nodes()[static_cast<size_t>(impl_->steps[i].node)].name, impl_->steps[i].threads);
     out += line + "\n";
+  }
+  return out;
+}
+
+}  // namespace flowgrad
+
+namespace flowgrad {
+
+std::string Plan::profile_table() const {
+  std::vector<const Impl::Step*> order;
+  double total = 0;
+  for (const auto& s : impl_->steps) order.push_back(&s), total += s.seconds;
+  std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->seconds > b->seconds; });
+  std::string out = fmt::format("{:<40} {:<22} {:>7} {:>10} {:>6} {:>9}\n", "node", "op", "threads", "us/run", "%", "GFLOP/s");
+  for (const auto* s : order) {
+    const Node& node = impl_->graph.nodes()[static_cast<size_t>(s->node)];
+    double us = s->runs ? s->seconds / static_cast<double>(s->runs) * 1e6 : 0;
+    out += fmt::format("{:<40} {:<22} {:>7} {:>10.1f} {:>6.1f} {:>9.1f}\n", node.name, node.op->name, s->threads, us,
+                       total > 0 ? 100 * s->seconds / total : 0, us > 0 ? s->kernel->flops() / (us * 1e3) : 0);
   }
   return out;
 }

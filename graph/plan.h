@@ -22,7 +22,9 @@ struct PlanOptions {
   int threads = 0;                   // 0: every core
   std::vector<std::string> fetch;    // values to keep readable after run(); nodes nothing needs are dropped
   bool fetch_everything = false;     // keep every value (debugging, gradient checks)
-  double heavy_flops = 1.0e5;        // nodes above this many flops get all threads
+  double heavy_flops = 4.0e6;        // nodes above this many flops get all threads (measured: below, a
+                                     // second OpenMP thread costs more than it brings)
+  bool profile = false;              // time every node (adds two clock reads per node)
 };
 
 struct PlanStats {
@@ -54,6 +56,8 @@ class Plan {
   const PlanStats& stats() const;
   // One line per stage: its nodes and their thread allotments.
   std::string describe() const;
+  // With PlanOptions::profile: a table of nodes by total time since the plan was made, slowest first.
+  std::string profile_table() const;
 
   struct Impl;
 

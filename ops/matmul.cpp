@@ -9,8 +9,9 @@
 // Kernels never copy: transposes are strided oneDNN memory descriptors over the operand as stored. Which
 // GEMM runs was measured on the dense-autoencoder shapes (bench/gemm_shapes.cpp, oneDNN 2.6, AVX-512):
 // oneDNN's matmul primitive picks brgemm, which is the fastest for a plain or transposed b, but is slower
-// than oneDNN's packed sgemm when a is transposed (x^T·d, the weight gradient of dense layers: 131 vs 208
-// GFLOP/s for 784x256x32 on one thread), so single 2-D products with transpose_a go to dnnl_sgemm.
+// than oneDNN's packed sgemm when a is transposed (x^T·d, the weight gradient of dense layers: for
+// 784x256x32, 187 vs 154 GFLOP/s on one thread and 314 vs 243 on two; 784x256x512 on two: 366 vs 309), so
+// single 2-D products with transpose_a go to dnnl_sgemm.
 #include "ops/broadcast.h"
 #include "ops/kernel_util.h"
 #include "ops/ops.h"
