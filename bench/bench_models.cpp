@@ -4,7 +4,7 @@
 #include "autodiff/training.h"
 #include "graph/plan.h"
 #include "tools/benchmark.h"
-#include "tools/openmp_policy.h"
+#include "tools/openmp_spin.h"
 #include "zoo/dense_autoencoders.h"
 
 #include <CLI/CLI.hpp>
@@ -71,7 +71,7 @@ bool torch_available() { return std::system("/usr/bin/python3 -c 'import torch' 
 }  // namespace
 
 int main(int argc, char** argv) {
-  use_passive_openmp(argv);
+  bound_openmp_spinning(argv);
   CLI::App app{"flowgrad dense-autoencoder training-step benchmark"};
   std::string models = "a,b";
   std::vector<int64_t> batches{256, 32};

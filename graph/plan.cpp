@@ -67,6 +67,7 @@ struct Plan::Impl {
   struct Stage {
     std::vector<size_t> light;  // step indices run side by side, one thread each
     std::vector<size_t> heavy;  // step indices run one after another with every thread
+    bool concurrent = false;    // light nodes side by side on TBB; else one after another on the caller
   };
 
   Graph graph;
@@ -79,6 +80,7 @@ struct Plan::Impl {
   std::vector<Step> steps;
   std::vector<Stage> stages;
   std::vector<void*> value_ptrs;  // by value id; null for values that are not kept
+  bool uses_tbb = false;          // some stage runs side by side, or some node has several threads
   std::vector<bool> fed;
   std::unique_ptr<std::byte, AlignedFree> arena_memory;
   PlanStats stats;
@@ -103,11 +105,16 @@ struct Plan::Impl {
   }
 
   void run(uint64_t step_number) {
-    arena.execute([&] {
+    if (!uses_tbb) return run_stages(step_number);  // entering the arena costs more than nothing
+    arena.execute([&] { run_stages(step_number); });
+  }
+
+  void run_stages(uint64_t step_number) {
+    {
       for (Stage& stage : stages) {
-        if (stage.light.size() == 1) {
-          run_step(steps[stage.light[0]], step_number);
-        } else if (!stage.light.empty()) {
+        if (!stage.concurrent) {
+          for (size_t s : stage.light) run_step(steps[s], step_number);
+        } else {
           tbb::parallel_for(
               tbb::blocked_range<size_t>(0, stage.light.size(), 1),
               [&](const tbb::blocked_range<size_t>& r) {
@@ -117,7 +124,7 @@ struct Plan::Impl {
         }
         for (size_t s : stage.heavy) run_step(steps[s], step_number);
       }
-    });
+    }
   }
 
   std::unique_ptr<Kernel> make_kernel(const Node& node, int kernel_threads) {
@@ -194,15 +201,32 @@ void Plan::Impl::compile() {
     step.outputs = nodes[n].outputs;
     step.in_ptrs.assign(step.inputs.size(), nullptr);
     step.out_ptrs.assign(step.outputs.size(), nullptr);
-    step.kernel = make_kernel(nodes[n], threads);
-    bool heavy = step.kernel->parallel() && step.kernel->flops() >= options.heavy_flops;
+    step.kernel = make_kernel(nodes[n], 1);  // most nodes are light: create them once, single-threaded
+    double bytes = 0;
+    for (int id : nodes[n].inputs) bytes += static_cast<double>(graph.info(id).type.bytes());
+    for (int id : nodes[n].outputs) bytes += static_cast<double>(graph.info(id).type.bytes());
+    bool heavy = threads > 1 && step.kernel->parallel() &&
+                 (step.kernel->flops() >= options.heavy_flops || bytes >= options.heavy_bytes);
     step.threads = heavy ? threads : 1;
-    if (!heavy && threads > 1) step.kernel = make_kernel(nodes[n], 1);
+    if (heavy) step.kernel = make_kernel(nodes[n], threads);
     stats.flops += step.kernel->flops();
     step_of_node[n] = static_cast<int>(steps.size());
     (heavy ? stages[level[n]].heavy : stages[level[n]].light).push_back(steps.size());
     steps.push_back(std::move(step));
   }
+
+  // Waking TBB workers costs microseconds: worth it only when a stage's light nodes have work enough.
+  for (Stage& stage : stages) {
+    double flops = 0, bytes = 0;
+    for (size_t i : stage.light) {
+      flops += steps[i].kernel->flops();
+      for (int id : steps[i].inputs) bytes += static_cast<double>(graph.info(id).type.bytes());
+    }
+    stage.concurrent = threads > 1 && stage.light.size() > 1 &&
+                       (flops >= options.heavy_flops / 2 || bytes >= options.heavy_bytes / 2);
+    uses_tbb = uses_tbb || stage.concurrent;
+  }
+  for (const Step& step : steps) uses_tbb = uses_tbb || step.threads > 1;
 
   // Memory: node outputs and scratch live in one arena, placed by their live stage intervals.
   std::vector<size_t> sizes;

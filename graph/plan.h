@@ -22,8 +22,10 @@ struct PlanOptions {
   int threads = 0;                   // 0: every core
   std::vector<std::string> fetch;    // values to keep readable after run(); nodes nothing needs are dropped
   bool fetch_everything = false;     // keep every value (debugging, gradient checks)
-  double heavy_flops = 4.0e6;        // nodes above this many flops get all threads (measured: below, a
-                                     // second OpenMP thread costs more than it brings)
+  // Nodes above either threshold get all threads; below both, a second thread costs more than it brings
+  // (measured on the dense autoencoders). Bytes catch memory-bound nodes (eltwise, updates) that do few flops.
+  double heavy_flops = 4.0e6;
+  double heavy_bytes = 1.5e6;        // inputs plus outputs
   bool profile = false;              // time every node (adds two clock reads per node)
 };
 

@@ -5,20 +5,21 @@
 #pragma once
 
 #include <bit>
+#include <cmath>
 #include <cstdint>
 
 namespace flowgrad::fast {
 
 // Natural log for x > 0 (normal floats).
-inline float log(float x) {
+[[gnu::always_inline]] inline float log(float x) {
   uint32_t bits = std::bit_cast<uint32_t>(x);
   int32_t exponent = static_cast<int32_t>((bits >> 23) & 0xff) - 126;
   float m = std::bit_cast<float>((bits & 0x007fffffu) | 0x3f000000u);  // mantissa in [0.5, 1)
-  // Keep m in [sqrt(1/2), sqrt(2)) so the polynomial argument stays small.
-  const bool small = m < 0.70710678f;
-  exponent -= small ? 1 : 0;
-  float f = (small ? m + m : m) - 1.0f;
-  float e = static_cast<float>(exponent);
+  // Keep m in [sqrt(1/2), sqrt(2)) so the polynomial argument stays small; arithmetic, not branches, so
+  // that loops calling this vectorize.
+  const float small = m < 0.70710678f ? 1.0f : 0.0f;
+  float f = m * (1.0f + small) - 1.0f;
+  float e = static_cast<float>(exponent) - small;
   float z = f * f;
   float p = 7.0376836292e-2f;
   p = p * f - 1.1514610310e-1f;
@@ -34,9 +35,9 @@ inline float log(float x) {
 }
 
 // e^x, clamped to the float range (x in about [-87, 88]).
-inline float exp(float x) {
+[[gnu::always_inline]] inline float exp(float x) {
   x = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-  float n = static_cast<float>(static_cast<int32_t>(x * 1.44269504f + (x < 0 ? -0.5f : 0.5f)));
+  float n = std::nearbyint(x * 1.44269504f);
   float r = x - n * 0.693359375f + n * 2.12194440e-4f;  // x - n ln2 in two parts for accuracy
   float z = r * r;
   float p = 1.9875691500e-4f;

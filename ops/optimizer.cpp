@@ -154,6 +154,20 @@ void adam_reference(const RefContext& c, const AdamAttrs& a) {
   }
 }
 
+struct AdamScalars {
+  float clip, coupled_wd, b1, b2, eps, step_size, inv_sqrt_bias2, decay;
+};
+
+FLOWGRAD_SIMD_CLONES void adam_span(float* __restrict p, const float* __restrict grad, float* __restrict m,
+                                    float* __restrict v, int64_t n, AdamScalars k) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = k.clip * grad[i] + k.coupled_wd * p[i];
+    m[i] = k.b1 * m[i] + (1 - k.b1) * g;
+    v[i] = k.b2 * v[i] + (1 - k.b2) * g * g;
+    p[i] = p[i] * k.decay - k.step_size * m[i] / (std::sqrt(v[i]) * k.inv_sqrt_bias2 + k.eps);
+  }
+}
+
 std::unique_ptr<Kernel> adam_kernel(const KernelContext& c, const AdamAttrs& a) {
   const int64_t n = c.inputs[0].numel();
   const AdamAttrs attrs = a;
@@ -170,13 +184,9 @@ std::unique_ptr<Kernel> adam_kernel(const KernelContext& c, const AdamAttrs& a) 
         const AdamStep s = adam_step(attrs, static_cast<double>(*args.input(4)), args.step);
         const float step_size = static_cast<float>(s.step_size), inv_sqrt_bias2 = static_cast<float>(s.inv_sqrt_bias2),
                     decay = static_cast<float>(s.decay);
+        const AdamScalars k{clip, coupled_wd, b1, b2, eps, step_size, inv_sqrt_bias2, decay};
         kernels::parallel_elements(n, args.threads, [&](int64_t begin, int64_t end) {
-          for (int64_t i = begin; i < end; ++i) {
-            const float g = clip * grad[i] + coupled_wd * p[i];
-            m[i] = b1 * m[i] + (1 - b1) * g;
-            v[i] = b2 * v[i] + (1 - b2) * g * g;
-            p[i] = p[i] * decay - step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bias2 + eps);
-          }
+          adam_span(p + begin, grad + begin, m + begin, v + begin, end - begin, k);
         });
       },
       12.0 * static_cast<double>(n));

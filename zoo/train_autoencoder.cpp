@@ -2,7 +2,7 @@
 // a run report: per-epoch train and test loss in metrics.csv and a short report.md.
 #include "graph/error.h"
 #include "tools/dataset.h"
-#include "tools/openmp_policy.h"
+#include "tools/openmp_spin.h"
 #include "tools/report.h"
 #include "tools/trainer.h"
 #include "zoo/dense_autoencoders.h"
@@ -16,7 +16,7 @@
 using namespace flowgrad;
 
 int main(int argc, char** argv) {
-  use_passive_openmp(argv);
+  bound_openmp_spinning(argv);
   CLI::App app{"Train a zoo autoencoder on Fashion-MNIST and write a run report"};
   std::string model = "keras";
   std::string data = default_fashion_mnist_dir();
