@@ -1,6 +1,7 @@
 // Marks calls into third-party code (oneDNN's primitive execution), so that tooling such as the
 // allocation-counting test can tell allocations flowgrad makes from those a library makes internally:
-// oneDNN 2.6 builds a small argument map on every dnnl_primitive_execute, which no caller can avoid.
+// oneDNN 2.6 builds a small argument map on every dnnl_primitive_execute, and dnnl_sgemm mallocs its
+// packing buffers, which no caller can avoid.
 #pragma once
 
 namespace flowgrad {

@@ -13,6 +13,7 @@
 // 784x256x32, 187 vs 154 GFLOP/s on one thread and 314 vs 243 on two; 784x256x512 on two: 366 vs 309), so
 // single 2-D products with transpose_a go to dnnl_sgemm.
 #include "ops/broadcast.h"
+#include "graph/foreign_call.h"
 #include "ops/kernel_util.h"
 #include "ops/ops.h"
 
@@ -98,6 +99,7 @@ class SgemmKernel : public Kernel {
   SgemmKernel(int64_t rows, int64_t inner, int64_t cols, bool ta, bool tb)
       : rows_(rows), inner_(inner), cols_(cols), ta_(ta), tb_(tb) {}
   void run(const KernelArgs& args) override {
+    ForeignCall in_onednn;  // dnnl_sgemm mallocs its packing buffers on every call
     dnnl_status_t status = dnnl_sgemm(ta_ ? 'T' : 'N', tb_ ? 'T' : 'N', rows_, cols_, inner_, 1.f, args.input(0),
                                       ta_ ? rows_ : inner_, args.input(1), tb_ ? inner_ : cols_, 0.f, args.output(0), cols_);
     if (status != dnnl_success) fail(ErrorKind::runtime, "dnnl_sgemm failed with status {}", static_cast<int>(status));

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/gradcheck.h"
 
 using namespace flowgrad;
@@ -14,11 +16,5 @@ TEST_CASE("binary ops with broadcasting", "[ops][binary]") {
       if (std::string(op) == "div") c.low = 0.5, c.high = 2.0;  // keep the divisor away from zero
       cases.push_back(c);
     }
-  for (const auto& c : cases) {
-    auto r = check_op(c);
-    INFO(r.describe);
-    CHECK(r.forward_error < c.forward_tolerance);
-    CHECK(r.gradient_error < c.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < c.kernel_gradient_tolerance);
-  }
+  check_op_rows(cases);
 }

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
@@ -73,13 +75,7 @@ TEST_CASE("dense against reference and finite differences", "[ops][dense]") {
         c.label = fmt::format("{} alpha={} bias={}", name_of(activation), alpha, bias);
         cases.push_back(c);
       }
-  for (const auto& row : cases) {
-    auto r = check_op(row);
-    INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
-    CHECK(r.gradient_error < row.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
-  }
+  check_op_rows(cases);
 }
 
 TEST_CASE("dense kernel at autoencoder sizes", "[ops][dense]") {

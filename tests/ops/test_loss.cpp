@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
 #include "graph/random.h"
@@ -12,16 +14,6 @@
 using namespace flowgrad;
 
 namespace {
-
-void check_rows(const std::vector<OpCase>& cases) {
-  for (const auto& c : cases) {
-    auto r = check_op(c);
-    INFO(r.describe);
-    CHECK(r.forward_error < c.forward_tolerance);
-    CHECK(r.gradient_error < c.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < c.kernel_gradient_tolerance);
-  }
-}
 
 AttrMap reduction(const char* name) { return AttrMap{{"reduction", std::string(name)}}; }
 
@@ -67,7 +59,7 @@ TEST_CASE("loss: pairwise losses and their gradients", "[ops][loss]") {
       cases.push_back({.op = "binary_crossentropy_logits", .inputs = {{s}, {s}}, .attrs = reduction(red), .low = -4,
                        .high = 4, .fill = unit_target(-4, 4)});
     }
-  check_rows(cases);
+  check_op_rows(cases);
 }
 
 TEST_CASE("loss: categorical cross-entropy and weight penalties", "[ops][loss]") {
@@ -86,7 +78,7 @@ TEST_CASE("loss: categorical cross-entropy and weight penalties", "[ops][loss]")
       cases.push_back({.op = op, .inputs = {{s}}, .gap = 0.1});  // |x| >= 0.1 keeps l1 off its kink
       cases.push_back({.op = op, .inputs = {{s}}, .attrs = AttrMap{{"weight", 0.25}}, .gap = 0.1, .label = "weighted"});
     }
-  check_rows(cases);
+  check_op_rows(cases);
 }
 
 TEST_CASE("loss: values at hand-checked points", "[ops][loss]") {

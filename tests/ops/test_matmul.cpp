@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
 #include "graph/random.h"
@@ -89,13 +91,7 @@ TEST_CASE("matmul against reference and finite differences", "[ops][matmul]") {
                                .inputs = {{stored(r.a_batch, r.rows, r.inner, ta)}, {stored(r.b_batch, r.inner, r.cols, tb)}},
                                .attrs = flags(ta, tb),
                                .label = fmt::format("ta={} tb={}", ta, tb)});
-  for (const auto& row : cases) {
-    auto r = check_op(row);
-    INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
-    CHECK(r.gradient_error < row.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
-  }
+  check_op_rows(cases);
 }
 
 TEST_CASE("matmul kernels at layer sizes", "[ops][matmul]") {

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
@@ -26,13 +28,7 @@ TEST_CASE("misc: identity and fill_like against references and finite difference
   // Large tensors, forward only (finite differences over 120000 elements would take long).
   rows.push_back({.op = "identity", .inputs = {{{400, 300}}}, .no_grad = {0}});
   rows.push_back({.op = "fill_like", .inputs = {{{400, 300}}}, .attrs = {{"value", 3.0}}, .no_grad = {0}});
-  for (const auto& row : rows) {
-    auto r = check_op(row);
-    INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
-    CHECK(r.gradient_error < row.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
-  }
+  check_op_rows(rows);
 }
 
 TEST_CASE("misc: stop_gradient copies forward and stops gradients", "[ops][misc]") {

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
 #include "graph/reference.h"
@@ -67,13 +69,7 @@ TEST_CASE("random: ops through the op harness", "[ops][random]") {
       {.op = "dropout_grad", .inputs = {{{6}}}, .attrs = AttrMap{{"rate", 0.25}, {"scale", false}}},
       {.op = "random_normal", .inputs = {{{3, 3}}}, .attrs = AttrMap{{"seed", int64_t{5}}, {"stddev", 2.0}}},
   };
-  for (const auto& c : cases) {
-    auto r = check_op(c);
-    INFO(r.describe);
-    CHECK(r.forward_error < c.forward_tolerance);
-    CHECK(r.gradient_error < c.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < c.kernel_gradient_tolerance);
-  }
+  check_op_rows(cases);
 }
 
 TEST_CASE("random: random_normal has the requested mean and standard deviation", "[ops][random]") {

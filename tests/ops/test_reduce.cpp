@@ -2,6 +2,8 @@
 // against finite differences, shape errors, and re-batching.
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
@@ -54,16 +56,6 @@ std::vector<OpCase> reduce_cases() {
   return cases;
 }
 
-void check_rows(const std::vector<OpCase>& rows) {
-  for (const OpCase& row : rows) {
-    auto r = check_op(row);
-    INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
-    CHECK(r.gradient_error < row.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
-  }
-}
-
 // The max of `x` over axes via the double reference, so max_grad gets a consistent y.
 RefTensor reference_max(const RefTensor& x, const Axes& axes, bool keepdims) {
   Graph g;
@@ -96,11 +88,11 @@ OpCase pair_case(const std::string& op, Shape x, Shape like, AttrMap attrs = {})
 }  // namespace
 
 TEST_CASE("reduce: sum, mean and max match their references and finite differences", "[ops][reduce]") {
-  check_rows(reduce_cases());
+  check_op_rows(reduce_cases());
 }
 
 TEST_CASE("reduce: max_grad routes g to the arg-max and has a gradient in g", "[ops][reduce]") {
-  check_rows({
+  check_op_rows({
       max_grad_case({3, 4}, {3}, {1}, false),
       max_grad_case({3, 4}, {1, 4}, {0}, true),
       max_grad_case({2, 3, 4}, {}, {}, false),
@@ -109,7 +101,7 @@ TEST_CASE("reduce: max_grad routes g to the arg-max and has a gradient in g", "[
 }
 
 TEST_CASE("reduce: sum_to sums over the broadcast axes", "[ops][reduce]") {
-  check_rows({
+  check_op_rows({
       pair_case("sum_to", {4, 3}, {3}),
       pair_case("sum_to", {4, 3}, {1, 3}),
       pair_case("sum_to", {4, 3}, {4, 1}),
@@ -123,7 +115,7 @@ TEST_CASE("reduce: sum_to sums over the broadcast axes", "[ops][reduce]") {
 }
 
 TEST_CASE("reduce: broadcast_to broadcasts by numpy rules or named axes", "[ops][reduce]") {
-  check_rows({
+  check_op_rows({
       pair_case("broadcast_to", {3}, {4, 3}),
       pair_case("broadcast_to", {1, 3}, {4, 3}),
       pair_case("broadcast_to", {4, 1}, {4, 3}),

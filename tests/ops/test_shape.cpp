@@ -2,6 +2,8 @@
 // finite differences, shape errors, and re-batching.
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
@@ -18,16 +20,6 @@ namespace {
 
 using Ints = std::vector<int64_t>;
 
-void check_rows(const std::vector<OpCase>& rows) {
-  for (const OpCase& row : rows) {
-    auto r = check_op(row);
-    INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
-    CHECK(r.gradient_error < row.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
-  }
-}
-
 OpCase unary_case(const std::string& op, Shape shape, AttrMap attrs) {
   return OpCase{.op = op, .inputs = {TensorType{std::move(shape)}}, .attrs = std::move(attrs)};
 }
@@ -39,7 +31,7 @@ AttrMap box(Ints axes, Ints starts, Ints ends) {
 }  // namespace
 
 TEST_CASE("shape: reshape resolves 0 and -1 and copies", "[ops][shape]") {
-  check_rows({
+  check_op_rows({
       unary_case("reshape", {2, 3, 4}, {{"shape", Ints{6, 4}}}),
       unary_case("reshape", {2, 3, 4}, {{"shape", Ints{0, -1}}}),
       unary_case("reshape", {2, 3, 4}, {{"shape", Ints{-1}}}),
@@ -52,7 +44,7 @@ TEST_CASE("shape: reshape resolves 0 and -1 and copies", "[ops][shape]") {
 }
 
 TEST_CASE("shape: transpose permutes axes", "[ops][shape]") {
-  check_rows({
+  check_op_rows({
       unary_case("transpose", {3, 4}, {{"permutation", Ints{1, 0}}}),
       unary_case("transpose", {3, 4}, {}),  // numpy's default: reversed
       unary_case("transpose", {2, 3, 4}, {{"permutation", Ints{2, 0, 1}}}),
@@ -70,7 +62,7 @@ TEST_CASE("shape: concat joins along an axis", "[ops][shape]") {
     for (auto& s : shapes) c.inputs.push_back(TensorType{s});
     return c;
   };
-  check_rows({
+  check_op_rows({
       concat_case({{2, 3}, {4, 3}}, 0),
       concat_case({{2, 3}, {2, 5}}, 1),
       concat_case({{2, 3}, {2, 5}}, -1),
@@ -81,7 +73,7 @@ TEST_CASE("shape: concat joins along an axis", "[ops][shape]") {
 }
 
 TEST_CASE("shape: slice takes numpy-style boxes", "[ops][shape]") {
-  check_rows({
+  check_op_rows({
       unary_case("slice", {6}, box({}, {1}, {4})),
       unary_case("slice", {4, 5}, box({1}, {1}, {-1})),
       unary_case("slice", {4, 5}, box({0, 1}, {-3, 0}, {100, 2})),  // ends are clamped
@@ -97,7 +89,7 @@ TEST_CASE("shape: pad writes x into zeros of like's shape", "[ops][shape]") {
   auto pad_case = [](Shape x, Shape like, AttrMap attrs) {
     return OpCase{.op = "pad", .inputs = {TensorType{x}, TensorType{like}}, .attrs = std::move(attrs), .no_grad = {1}};
   };
-  check_rows({
+  check_op_rows({
       pad_case({3}, {6}, box({}, {1}, {4})),
       pad_case({4, 3}, {4, 5}, box({1}, {1}, {-1})),
       pad_case({2, 2, 4}, {2, 3, 4}, box({1}, {-2}, {100})),

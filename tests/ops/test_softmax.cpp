@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/gradcheck.h"
 #include "ops/ops.h"
 
@@ -17,16 +19,6 @@ const std::vector<ShapeAxis> layouts = {{{7}, -1},       {{7}, 0},           {{3
                                         {{2, 3, 4}, 1},  {{2, 3, 4}, -1},    {{2, 3, 4, 5}, 2},  {{2, 3, 4, 5}, 0},
                                         {{2, 1, 3, 5}, -3}};
 
-void check_rows(const std::vector<OpCase>& rows) {
-  for (const auto& row : rows) {
-    auto r = check_op(row);
-    INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
-    CHECK(r.gradient_error < row.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
-  }
-}
-
 }  // namespace
 
 TEST_CASE("softmax: softmax and log_softmax against references and finite differences", "[ops][softmax]") {
@@ -37,7 +29,7 @@ TEST_CASE("softmax: softmax and log_softmax against references and finite differ
   // Large logits: the reference and the kernels must both subtract the row maximum.
   rows.push_back({.op = "softmax", .inputs = {{{4, 6}}}, .low = 50, .high = 60, .label = "large logits"});
   rows.push_back({.op = "log_softmax", .inputs = {{{4, 6}}}, .low = 50, .high = 60, .label = "large logits"});
-  check_rows(rows);
+  check_op_rows(rows);
 }
 
 // The gradient ops take any (g, y), so random y is fine; their gradient rules give second derivatives.
@@ -46,12 +38,12 @@ TEST_CASE("softmax: softmax_grad and log_softmax_grad", "[ops][softmax]") {
   for (const char* op : {"softmax_grad", "log_softmax_grad"})
     for (const auto& [shape, axis] : layouts)
       rows.push_back({.op = op, .inputs = {{shape}, {shape}}, .attrs = {{"axis", axis}}});
-  check_rows(rows);
+  check_op_rows(rows);
 }
 
 TEST_CASE("softmax: large tensors forward", "[ops][softmax]") {
   const Shape big = {300, 400};
-  check_rows({{.op = "softmax", .inputs = {{big}}, .no_grad = {0}},
+  check_op_rows({{.op = "softmax", .inputs = {{big}}, .no_grad = {0}},
               {.op = "log_softmax", .inputs = {{big}}, .attrs = {{"axis", int64_t{0}}}, .no_grad = {0}},
               {.op = "softmax_grad", .inputs = {{big}, {big}}, .no_grad = {0, 1}},
               {.op = "log_softmax_grad",

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include "op_harness.h"
+
 #include "autodiff/gradcheck.h"
 #include "ops/ops.h"
 
@@ -21,16 +23,6 @@ std::vector<OpCase> over_shapes(const OpCase& row, int inputs = 1) {
     rows.push_back(c);
   }
   return rows;
-}
-
-void check_rows(const std::vector<OpCase>& rows) {
-  for (const auto& row : rows) {
-    auto r = check_op(row);
-    INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
-    CHECK(r.gradient_error < row.gradient_tolerance);
-    CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
-  }
 }
 
 // Deterministic values in [-1, 1] kept 0.05 away from the clip bounds ±0.5, where clip has its kinks.
@@ -57,7 +49,7 @@ TEST_CASE("unary: activations against references and finite differences", "[ops]
   add({.op = "sigmoid", .inputs = {}, .low = -4, .high = 4});
   add({.op = "tanh", .inputs = {}, .low = -3, .high = 3});
   add({.op = "softplus", .inputs = {}, .low = -4, .high = 4});
-  check_rows(rows);
+  check_op_rows(rows);
 }
 
 TEST_CASE("unary: math ops against references and finite differences", "[ops][unary]") {
@@ -75,7 +67,7 @@ TEST_CASE("unary: math ops against references and finite differences", "[ops][un
   add({.op = "scale", .inputs = {}, .attrs = {{"factor", 2.5}}});
   add({.op = "scale", .inputs = {}, .attrs = {{"factor", -0.3}}});
   add({.op = "sign", .inputs = {}, .gap = 0.05});
-  check_rows(rows);
+  check_op_rows(rows);
 }
 
 // activation_grad(g, y) = g * f'(y): its own gradient rule gives the activations' second derivatives.
@@ -105,14 +97,14 @@ TEST_CASE("unary: activation_grad and second derivatives", "[ops][unary]") {
                                 .label = t.activation},
                                2))
       rows.push_back(c);
-  check_rows(rows);
+  check_op_rows(rows);
 }
 
 TEST_CASE("unary: clip_grad passes g strictly inside the bounds", "[ops][unary]") {
   std::vector<OpCase> rows;
   OpCase row{.op = "clip_grad", .inputs = {}, .attrs = {{"min", -0.5}, {"max", 0.5}}, .fill = away_from_bounds};
   for (auto& c : over_shapes(row, 2)) rows.push_back(c);
-  check_rows(rows);
+  check_op_rows(rows);
 }
 
 // Above 1e5 elements a node gets every thread, so the TBB loops (and oneDNN's team) run split up.
@@ -132,7 +124,7 @@ TEST_CASE("unary: large tensors forward", "[ops][unary]") {
                     .high = 0.95,
                     .no_grad = {0, 1},
                     .label = activation});
-  check_rows(rows);
+  check_op_rows(rows);
 }
 
 TEST_CASE("unary: activation functions in double precision", "[ops][unary]") {
