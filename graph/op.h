@@ -103,6 +103,11 @@ struct OpDef {
   std::function<std::vector<RefTensor>(const RefContext&, const std::any&)> reference;
   std::function<std::unique_ptr<Kernel>(const KernelContext&, const std::any&)> make_kernel;
   std::function<GradResult(GradContext&)> gradient;  // empty: not differentiable
+  // Planner fusion: when this node's only output is read by exactly one node, a one-input op, returns the
+  // attributes under which this op computes consumer(this node) in one kernel (e.g. dense absorbing a
+  // following relu as a oneDNN post-op), or nothing.
+  std::function<std::optional<std::any>(const std::any& attrs, const OpDef& consumer, const AttrMap& consumer_attrs)>
+      absorb;
   std::vector<int> mutates;  // inputs written in place (optimizer updates); run after all other readers
   bool random = false;       // output depends on the step counter and a seed attribute
 };
@@ -150,6 +155,14 @@ class OpBuilder {
     return *this;
   }
   template <class F> OpBuilder& gradient(F f) { return def_.gradient = std::move(f), *this; }
+  // f(const Attrs&, const OpDef& consumer, const AttrMap& consumer_attrs) -> std::optional<Attrs>
+  template <class F> OpBuilder& absorb(F f) {
+    def_.absorb = [f](const std::any& a, const OpDef& consumer, const AttrMap& consumer_attrs) -> std::optional<std::any> {
+      if (auto fused = f(std::any_cast<const Attrs&>(a), consumer, consumer_attrs)) return std::any(*fused);
+      return std::nullopt;
+    };
+    return *this;
+  }
   OpBuilder& mutates(std::vector<int> inputs) { return def_.mutates = std::move(inputs), *this; }
   OpBuilder& random() { return def_.random = true, *this; }
   OpDef build() { return std::move(def_); }

@@ -56,6 +56,7 @@ size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
 struct Plan::Impl {
   struct Step {
     int node = -1;
+    int fused = -1;  // the consumer node this step's kernel also computes, or -1
     int threads = 1;
     std::unique_ptr<Kernel> kernel;
     std::vector<int> inputs, outputs;     // value ids
@@ -127,16 +128,22 @@ struct Plan::Impl {
     }
   }
 
-  std::unique_ptr<Kernel> make_kernel(const Node& node, int kernel_threads) {
+  std::string step_name(const Step& step) const {
+    const std::string& name = graph.nodes()[static_cast<size_t>(step.node)].name;
+    return step.fused < 0 ? name : name + "+" + graph.nodes()[static_cast<size_t>(step.fused)].name;
+  }
+
+  std::unique_ptr<Kernel> make_kernel(const Node& node, int kernel_threads, const std::vector<int>& outputs,
+                                      const std::any& attrs) {
     std::vector<TensorType> in, out;
     for (int id : node.inputs) in.push_back(graph.info(id).type);
-    for (int id : node.outputs) out.push_back(graph.info(id).type);
+    for (int id : outputs) out.push_back(graph.info(id).type);
     if (!node.op->make_kernel)
       fail(ErrorKind::unsupported, "op '{}' (node '{}') has no kernel: it can only run in the reference interpreter",
            node.op->name, node.name);
     // oneDNN fixes some thread partitions when a primitive is created: create it with its allotment.
     omp_set_num_threads(kernel_threads);
-    auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name}, node.typed);
+    auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name}, attrs);
     omp_set_num_threads(threads);
     return kernel;
   }
@@ -167,9 +174,31 @@ void Plan::Impl::compile() {
   for (size_t n = 0; n < nodes.size(); ++n)
     if (live[n])
       for (int id : nodes[n].inputs) readers[static_cast<size_t>(id)].push_back(static_cast<int>(n));
+  // Fusion: a node whose only output has one reader, a one-input op it can absorb, computes both in one
+  // kernel; the reader is dropped and the intermediate value never materializes.
+  std::vector<int> fused_into(nodes.size(), -1);  // reader -> absorbing node
+  std::vector<int> absorbs(nodes.size(), -1);     // absorbing node -> reader
+  std::vector<std::any> fused_attrs(nodes.size());
+  for (size_t a = 0; a < nodes.size(); ++a) {
+    if (!live[a] || !nodes[a].op->absorb || nodes[a].outputs.size() != 1) continue;
+    const int value = nodes[a].outputs[0];
+    const auto& value_readers = readers[static_cast<size_t>(value)];
+    if (fetched[static_cast<size_t>(value)] || value_readers.size() != 1) continue;
+    const Node& b = nodes[static_cast<size_t>(value_readers[0])];
+    if (b.inputs.size() != 1 || b.outputs.size() != 1 || !b.op->mutates.empty()) continue;
+    if (graph.info(b.outputs[0]).type.dtype != graph.info(value).type.dtype) continue;
+    if (auto attrs = nodes[a].op->absorb(nodes[a].typed, *b.op, b.op->encode(b.typed))) {
+      fused_attrs[a] = std::move(*attrs);
+      absorbs[a] = value_readers[0];
+      fused_into[static_cast<size_t>(value_readers[0])] = static_cast<int>(a);
+      live[static_cast<size_t>(value_readers[0])] = false;
+    }
+  }
+
   std::vector<size_t> level(nodes.size(), 0);
   size_t num_levels = 0;
   for (size_t n = 0; n < nodes.size(); ++n) {
+    if (fused_into[n] >= 0) level[n] = level[static_cast<size_t>(fused_into[n])];  // its readers wait for the fused kernel
     if (!live[n]) continue;
     size_t l = 0;
     for (int id : nodes[n].inputs) {
@@ -197,18 +226,20 @@ void Plan::Impl::compile() {
     if (!live[n]) continue;
     Step step;
     step.node = static_cast<int>(n);
+    step.fused = absorbs[n];
     step.inputs = nodes[n].inputs;
-    step.outputs = nodes[n].outputs;
+    step.outputs = step.fused >= 0 ? nodes[static_cast<size_t>(step.fused)].outputs : nodes[n].outputs;
+    const std::any& attrs = step.fused >= 0 ? fused_attrs[n] : nodes[n].typed;
     step.in_ptrs.assign(step.inputs.size(), nullptr);
     step.out_ptrs.assign(step.outputs.size(), nullptr);
-    step.kernel = make_kernel(nodes[n], 1);  // most nodes are light: create them once, single-threaded
+    step.kernel = make_kernel(nodes[n], 1, step.outputs, attrs);  // most nodes are light: create once, 1 thread
     double bytes = 0;
     for (int id : nodes[n].inputs) bytes += static_cast<double>(graph.info(id).type.bytes());
-    for (int id : nodes[n].outputs) bytes += static_cast<double>(graph.info(id).type.bytes());
+    for (int id : step.outputs) bytes += static_cast<double>(graph.info(id).type.bytes());
     bool heavy = threads > 1 && step.kernel->parallel() &&
                  (step.kernel->flops() >= options.heavy_flops || bytes >= options.heavy_bytes);
     step.threads = heavy ? threads : 1;
-    if (heavy) step.kernel = make_kernel(nodes[n], threads);
+    if (heavy) step.kernel = make_kernel(nodes[n], threads, step.outputs, attrs);
     stats.flops += step.kernel->flops();
     step_of_node[n] = static_cast<int>(steps.size());
     (heavy ? stages[level[n]].heavy : stages[level[n]].light).push_back(steps.size());
@@ -234,7 +265,7 @@ void Plan::Impl::compile() {
   std::vector<int> buffer_value;  // value id, or -1 - step index for scratch
   for (size_t n = 0; n < nodes.size(); ++n) {
     if (!live[n]) continue;
-    for (int id : nodes[n].outputs) {
+    for (int id : steps[static_cast<size_t>(step_of_node[n])].outputs) {
       size_t last = level[n];
       for (int reader : readers[static_cast<size_t>(id)]) last = std::max(last, level[static_cast<size_t>(reader)]);
       if (options.fetch_everything || fetched[static_cast<size_t>(id)]) last = num_levels;
@@ -323,9 +354,8 @@ std::string Plan::describe() const {
   for (size_t s = 0; s < impl_->stages.size(); ++s) {
     const auto& stage = impl_->stages[s];
     std::string line = fmt::format("stage {:3}:", s);
-    for (size_t i : stage.light) line += fmt::format(" {}(1)", impl_->graph.nodes()[static_cast<size_t>(impl_->steps[i].node)].name);
-    for (size_t i : stage.heavy)
-      line += fmt::format(" {}({})", impl_->graph.nodes()[static_cast<size_t>(impl_->steps[i].node)].name, impl_->steps[i].threads);
+    for (size_t i : stage.light) line += fmt::format(" {}(1)", impl_->step_name(impl_->steps[i]));
+    for (size_t i : stage.heavy) line += fmt::format(" {}({})", impl_->step_name(impl_->steps[i]), impl_->steps[i].threads);
     out += line + "\n";
   }
   return out;
@@ -343,8 +373,9 @@ std::string Plan::profile_table() const {
   std::string out = fmt::format("{:<40} {:<22} {:>7} {:>10} {:>6} {:>9}\n", "node", "op", "threads", "us/run", "%", "GFLOP/s");
   for (const auto* s : order) {
     const Node& node = impl_->graph.nodes()[static_cast<size_t>(s->node)];
+    const std::string op = s->fused >= 0 ? node.op->name + "+" + impl_->graph.nodes()[static_cast<size_t>(s->fused)].op->name : node.op->name;
     double us = s->runs ? s->seconds / static_cast<double>(s->runs) * 1e6 : 0;
-    out += fmt::format("{:<40} {:<22} {:>7} {:>10.1f} {:>6.1f} {:>9.1f}\n", node.name, node.op->name, s->threads, us,
+    out += fmt::format("{:<40} {:<22} {:>7} {:>10.1f} {:>6.1f} {:>9.1f}\n", impl_->step_name(*s), op, s->threads, us,
                        total > 0 ? 100 * s->seconds / total : 0, us > 0 ? s->kernel->flops() / (us * 1e3) : 0);
   }
   return out;

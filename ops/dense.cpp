@@ -30,6 +30,19 @@ struct DenseAttrs {
   }
 };
 
+// A linear dense followed by an activation op is one matmul with the activation as a post-op.
+std::optional<DenseAttrs> absorb_activation(const DenseAttrs& a, const OpDef& consumer, const AttrMap& consumer_attrs) {
+  if (a.activation != Activation::linear) return std::nullopt;
+  auto names = enum_names(Activation{});
+  for (size_t i = 1; i < names.size(); ++i) {
+    if (consumer.name != names[i]) continue;
+    DenseAttrs fused{static_cast<Activation>(i), 0};
+    if (const AttrEntry* alpha = consumer_attrs.find("alpha")) fused.alpha = std::get<double>(alpha->value);
+    return fused;
+  }
+  return std::nullopt;
+}
+
 struct DenseGeometry {
   int64_t rows = 0, in = 0, out = 0;  // rows: product of x's leading axes
   Shape y;
@@ -135,6 +148,7 @@ GradResult dense_gradient(GradContext& c) {
 void register_dense_ops(Registry& r) {
   r.add(OpBuilder<DenseAttrs>("dense", 2, 3)
             .summary("act(x·w + b): x[batch..., in], w[in, out], optional b[out]; bias and activation fused")
+            .absorb(absorb_activation)
             .infer([](const ShapeContext& c, const DenseAttrs&) {
               return std::vector<TensorType>{{geometry_of(c.inputs, &c).y}};
             })

@@ -171,3 +171,56 @@ TEST_CASE("unfed inputs and unknown fetches are clear errors", "[plan][errors]")
   CHECK_THROWS_WITH(plan.run(), Catch::Matchers::Contains("input 'x' was not fed"));
   CHECK_THROWS_WITH(plan.fetch("z"), Catch::Matchers::Contains("no value named 'z'"));
 }
+
+TEST_CASE("a linear dense followed by an activation runs as one fused kernel", "[plan][fusion]") {
+  Graph g;
+  Value x = g.input("x", {8, 6});
+  Value w = g.param("w", {6, 5}, Init::glorot_uniform(6, 5));
+  Value b = g.param("b", {5}, Init::constant(0.1));
+  Value hidden = dense(x, w, b);           // linear
+  Value y = leaky_relu(hidden, 0.2);       // absorbed as a post-op, alpha included
+  Value z = sigmoid(dense(y, g.param("w2", {5, 3}, Init::glorot_uniform(5, 3)), std::nullopt));
+  Value loss = sum(z);
+  gradients(loss, {w, b});  // backward reads the activation's output, never the pre-activation
+  g.add_alias("y", y);
+  ParamStore store;
+  store.materialize(g, 3);
+  Plan plan(g, store, {.fetch = {"y", "w/grad", "b/grad"}});
+  CHECK(plan.describe().find(hidden.name() + "+" + y.name()) != std::string::npos);
+  std::vector<float> xs(48);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(i % 7) * 0.3f - 1.0f;
+  plan.feed("x", xs.data());
+  plan.run();
+
+  std::map<std::string, RefTensor> given;
+  RefTensor xr({8, 6});
+  for (int64_t i = 0; i < 48; ++i) xr[i] = xs[static_cast<size_t>(i)];
+  given["x"] = xr;
+  for (const char* name : {"w", "b", "w2"}) {
+    const Tensor& t = store.get(name);
+    RefTensor r(t.shape());
+    for (int64_t i = 0; i < r.size(); ++i) r[i] = t.f32()[i];
+    given[name] = r;
+  }
+  auto expected = evaluate_reference(g, given);
+  for (const char* name : {"y", "w/grad", "b/grad"}) {
+    const RefTensor& e = expected[static_cast<size_t>(g[name].id())];
+    const float* actual = plan.fetch(name);
+    for (int64_t i = 0; i < e.size(); ++i) {
+      INFO(name << "[" << i << "]");
+      CHECK(actual[i] == Approx(e[i]).margin(1e-5));
+    }
+  }
+}
+
+TEST_CASE("a fetched pre-activation is not fused away", "[plan][fusion]") {
+  Graph g;
+  Value x = g.input("x", {4, 3});
+  Value hidden = dense(x, g.param("w", {3, 2}, Init::constant(0.5)), std::nullopt);
+  Value y = relu(hidden);
+  g.add_alias("y", y);
+  ParamStore store;
+  store.materialize(g, 1);
+  Plan plan(g, store, {.fetch = {"y", hidden.name()}});
+  CHECK(plan.describe().find("+") == std::string::npos);
+}
