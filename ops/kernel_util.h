@@ -88,6 +88,26 @@ void parallel_elements(int64_t n, int threads, Body&& body) {
       [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
 }
 
+// Deterministic sum of chunk_sum(c) for c in [0, chunks): with threads, chunk sums go side by side into
+// `partials` (chunks doubles of the plan's scratch) and are then added in chunk order, exactly as the
+// serial loop adds them, so the result is the same for any thread count.
+template <class ChunkSum>
+double chunked_sum(int64_t chunks, int threads, double* partials, ChunkSum&& chunk_sum) {
+  double total = 0;
+  if (threads <= 1 || chunks <= 1) {
+    for (int64_t c = 0; c < chunks; ++c) total += chunk_sum(c);
+    return total;
+  }
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, chunks, 1),
+      [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t c = r.begin(); c < r.end(); ++c) partials[c] = chunk_sum(c);
+      },
+      tbb::static_partitioner());
+  for (int64_t c = 0; c < chunks; ++c) total += partials[c];
+  return total;
+}
+
 template <class PrimitiveDesc, class Primitive>
 std::unique_ptr<Kernel> primitive_kernel(const dnnl::engine& engine, const PrimitiveDesc& pd,
                                          std::vector<Binding> bindings, double flops) {

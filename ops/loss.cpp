@@ -48,24 +48,7 @@ struct WeightAttrs {
 
 constexpr int64_t kChunk = 8192;  // elements per reduction chunk: fixes the summation order
 
-// Sums chunk_sum(c) for c in [0, chunks) in chunk order. With threads, the chunk sums are computed side by
-// side into `partials` (chunks doubles) and then added in the same order as the serial loop would.
-template <class ChunkSum>
-double chunked_sum(int64_t chunks, int threads, double* partials, ChunkSum&& chunk_sum) {
-  double total = 0;
-  if (threads <= 1 || chunks <= 1) {
-    for (int64_t c = 0; c < chunks; ++c) total += chunk_sum(c);
-    return total;
-  }
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, chunks, 1),
-      [&](const tbb::blocked_range<int64_t>& r) {
-        for (int64_t c = r.begin(); c < r.end(); ++c) partials[c] = chunk_sum(c);
-      },
-      tbb::static_partitioner());
-  for (int64_t c = 0; c < chunks; ++c) total += partials[c];
-  return total;
-}
+using kernels::chunked_sum;
 
 // A function kernel that also reserves scratch in the plan's arena (the chunk partial sums), so that run()
 // does not allocate.

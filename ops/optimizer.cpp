@@ -217,26 +217,14 @@ class NormKernel final : public Kernel {
   double flops() const override { return flops_; }
 
   void run(const KernelArgs& args) override {
-    auto chunk_sum = [&](size_t c) {
-      const Chunk& chunk = chunks_[c];
-      const float* g = args.input(chunk.input);
-      double s = 0;
-      for (int64_t i = chunk.begin; i < chunk.end; ++i) s += static_cast<double>(g[i]) * g[i];
-      return s;
-    };
-    double total = 0;
-    if (args.threads <= 1 || chunks_.size() <= 1) {
-      for (size_t c = 0; c < chunks_.size(); ++c) total += chunk_sum(c);
-    } else {
-      auto* partials = static_cast<double*>(args.scratch);
-      tbb::parallel_for(
-          tbb::blocked_range<size_t>(0, chunks_.size(), 1),
-          [&](const tbb::blocked_range<size_t>& r) {
-            for (size_t c = r.begin(); c < r.end(); ++c) partials[c] = chunk_sum(c);
-          },
-          tbb::static_partitioner());
-      for (size_t c = 0; c < chunks_.size(); ++c) total += partials[c];
-    }
+    double total = kernels::chunked_sum(static_cast<int64_t>(chunks_.size()), args.threads, static_cast<double*>(args.scratch),
+                                        [&](int64_t c) {
+                                          const Chunk& chunk = chunks_[static_cast<size_t>(c)];
+                                          const float* g = args.input(chunk.input);
+                                          double s = 0;
+                                          for (int64_t i = chunk.begin; i < chunk.end; ++i) s += static_cast<double>(g[i]) * g[i];
+                                          return s;
+                                        });
     *args.output(0) = static_cast<float>(std::min(1.0, max_norm_ / (std::sqrt(total) + 1e-6)));
   }
 
