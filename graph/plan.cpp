@@ -83,6 +83,7 @@ struct Plan::Impl {
   std::vector<void*> value_ptrs;  // by value id; null for values that are not kept
   bool uses_tbb = false;          // some stage runs side by side, or some node has several threads
   std::vector<bool> fed;
+  std::vector<int> required_inputs;  // graph inputs some live node reads: run() checks they were fed
   std::unique_ptr<std::byte, AlignedFree> arena_memory;
   PlanStats stats;
 
@@ -111,20 +112,18 @@ struct Plan::Impl {
   }
 
   void run_stages(uint64_t step_number) {
-    {
-      for (Stage& stage : stages) {
-        if (!stage.concurrent) {
-          for (size_t s : stage.light) run_step(steps[s], step_number);
-        } else {
-          tbb::parallel_for(
-              tbb::blocked_range<size_t>(0, stage.light.size(), 1),
-              [&](const tbb::blocked_range<size_t>& r) {
-                for (size_t i = r.begin(); i != r.end(); ++i) run_step(steps[stage.light[i]], step_number);
-              },
-              tbb::simple_partitioner());
-        }
-        for (size_t s : stage.heavy) run_step(steps[s], step_number);
+    for (Stage& stage : stages) {
+      if (!stage.concurrent) {
+        for (size_t s : stage.light) run_step(steps[s], step_number);
+      } else {
+        tbb::parallel_for(
+            tbb::blocked_range<size_t>(0, stage.light.size(), 1),
+            [&](const tbb::blocked_range<size_t>& r) {
+              for (size_t i = r.begin(); i != r.end(); ++i) run_step(steps[stage.light[i]], step_number);
+            },
+            tbb::simple_partitioner());
       }
+      for (size_t s : stage.heavy) run_step(steps[s], step_number);
     }
   }
 
@@ -183,7 +182,7 @@ void Plan::Impl::compile() {
     if (!live[a] || !nodes[a].op->absorb || nodes[a].outputs.size() != 1) continue;
     const int value = nodes[a].outputs[0];
     const auto& value_readers = readers[static_cast<size_t>(value)];
-    if (fetched[static_cast<size_t>(value)] || value_readers.size() != 1) continue;
+    if (options.fetch_everything || fetched[static_cast<size_t>(value)] || value_readers.size() != 1) continue;
     const Node& b = nodes[static_cast<size_t>(value_readers[0])];
     if (b.inputs.size() != 1 || b.outputs.size() != 1 || !b.op->mutates.empty()) continue;
     if (graph.info(b.outputs[0]).type.dtype != graph.info(value).type.dtype) continue;
@@ -303,6 +302,12 @@ void Plan::Impl::compile() {
     }
   }
 
+  for (const Step& step : steps)
+    for (int id : step.inputs)
+      if (graph.info(id).kind == ValueKind::input &&
+          std::find(required_inputs.begin(), required_inputs.end(), id) == required_inputs.end())
+        required_inputs.push_back(id);
+
   for (int i = 0; i < threads; ++i) streams.emplace_back(engine);
   stats.nodes = steps.size();
   stats.stages = stages.size();
@@ -324,10 +329,8 @@ void Plan::feed(const std::string& input, const void* data) {
 }
 
 void Plan::run(uint64_t step) {
-  for (const Impl::Step& s : impl_->steps)
-    for (int id : s.inputs)
-      if (impl_->graph.info(id).kind == ValueKind::input && !impl_->fed[static_cast<size_t>(id)])
-        fail(ErrorKind::runtime, "input '{}' was not fed", impl_->graph.info(id).name);
+  for (int id : impl_->required_inputs)
+    if (!impl_->fed[static_cast<size_t>(id)]) fail(ErrorKind::runtime, "input '{}' was not fed", impl_->graph.info(id).name);
   impl_->run(step);
 }
 
