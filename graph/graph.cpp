@@ -127,6 +127,7 @@ std::vector<Value> Graph::add(const std::string& op_name, const std::vector<Valu
   node.attrs = attrs;
   node.typed = op.decode(attrs, where);
   node.where = where;
+  node.scope = current_scope();
   std::vector<TensorType> out_types = infer(node, op_name);
 
   int node_index = static_cast<int>(nodes_.size());
@@ -190,6 +191,17 @@ void Graph::set_output(const std::string& name, Value value) {
     fail(ErrorKind::spec, "output '{}' would hide the value of the same name; pick another output name", name);
   by_name_[name] = value.id();  // outputs are fetchable by their output name
   outputs_.emplace_back(name, value.id());
+}
+
+Graph::ScopeGuard Graph::scoped(const std::string& name) {
+  scopes_.push_back(name);
+  return ScopeGuard(*this);
+}
+
+std::string Graph::current_scope() const {
+  std::string joined;
+  for (const std::string& s : scopes_) joined += (joined.empty() ? "" : "/") + s;
+  return joined;
 }
 
 int64_t Graph::batch() const {

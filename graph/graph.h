@@ -52,6 +52,9 @@ struct Node {
   AttrMap attrs;
   std::any typed;  // the op's attribute struct, decoded once
   SourceLocation where;
+  // The block instance (or other grouping) the node was built in, outermost first, joined by '/'; empty at
+  // top level. Dot export draws one cluster per scope.
+  std::string scope;
 };
 
 class Graph;
@@ -124,6 +127,20 @@ class Graph {
   void set_output(const std::string& name, Value value);
   const std::vector<std::pair<std::string, int>>& outputs() const { return outputs_; }
 
+  // Nodes added while the returned guard lives carry `name` (nested in any enclosing scope) as their scope.
+  class ScopeGuard {
+   public:
+    explicit ScopeGuard(Graph& g) : graph_(&g) {}
+    ScopeGuard(const ScopeGuard&) = delete;
+    ScopeGuard& operator=(const ScopeGuard&) = delete;
+    ~ScopeGuard() { graph_->scopes_.pop_back(); }
+
+   private:
+    Graph* graph_;
+  };
+  [[nodiscard]] ScopeGuard scoped(const std::string& name);
+  std::string current_scope() const;
+
   int64_t batch() const;                    // the batch size of batched inputs; 0 when there are none
   Graph with_batch(int64_t batch) const;    // the same graph with every shape re-inferred
   std::string unique_name(const std::string& prefix);
@@ -139,6 +156,7 @@ class Graph {
   std::map<std::string, int> by_name_;
   std::map<std::string, int> name_counters_;
   std::vector<std::pair<std::string, int>> outputs_;
+  std::vector<std::string> scopes_;
 };
 
 // Everything a gradient rule needs: the forward node, the gradients flowing into its outputs, and the

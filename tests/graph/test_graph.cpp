@@ -79,3 +79,21 @@ TEST_CASE("errors keep their spec location", "[graph][errors]") {
   CHECK(std::string(e.what()) == "model.yaml:7:12: unknown key 'unit'");
   CHECK(e.message() == "unknown key 'unit'");
 }
+
+TEST_CASE("nodes carry the scope they were built in", "[graph]") {
+  Graph g;
+  Value x = g.input("x", {2, 3});
+  Value outer = relu(x);
+  Value inner;
+  {
+    auto encoder = g.scoped("encoder");
+    auto layer = g.scoped("layer1");
+    inner = relu(outer);
+  }
+  Value after = relu(inner);
+  auto scope_of = [&](Value v) { return g.nodes()[static_cast<size_t>(v.info().producer)].scope; };
+  CHECK(scope_of(outer).empty());
+  CHECK(scope_of(inner) == "encoder/layer1");
+  CHECK(scope_of(after).empty());
+  CHECK(g.with_batch(4).nodes()[static_cast<size_t>(inner.info().producer)].scope == "encoder/layer1");
+}
