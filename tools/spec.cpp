@@ -1,0 +1,561 @@
+#include "tools/spec.h"
+
+#include "graph/layer.h"
+#include "ops/ops.h"
+#include "zoo/spec_layers.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+
+namespace flowgrad {
+namespace {
+
+struct BlockDef {
+  std::string name;
+  std::vector<std::string> inputs;
+  YAML::Node layers;
+  std::vector<std::string> outputs;
+  SourceLocation where;
+};
+
+// Where names resolve while building one list of layers: the top level, or one block instance.
+struct Scope {
+  std::string prefix;        // "" or "enc1/" (nested: "stage/enc1/"): prepended to node names
+  std::string param_prefix;  // the same, or the prefix of the instance whose parameters are shared
+  std::map<std::string, Value> bindings;  // block inputs
+  bool trainable = true;
+};
+
+class Loader {
+ public:
+  Loader(YamlDocument doc, const SpecOptions& options) : doc_(std::move(doc)) {
+    spec_.graph = Graph(spec_name());
+    spec_.batch = options.batch > 0 ? options.batch : spec_batch();
+  }
+
+  Spec load() {
+    MapReader top(doc_.root, file(), "the spec");
+    top.get("name");
+    top.get("description");
+    top.allow("train");  // read by tools/train_config
+    if (auto inputs = top.get("inputs")) read_inputs(*inputs);
+    else throw Error(ErrorKind::spec, "the spec needs an 'inputs' map, e.g. inputs: {x: [batch, 784]}", top.where());
+    if (auto params = top.get("params")) read_params(*params);
+    if (auto blocks = top.get("blocks")) read_blocks(*blocks);
+    Scope root;
+    build_layers(top.require("layers"), root, "layers");
+    if (auto outputs = top.get("outputs")) read_outputs(*outputs);
+    auto loss = top.get("loss");
+    auto losses = top.get("losses");
+    if (loss) add_loss("loss", *loss);
+    if (losses) {
+      MapReader named(*losses, file(), "the losses map");
+      for (const auto& [name, node] : named.rest()) add_loss(name, node);
+    }
+    top.finish();
+    spec_.name = spec_name();
+    spec_.hash = fnv1a(doc_.text);
+    spec_.document = std::move(doc_);
+    return std::move(spec_);
+  }
+
+ private:
+  const std::string& file() const { return doc_.file; }
+  Graph& g() { return spec_.graph; }
+
+  std::string spec_name() const {
+    if (doc_.root.IsMap() && doc_.root["name"]) return read_name(doc_.root["name"], file(), "the spec's name");
+    return std::filesystem::path(file()).stem().string();
+  }
+
+  int64_t spec_batch() const {
+    if (doc_.root.IsMap() && doc_.root["train"].IsMap() && doc_.root["train"]["batch"]) {
+      int64_t batch = read_int(doc_.root["train"]["batch"], file(), "train.batch");
+      if (batch <= 0)
+        throw Error(ErrorKind::spec, fmt::format("train.batch must be positive, got {}", batch),
+                    location_of(doc_.root["train"]["batch"], file()));
+      return batch;
+    }
+    return 32;
+  }
+
+  // inputs: {x: [batch, 784]} or {x: {shape: [batch, 1, 28, 28], dtype: f32}}; `batch` may only lead.
+  void read_inputs(const YAML::Node& node) {
+    MapReader inputs(node, file(), "the inputs map");
+    for (const auto& [name, decl] : inputs.rest()) {
+      check_name(name, inputs.where(name), "an input name");
+      YAML::Node shape_node = decl;
+      DType dtype = DType::f32;
+      if (decl.IsMap()) {
+        MapReader r(decl, file(), fmt::format("input '{}'", name));
+        shape_node = r.require("shape");
+        if (auto d = r.get("dtype")) dtype = read_dtype(*d);
+        r.finish();
+      }
+      if (!shape_node.IsSequence() || shape_node.size() == 0)
+        throw Error(ErrorKind::spec,
+                    fmt::format("input '{}' needs a shape list such as [batch, 784], got {}", name,
+                                describe_node(shape_node)),
+                    location_of(shape_node, file()));
+      Shape shape;
+      bool batched = false;
+      for (size_t d = 0; d < shape_node.size(); ++d) {
+        const YAML::Node& dim = shape_node[d];
+        if (dim.IsScalar() && dim.Scalar() == "batch") {
+          if (d != 0)
+            throw Error(ErrorKind::spec, "'batch' can only be the first dimension of an input",
+                        location_of(dim, file()));
+          batched = true;
+          shape.push_back(spec_.batch);
+          continue;
+        }
+        int64_t n = read_int(dim, file(), fmt::format("dimension {} of input '{}'", d, name));
+        if (n <= 0)
+          throw Error(ErrorKind::spec, fmt::format("dimension {} of input '{}' must be positive, got {}", d, name, n),
+                      location_of(dim, file()));
+        shape.push_back(n);
+      }
+      define(name, location_of(decl, file()));
+      g().input(name, shape, dtype, batched, location_of(decl, file()));
+    }
+  }
+
+  DType read_dtype(const YAML::Node& node) {
+    std::string s = read_string(node, file(), "a dtype");
+    for (DType d : {DType::f32, DType::bf16, DType::s32, DType::u8})
+      if (s == to_string(d)) return d;
+    throw Error(ErrorKind::spec, fmt::format("unknown dtype '{}'; use f32, bf16, s32 or u8", s), location_of(node, file()));
+  }
+
+  // params: {w: {shape: [784, 32], init: glorot_uniform, trainable: true}}
+  void read_params(const YAML::Node& node) {
+    MapReader params(node, file(), "the params map");
+    for (const auto& [name, decl] : params.rest()) {
+      check_name(name, params.where(name), "a parameter name", true);
+      MapReader r(decl, file(), fmt::format("parameter '{}'", name));
+      Shape shape = read_shape(r.require("shape"), fmt::format("the shape of parameter '{}'", name));
+      Init init = with_fans(Init::glorot_uniform(0, 0), shape);
+      if (auto i = r.get("init")) init = read_init(*i, file(), shape);
+      bool trainable = true;
+      if (auto t = r.get("trainable")) trainable = read_bool(*t, file(), "trainable");
+      r.finish();
+      define(name, location_of(decl, file()));
+      g().param(name, shape, init, trainable, location_of(decl, file()));
+    }
+  }
+
+  Shape read_shape(const YAML::Node& node, const std::string& what) {
+    if (!node.IsSequence()) throw Error(ErrorKind::spec, fmt::format("{} must be a list of sizes", what), location_of(node, file()));
+    Shape shape;
+    for (const YAML::Node& dim : node) {
+      int64_t n = read_int(dim, file(), what);
+      if (n <= 0) throw Error(ErrorKind::spec, fmt::format("{} has a non-positive size {}", what, n), location_of(dim, file()));
+      shape.push_back(n);
+    }
+    return shape;
+  }
+
+  // blocks: {encoder: {inputs: [x], layers: [...], outputs: [code]}}
+  void read_blocks(const YAML::Node& node) {
+    MapReader blocks(node, file(), "the blocks map");
+    for (const auto& [name, decl] : blocks.rest()) {
+      check_name(name, blocks.where(name), "a block name");
+      MapReader r(decl, file(), fmt::format("block '{}'", name));
+      BlockDef block{name, read_string_list(r.require("inputs"), file(), "a block's inputs"), r.require("layers"),
+                     read_string_list(r.require("outputs"), file(), "a block's outputs"), location_of(decl, file())};
+      r.finish();
+      if (block.outputs.empty())
+        throw Error(ErrorKind::spec, fmt::format("block '{}' needs at least one output", name), block.where);
+      blocks_.emplace(name, std::move(block));
+    }
+  }
+
+  void define(const std::string& name, const SourceLocation& where) {
+    if (g().find(name))
+      throw Error(ErrorKind::spec, fmt::format("the name '{}' is defined twice (first at {})", name, defined_at(name)), where);
+  }
+
+  std::string defined_at(const std::string& name) {
+    if (auto v = g().find(name)) return v->info().where.str();
+    return "?";
+  }
+
+  // ---- layers --------------------------------------------------------------------------------------------
+  struct Entry {
+    YAML::Node node;
+    std::string name;
+    std::set<size_t> depends_on;
+  };
+
+  // Entries may appear in any order; they are built in dependency order (document order among
+  // independent ones). A dependency is any string in an entry naming another entry of the same list
+  // (exactly, or as "name/..." or "name:k").
+  void build_layers(const YAML::Node& list, Scope& scope, const std::string& what) {
+    if (!list.IsSequence())
+      throw Error(ErrorKind::spec, fmt::format("{} must be a list of layers, got {}", what, describe_node(list)),
+                  location_of(list, file()));
+    std::vector<Entry> entries;
+    std::map<std::string, size_t> index;
+    for (const YAML::Node& node : list) {
+      if (!node.IsMap())
+        throw Error(ErrorKind::spec, fmt::format("each entry of {} must be a map such as {{name: h, op: dense, in: x, units: 32}}", what),
+                    location_of(node, file()));
+      std::string name = node["name"] ? read_name(node["name"], file(), "a layer name")
+                                      : fmt::format("{}_{}", node["op"] ? node["op"].Scalar() : "block", entries.size());
+      if (index.count(name))
+        throw Error(ErrorKind::spec,
+                    fmt::format("the layer name '{}' is used twice (first at {})", name,
+                                location_of(entries[index[name]].node, file()).str()),
+                    location_of(node["name"], file()));
+      index.emplace(name, entries.size());
+      entries.push_back({node, name, {}});
+    }
+    for (size_t i = 0; i < entries.size(); ++i)
+      collect_dependencies(entries[i].node, index, entries[i].depends_on, /*top=*/true);
+    for (size_t i : build_order(entries)) build_entry(entries[i].node, entries[i].name, scope);
+  }
+
+  void collect_dependencies(const YAML::Node& node, const std::map<std::string, size_t>& index, std::set<size_t>& out,
+                            bool top) {
+    if (node.IsMap()) {
+      for (const auto& kv : node)
+        if (!top || (kv.first.Scalar() != "name" && kv.first.Scalar() != "op" && kv.first.Scalar() != "block"))
+          collect_dependencies(kv.second, index, out, false);
+    } else if (node.IsSequence()) {
+      for (const YAML::Node& item : node) collect_dependencies(item, index, out, false);
+    } else if (node.IsScalar()) {
+      const std::string& s = node.Scalar();
+      std::string head = s.substr(0, std::min(s.find('/'), s.find(':')));
+      if (auto it = index.find(head); it != index.end()) out.insert(it->second);
+    }
+  }
+
+  std::vector<size_t> build_order(const std::vector<Entry>& entries) {
+    std::vector<int> state(entries.size(), 0);  // 0 new, 1 on the stack, 2 done
+    std::vector<size_t> order, stack;
+    std::function<void(size_t)> visit = [&](size_t i) {
+      if (state[i] == 2) return;
+      if (state[i] == 1) {
+        auto start = std::find(stack.begin(), stack.end(), i);
+        std::string cycle;
+        for (auto it = start; it != stack.end(); ++it)
+          cycle += fmt::format("'{}' (line {}) -> ", entries[*it].name, location_of(entries[*it].node, file()).line);
+        throw Error(ErrorKind::spec, fmt::format("the layers form a cycle: {}'{}'", cycle, entries[i].name),
+                    location_of(entries[i].node, file()));
+      }
+      state[i] = 1;
+      stack.push_back(i);
+      for (size_t d : entries[i].depends_on)
+        if (d != i) visit(d);
+        else throw Error(ErrorKind::spec, fmt::format("layer '{}' takes its own output as input", entries[i].name),
+                         location_of(entries[i].node, file()));
+      stack.pop_back();
+      state[i] = 2;
+      order.push_back(i);
+    };
+    for (size_t i = 0; i < entries.size(); ++i) visit(i);
+    return order;
+  }
+
+  void build_entry(const YAML::Node& node, const std::string& name, Scope& scope) {
+    MapReader r(node, file(), fmt::format("layer '{}'", name));
+    r.get("name");
+    auto op = r.get("op");
+    auto block = r.get("block");
+    if (!op && !block)
+      throw Error(ErrorKind::spec, fmt::format("layer '{}' needs an 'op' (an op or layer name) or a 'block'", name), r.where());
+    if (op && block)
+      throw Error(ErrorKind::spec, fmt::format("layer '{}' has both 'op' and 'block'; pick one", name), r.where("block"));
+    std::vector<Value> inputs;
+    if (auto in = r.get("in"))
+      for (const std::string& ref : read_string_list(*in, file(), fmt::format("the inputs of layer '{}'", name)))
+        inputs.push_back(resolve(ref, scope, *in));
+    const std::string full = scope.prefix + name;
+    if (g().find(full)) throw Error(ErrorKind::spec, fmt::format("the name '{}' is defined twice", full), r.where("name"));
+    bool trainable = scope.trainable;
+    if (auto t = r.get("trainable")) trainable = trainable && read_bool(*t, file(), "trainable");
+    const size_t values_before = g().values().size();
+    if (block) {
+      std::optional<std::string> share;
+      if (auto s = r.get("share")) share = scope.prefix + read_name(*s, file(), "share", true);
+      r.finish();
+      instantiate(*block, name, inputs, scope, share, trainable);
+      return;
+    }
+    const std::string op_name = read_string(*op, file(), "op");
+    try {
+      std::vector<Value> outs = build_op(r, op_name, full, inputs, scope, trainable);
+      record(full, op_name, outs.front(), values_before);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::shape) throw;
+      std::string detail;
+      for (const Value& v : inputs)
+        detail += fmt::format("\n  input '{}' has shape {} (defined at {})", v.name(), to_string(v.shape()), v.info().where.str());
+      throw Error(e.kind(), e.message() + detail, e.where().known() ? e.where() : r.where());
+    }
+  }
+
+  std::vector<Value> build_op(MapReader& r, const std::string& op_name, const std::string& full,
+                              const std::vector<Value>& inputs, Scope& scope, bool trainable) {
+    if (const LayerDef* layer = layer_registry().find(op_name)) {
+      check_arity(op_name, layer->min_inputs, layer->max_inputs, inputs.size(), r);
+      LayerContext ctx(g(), full, inputs, r, [&, trainable](const std::string& role, const Shape& shape, const Init& init) {
+        return layer_param(r, scope, full, role, shape, init, trainable);
+      });
+      std::vector<Value> outs = layer->build(ctx);
+      r.finish();
+      return outs;
+    }
+    const OpDef* def = registry().find(op_name);
+    if (!def) {
+      std::vector<std::string> names = registry().names();
+      for (const std::string& l : layer_registry().names()) names.push_back(l);
+      std::string guess = closest_match(op_name, names);
+      throw Error(ErrorKind::spec,
+                  fmt::format("unknown op '{}'{}; `flowgrad ops` lists them all", op_name,
+                              guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)),
+                  r.where("op"));
+    }
+    AttrMap attrs;
+    for (const auto& [key, value] : r.rest())
+      attrs.set(key, read_attr(value, file(), fmt::format("attribute '{}'", key)), r.where(key));
+    return g().add(op_name, inputs, attrs, full, r.where());
+  }
+
+  void check_arity(const std::string& op, int min, int max, size_t n, const MapReader& r) {
+    const int count = static_cast<int>(n);
+    if (count >= min && (max < 0 || count <= max)) return;
+    std::string expected = max < 0 ? fmt::format("at least {}", min) : min == max ? fmt::format("{}", min) : fmt::format("{} to {}", min, max);
+    throw Error(ErrorKind::spec, fmt::format("layer '{}' takes {} inputs in 'in', got {}", op, expected, n), r.where());
+  }
+
+  // A layer's parameter: a reference under the key `role` (a value name, or {transpose_of: name}), else
+  // "<param prefix><layer>/<role>", created once and shared by instances that name this prefix.
+  Value layer_param(MapReader& r, const Scope& scope, const std::string& full, const std::string& role,
+                    const Shape& shape, const Init& init, bool trainable) {
+    if (auto ref = r.get(role)) {
+      Value v;
+      if (ref->IsMap()) {
+        MapReader t(*ref, file(), fmt::format("'{}' of layer '{}'", role, full));
+        Value source = resolve(read_string(t.require("transpose_of"), file(), "transpose_of"), scope, *ref);
+        t.finish();
+        if (source.rank() != 2)
+          throw Error(ErrorKind::spec, fmt::format("transpose_of needs a matrix; '{}' has shape {}", source.name(), to_string(source.shape())),
+                      location_of(*ref, file()));
+        v = g().apply("transpose", {source}, AttrMap{{"permutation", std::vector<int64_t>{1, 0}}}, full + "/" + role);
+      } else {
+        v = resolve(read_string(*ref, file(), role), scope, *ref);
+      }
+      if (v.shape() != shape)
+        throw Error(ErrorKind::shape,
+                    fmt::format("layer '{}' needs its {} with shape {}, but '{}' has shape {} (defined at {})", full, role,
+                                to_string(shape), v.name(), to_string(v.shape()), v.info().where.str()),
+                    location_of(*ref, file()));
+      return v;
+    }
+    const std::string layer_name = full.substr(scope.prefix.size());
+    const std::string name = scope.param_prefix + layer_name + "/" + role;
+    if (auto existing = g().find(name)) {
+      if (existing->info().kind != ValueKind::param || existing->shape() != shape)
+        throw Error(ErrorKind::shape,
+                    fmt::format("layer '{}' shares '{}', which has shape {}, but needs {}", full, name,
+                                to_string(existing->shape()), to_string(shape)),
+                    r.where());
+      return *existing;
+    }
+    return g().param(name, shape, init, trainable, r.where());
+  }
+
+  Value resolve(const std::string& ref, const Scope& scope, const YAML::Node& at) {
+    if (auto it = scope.bindings.find(ref); it != scope.bindings.end()) return it->second;
+    if (auto v = g().find(scope.prefix + ref)) return *v;
+    if (auto v = g().find(ref)) return *v;
+    std::vector<std::string> names;
+    for (const auto& [n, v] : scope.bindings) names.push_back(n);
+    for (const ValueInfo& v : g().values())
+      names.push_back(v.name.rfind(scope.prefix, 0) == 0 ? v.name.substr(scope.prefix.size()) : v.name);
+    std::string guess = closest_match(ref, names);
+    throw Error(ErrorKind::spec,
+                fmt::format("unknown value '{}'{}", ref, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)),
+                location_of(at, file()));
+  }
+
+  void record(const std::string& layer, const std::string& op, Value out, size_t values_before) {
+    int64_t params = 0;
+    for (size_t i = values_before; i < g().values().size(); ++i)
+      if (g().values()[i].kind == ValueKind::param) params += numel(g().values()[i].type.shape);
+    spec_.summary.push_back({layer, op, out.shape(), params});
+  }
+
+  // ---- blocks ----------------------------------------------------------------------------------------------
+  void instantiate(const YAML::Node& block_node, const std::string& name, const std::vector<Value>& inputs,
+                   const Scope& outer, const std::optional<std::string>& share, bool trainable) {
+    const std::string block_name = read_string(block_node, file(), "block");
+    auto it = blocks_.find(block_name);
+    if (it == blocks_.end()) {
+      std::vector<std::string> names;
+      for (const auto& [n, b] : blocks_) names.push_back(n);
+      std::string guess = closest_match(block_name, names);
+      throw Error(ErrorKind::spec, fmt::format("unknown block '{}'{}", block_name, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)),
+                  location_of(block_node, file()));
+    }
+    const BlockDef& block = it->second;
+    if (std::find(active_blocks_.begin(), active_blocks_.end(), block_name) != active_blocks_.end())
+      throw Error(ErrorKind::spec, fmt::format("block '{}' instantiates itself (through {})", block_name, fmt::join(active_blocks_, " -> ")),
+                  location_of(block_node, file()));
+    if (inputs.size() != block.inputs.size())
+      throw Error(ErrorKind::spec,
+                  fmt::format("block '{}' takes {} inputs ({}), but instance '{}' gives {}", block_name, block.inputs.size(),
+                              fmt::join(block.inputs, ", "), name, inputs.size()),
+                  location_of(block_node, file()));
+    Scope inner;
+    inner.prefix = outer.prefix + name + "/";
+    inner.param_prefix = share ? *share + "/" : outer.param_prefix + name + "/";
+    inner.trainable = trainable;
+    for (size_t i = 0; i < inputs.size(); ++i) inner.bindings.emplace(block.inputs[i], inputs[i]);
+    active_blocks_.push_back(block_name);
+    {
+      auto guard = g().scoped(name);
+      build_layers(block.layers, inner, fmt::format("block '{}'", block_name));
+    }
+    active_blocks_.pop_back();
+    for (size_t i = 0; i < block.outputs.size(); ++i) {
+      Value out = resolve(block.outputs[i], inner, block_node);
+      const std::string alias = inner.prefix + block.outputs[i];
+      if (!g().find(alias)) g().add_alias(alias, out);
+      if (i == 0) g().add_alias(outer.prefix + name, out);
+    }
+  }
+
+  // ---- outputs and losses ------------------------------------------------------------------------------------
+  void read_outputs(const YAML::Node& node) {
+    Scope root;
+    if (node.IsMap()) {
+      MapReader outputs(node, file(), "the outputs map");
+      for (const auto& [name, ref] : outputs.rest())
+        set_output(name, resolve(read_string(ref, file(), "an output"), root, ref), ref);
+    } else {
+      for (const std::string& name : read_string_list(node, file(), "outputs")) set_output(name, resolve(name, root, node), node);
+    }
+  }
+
+  void set_output(const std::string& name, Value v, const YAML::Node& at) {
+    try {
+      g().set_output(name, v);
+    } catch (const Error& e) {
+      throw Error(ErrorKind::spec, e.message(), location_of(at, file()));
+    }
+  }
+
+  // A loss: one term or a list of terms, summed. A term is {op: mse, in: [a, b], weight: 0.5, ...attrs}
+  // or {value: name, weight: w}; each must be a scalar.
+  void add_loss(const std::string& name, const YAML::Node& node) {
+    check_name(name, location_of(node, file()), "a loss name");
+    std::optional<Value> total;
+    auto terms = node.IsSequence() ? std::vector<YAML::Node>(node.begin(), node.end()) : std::vector<YAML::Node>{node};
+    if (terms.empty()) throw Error(ErrorKind::spec, fmt::format("loss '{}' has no terms", name), location_of(node, file()));
+    for (const YAML::Node& term_node : terms) {
+      Value term = loss_term(name, term_node);
+      total = total ? *total + term : term;
+    }
+    set_output(name, *total, node);
+    spec_.losses.push_back(name);
+    if (name == "loss") std::rotate(spec_.losses.begin(), spec_.losses.end() - 1, spec_.losses.end());
+  }
+
+  Value loss_term(const std::string& loss, const YAML::Node& node) {
+    MapReader r(node, file(), fmt::format("a term of loss '{}'", loss));
+    Scope root;
+    double weight = 1;
+    if (auto w = r.get("weight")) weight = read_double(*w, file(), "weight");
+    Value term;
+    if (auto value = r.get("value")) {
+      term = resolve(read_string(*value, file(), "value"), root, *value);
+      r.finish();
+    } else {
+      const std::string op = read_string(r.require("op"), file(), "op");
+      std::vector<Value> inputs;
+      for (const std::string& ref : read_string_list(r.require("in"), file(), "in")) inputs.push_back(resolve(ref, root, node["in"]));
+      const size_t before = g().values().size();
+      // Terms of the default loss are named like the C++ front end names them (after the op).
+      term = build_op(r, op, g().unique_name(loss == "loss" ? op : fmt::format("{}/{}", loss, op)), inputs, root, true).front();
+      if (g().values().size() > before && g().values()[before].kind == ValueKind::param)
+        throw Error(ErrorKind::spec, fmt::format("loss terms cannot create parameters ('{}')", op), r.where());
+    }
+    if (term.rank() != 0)
+      throw Error(ErrorKind::shape,
+                  fmt::format("a term of loss '{}' must be a scalar, but '{}' has shape {}", loss, term.name(), to_string(term.shape())),
+                  location_of(node, file()));
+    return weight == 1 ? term : scale(term, weight);
+  }
+
+  YamlDocument doc_;
+  Spec spec_;
+  std::map<std::string, BlockDef> blocks_;
+  std::vector<std::string> active_blocks_;
+};
+
+std::string with_commas(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return n < 0 ? "-" + out : out;
+}
+
+}  // namespace
+
+uint64_t fnv1a(std::string_view bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (char c : bytes) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
+  return h;
+}
+
+void register_builtins() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    register_builtin_ops();
+    zoo::register_builtin_layers(layer_registry());
+  });
+}
+
+Spec parse_spec(std::string text, std::string file, const SpecOptions& options) {
+  register_builtins();
+  return Loader(parse_yaml(std::move(text), std::move(file)), options).load();
+}
+
+Spec load_spec(const std::string& path, const SpecOptions& options) {
+  register_builtins();
+  return Loader(load_yaml_file(path), options).load();
+}
+
+std::string format_summary(const Spec& spec) {
+  size_t name_width = 5, op_width = 2, shape_width = 12;
+  for (const SummaryRow& row : spec.summary) {
+    name_width = std::max(name_width, row.layer.size());
+    op_width = std::max(op_width, row.op.size());
+    shape_width = std::max(shape_width, to_string(row.output).size());
+  }
+  std::string out = fmt::format("Model: \"{}\" (batch {})\n", spec.name, spec.batch);
+  const size_t width = name_width + op_width + shape_width + 18;
+  out += std::string(width, '=') + "\n";
+  out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>12}\n", "Layer", name_width, "Op", op_width, "Output shape", shape_width, "Param #");
+  out += std::string(width, '-') + "\n";
+  for (const SummaryRow& row : spec.summary)
+    out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>12}\n", row.layer, name_width, row.op, op_width, to_string(row.output),
+                       shape_width, with_commas(row.params));
+  int64_t trainable = 0, frozen = 0;
+  for (const ValueInfo& v : spec.graph.values())
+    if (v.kind == ValueKind::param) (v.trainable ? trainable : frozen) += numel(v.type.shape);
+  out += std::string(width, '=') + "\n";
+  out += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n", with_commas(trainable + frozen),
+                     with_commas(trainable), with_commas(frozen));
+  return out;
+}
+
+}  // namespace flowgrad

@@ -1,0 +1,54 @@
+// YAML model specs: from a file to a forward graph (inputs, parameters, blocks, layers, outputs, losses).
+// The schema is documented in docs/spec.md. The `train:` section is read by tools/train_config.h.
+//
+// The loader lives in tools/ rather than graph/ because it names a few concrete ops (weighted loss sums,
+// transposed tied weights); graph/ provides the strict YAML reading and the layer interface it builds on.
+#pragma once
+
+#include "graph/graph.h"
+#include "graph/yaml_reader.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace flowgrad {
+
+// One row of `flowgrad summary`: a layer, op or block-instance layer in build order.
+struct SummaryRow {
+  std::string layer;  // node name, block prefix included
+  std::string op;     // the layer or op name
+  Shape output;       // shape of the first output
+  int64_t params = 0; // elements of the parameters this entry created (shared ones count once)
+};
+
+struct Spec {
+  std::string name;  // the spec's `name`, else the file's stem
+  YamlDocument document;
+  uint64_t hash = 0;  // of the spec's text, stored in checkpoints
+  Graph graph;        // the forward graph, built for `batch`
+  int64_t batch = 0;
+  std::vector<SummaryRow> summary;
+  std::vector<std::string> losses;  // names of the scalar loss outputs; the default one ("loss") first
+  const YAML::Node train() const { return document.root["train"]; }
+};
+
+struct SpecOptions {
+  int64_t batch = 0;  // 0: the spec's train.batch, else 32
+};
+
+// Loads and validates a spec; every error is Error(spec) at the spec's file:line:col (Error(io) when the
+// file cannot be read).
+Spec load_spec(const std::string& path, const SpecOptions& options = {});
+Spec parse_spec(std::string text, std::string file, const SpecOptions& options = {});
+
+// The Keras-style summary table with totals.
+std::string format_summary(const Spec& spec);
+
+// 64-bit FNV-1a of a byte string (spec hashes).
+uint64_t fnv1a(std::string_view bytes);
+
+// Registers the built-in ops and layers once; call before loading specs.
+void register_builtins();
+
+}  // namespace flowgrad

@@ -1,0 +1,69 @@
+#include "zoo/spec_layers.h"
+
+#include "ops/ops.h"
+
+namespace flowgrad::zoo {
+namespace {
+
+int64_t read_positive(MapReader& keys, const std::string& key) {
+  YAML::Node node = keys.require(key);
+  int64_t n = read_int(node, keys.file(), fmt::format("'{}' of {}", key, keys.what()));
+  if (n <= 0)
+    throw Error(ErrorKind::spec, fmt::format("'{}' of {} must be positive, got {}", key, keys.what(), n),
+                location_of(node, keys.file()));
+  return n;
+}
+
+// activation: one of the Activation names (default linear), with `alpha` for leaky_relu and elu.
+AttrMap read_activation(MapReader& keys) {
+  AttrMap attrs;
+  if (auto a = keys.get("activation")) {
+    std::string name = read_string(*a, keys.file(), "activation");
+    auto names = enum_names(Activation{});
+    std::vector<std::string> known(names.begin(), names.end());
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
+      std::string guess = closest_match(name, known);
+      throw Error(ErrorKind::spec,
+                  fmt::format("unknown activation '{}'{}; choose one of {}", name,
+                              guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(known, ", ")),
+                  location_of(*a, keys.file()));
+    }
+    attrs.set("activation", name, location_of(*a, keys.file()));
+  }
+  if (auto alpha = keys.get("alpha")) attrs.set("alpha", read_double(*alpha, keys.file(), "alpha"), location_of(*alpha, keys.file()));
+  return attrs;
+}
+
+Init init_or(MapReader& keys, const std::string& key, const Shape& shape, Init fallback) {
+  if (auto node = keys.get(key)) return read_init(*node, keys.file(), shape);
+  return fallback;
+}
+
+// dense: x[..., in] -> activation(x · kernel + bias); kernel [in, units] Glorot-uniform, bias zeros.
+std::vector<Value> build_dense(LayerContext& ctx) {
+  MapReader& keys = ctx.keys;
+  const int64_t units = read_positive(keys, "units");
+  Value x = ctx.inputs[0];
+  if (x.rank() < 2)
+    throw Error(ErrorKind::shape,
+                fmt::format("dense layer '{}' needs an input of rank 2 or more ([batch, features]), got '{}' with shape {}",
+                            ctx.name, x.name(), to_string(x.shape())),
+                ctx.where());
+  const int64_t in = x.shape().back();
+  AttrMap attrs = read_activation(keys);
+  bool use_bias = true;
+  if (auto b = keys.get("use_bias")) use_bias = read_bool(*b, keys.file(), "use_bias");
+  const Shape kernel_shape{in, units};
+  Value kernel = ctx.param("kernel", kernel_shape, init_or(keys, "kernel_init", kernel_shape, Init::glorot_uniform(in, units)));
+  std::vector<Value> inputs{x, kernel};
+  if (use_bias) inputs.push_back(ctx.param("bias", {units}, init_or(keys, "bias_init", {units}, Init::zeros())));
+  return ctx.graph.add("dense", inputs, attrs, ctx.name, ctx.where());
+}
+
+}  // namespace
+
+void register_builtin_layers(LayerRegistry& registry) {
+  registry.add({"dense", "x[..., in] -> activation(x · kernel + bias), kernel [in, units]", 1, 1, build_dense});
+}
+
+}  // namespace flowgrad::zoo
