@@ -1,6 +1,7 @@
 #include "tools/spec.h"
 
 #include "graph/layer.h"
+#include "graph/random.h"
 #include "ops/ops.h"
 #include "zoo/spec_layers.h"
 
@@ -58,7 +59,7 @@ class Loader {
     }
     top.finish();
     spec_.name = spec_name();
-    spec_.hash = fnv1a(doc_.text);
+    spec_.hash = hash_name(doc_.text);
     spec_.document = std::move(doc_);
     return std::move(spec_);
   }
@@ -509,12 +510,6 @@ std::string with_commas(int64_t n) {
 }
 
 }  // namespace
-
-uint64_t fnv1a(std::string_view bytes) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : bytes) h = (h ^ static_cast<uint8_t>(c)) * 1099511628211ull;
-  return h;
-}
 
 void register_builtins() {
   static std::once_flag once;

@@ -25,7 +25,7 @@ struct SummaryRow {
 struct Spec {
   std::string name;  // the spec's `name`, else the file's stem
   YamlDocument document;
-  uint64_t hash = 0;  // of the spec's text, stored in checkpoints
+  uint64_t hash = 0;  // FNV-1a of the spec's text, stored in checkpoints
   Graph graph;        // the forward graph, built for `batch`
   int64_t batch = 0;
   std::vector<SummaryRow> summary;
@@ -44,9 +44,6 @@ Spec parse_spec(std::string text, std::string file, const SpecOptions& options =
 
 // The Keras-style summary table with totals.
 std::string format_summary(const Spec& spec);
-
-// 64-bit FNV-1a of a byte string (spec hashes).
-uint64_t fnv1a(std::string_view bytes);
 
 // Registers the built-in ops and layers once; call before loading specs.
 void register_builtins();

@@ -6,13 +6,18 @@
 
 namespace flowgrad {
 
-Trainer::Trainer(const Graph& forward, TrainerOptions options) : forward_(forward), options_(std::move(options)) {
-  Graph sized = forward_.with_batch(options_.batch);
-  TrainingGraph training = build_training_graph(sized, options_.loss, options_.optimizer);
-  params_.materialize(training.graph, options_.seed);  // parameters and optimizer state
-  train_plans_.emplace(options_.batch, std::make_unique<Plan>(
-                                           training.graph, params_,
-                                           PlanOptions{.threads = options_.threads, .fetch = {training.loss}}));
+Trainer::Trainer(const Graph& forward, TrainerOptions options, ParamStore* store)
+    : forward_(forward), options_(std::move(options)), store_(store ? store : &own_store_) {
+  training_ = std::make_unique<TrainingGraph>(
+      build_training_graph(forward_.with_batch(options_.batch), options_.loss, options_.optimizer));
+  store_->materialize(training_->graph, options_.seed);  // parameters and optimizer state
+  train_plans_.emplace(options_.batch,
+                       std::make_unique<Plan>(training_->graph, *store_,
+                                              PlanOptions{.threads = options_.threads, .fetch = {training_->loss}}));
+  if (options_.corruption.kind != Corruption::Kind::none) {
+    const Value x = forward_[options_.input];
+    corrupted_.resize(static_cast<size_t>(numel(x.shape()) / x.shape()[0] * options_.batch));
+  }
 }
 
 Trainer::~Trainer() = default;
@@ -21,7 +26,7 @@ Plan& Trainer::train_plan(int64_t batch) {
   auto& plan = train_plans_[batch];
   if (!plan) {
     TrainingGraph training = build_training_graph(forward_.with_batch(batch), options_.loss, options_.optimizer);
-    plan = std::make_unique<Plan>(training.graph, params_, PlanOptions{.threads = options_.threads, .fetch = {training.loss}});
+    plan = std::make_unique<Plan>(training.graph, *store_, PlanOptions{.threads = options_.threads, .fetch = {training.loss}});
   }
   return *plan;
 }
@@ -29,9 +34,25 @@ Plan& Trainer::train_plan(int64_t batch) {
 Plan& Trainer::eval_plan(int64_t batch) {
   auto& plan = eval_plans_[batch];
   if (!plan)
-    plan = std::make_unique<Plan>(forward_.with_batch(batch), params_,
+    plan = std::make_unique<Plan>(forward_.with_batch(batch), *store_,
                                   PlanOptions{.threads = options_.threads, .fetch = {options_.loss}});
   return *plan;
+}
+
+void Trainer::reset_optimizer_state() {
+  for (const ValueInfo& v : training_->graph.values())
+    if (v.kind == ValueKind::state && !forward_.find(v.name)) {
+      Tensor& t = store_->get(v.name);
+      std::fill_n(static_cast<std::byte*>(t.data()), t.type().bytes(), std::byte{0});
+    }
+}
+
+void Trainer::feed(Plan& plan, const float* samples, int64_t rows, int64_t features) {
+  plan.feed(options_.input, samples);
+  if (options_.corruption.kind == Corruption::Kind::none) return;
+  const size_t n = static_cast<size_t>(rows * features);
+  corrupt(options_.corruption, step_, {samples, n}, {corrupted_.data(), n});
+  plan.feed(options_.corruption.input, corrupted_.data());
 }
 
 EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
@@ -45,11 +66,13 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   while (auto batch = batches.next()) {
     Plan& plan = train_plan(batch->size);
     lr_ = static_cast<float>(options_.schedule.at(step_));
-    plan.feed(options_.input, batch->samples.data());
+    feed(plan, batch->samples.data(), batch->size, batch->features);
     plan.feed("lr", &lr_);
     plan.run(step_++);
-    loss_sum += static_cast<double>(*plan.fetch(options_.loss)) * static_cast<double>(batch->size);
+    const double loss = static_cast<double>(*plan.fetch(options_.loss));
+    loss_sum += loss * static_cast<double>(batch->size);
     samples += batch->size;
+    if (options_.on_step) options_.on_step(samples, train.count, loss);
   }
   stats.seconds = std::chrono::duration<double>(clock::now() - start).count();
   stats.epoch = ++epoch_;
@@ -65,7 +88,7 @@ double Trainer::evaluate(const Dataset& data) {
   int64_t samples = 0;
   while (auto batch = batches.next()) {
     Plan& plan = eval_plan(batch->size);
-    plan.feed(options_.input, batch->samples.data());
+    feed(plan, batch->samples.data(), batch->size, batch->features);
     plan.run(step_);
     loss_sum += static_cast<double>(*plan.fetch(options_.loss)) * static_cast<double>(batch->size);
     samples += batch->size;

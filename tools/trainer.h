@@ -1,12 +1,15 @@
 // The training driver: turns a forward graph into a training graph once, plans it per batch size (the
 // last partial batch gets its own plan), feeds mini-batches without copying, and reports per-epoch losses.
+// One Trainer trains one stage; stages of a run share one ParamStore.
 #pragma once
 
 #include "autodiff/training.h"
 #include "graph/plan.h"
 #include "graph/tensor.h"
 #include "tools/dataset.h"
+#include "tools/noise.h"
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +24,10 @@ struct TrainerOptions {
   LrSchedule schedule;
   std::string input = "x";     // the graph input fed with samples
   std::string loss = "loss";   // a scalar output of the forward graph
+  Corruption corruption;       // optional: a second input fed a corrupted copy of each batch
+  // Called after every training step with the samples done in the epoch, the epoch's size and the
+  // step's loss (progress bars).
+  std::function<void(int64_t done, int64_t total, double loss)> on_step;
 };
 
 struct EpochStats {
@@ -33,8 +40,10 @@ struct EpochStats {
 
 class Trainer {
  public:
-  // `forward` may be built for any batch size; it is re-instantiated for the batch sizes it meets.
-  Trainer(const Graph& forward, TrainerOptions options);
+  // `forward` may be built for any batch size; it is re-instantiated for the batch sizes it meets. Its
+  // params marked trainable = false are frozen. With `store`, parameters and optimizer state live there
+  // (shared with other stages; it must outlive the Trainer); otherwise the Trainer owns them.
+  Trainer(const Graph& forward, TrainerOptions options, ParamStore* store = nullptr);
   ~Trainer();
 
   // One pass over `train` (shuffled per epoch from the seed), then the loss over `test`.
@@ -42,19 +51,29 @@ class Trainer {
   // The forward loss over a whole dataset, in order, weighted by batch sizes.
   double evaluate(const Dataset& data);
 
-  ParamStore& params() { return params_; }
+  // Zeroes the optimizer state of this trainer's parameters (a fresh optimizer, as at a stage's start).
+  void reset_optimizer_state();
+  // Continues from a checkpoint: the next step and the number of epochs already done.
+  void resume_at(uint64_t step, int64_t epochs_done) { step_ = step, epoch_ = epochs_done; }
+
+  ParamStore& params() { return *store_; }
   uint64_t step() const { return step_; }
   int64_t epoch() const { return epoch_; }
   const Plan& training_plan() { return train_plan(options_.batch); }
+  const TrainingGraph& training_graph() const { return *training_; }
 
  private:
   Plan& train_plan(int64_t batch);
   Plan& eval_plan(int64_t batch);
+  void feed(Plan& plan, const float* samples, int64_t rows, int64_t features);
 
   Graph forward_;
   TrainerOptions options_;
-  ParamStore params_;
+  ParamStore own_store_;
+  ParamStore* store_;
+  std::unique_ptr<TrainingGraph> training_;  // at the configured batch size
   std::map<int64_t, std::unique_ptr<Plan>> train_plans_, eval_plans_;
+  std::vector<float> corrupted_;  // one batch, allocated once
   uint64_t step_ = 0;
   int64_t epoch_ = 0;
   float lr_ = 0;  // fed to the training graph's "lr" input every step
