@@ -1,0 +1,358 @@
+#include "graph/dot.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string_view>
+#include <utility>
+
+namespace flowgrad {
+namespace {
+
+// ---- styles ---------------------------------------------------------------------------------------------------
+// Fill colours carry the kind; the training part is red so it separates from the forward pass at a glance.
+constexpr std::string_view input_style = R"(shape=invhouse, style=filled, fillcolor="#cfe2f3", color="#3d85c6")";
+constexpr std::string_view param_style = R"(shape=box, style=filled, fillcolor="#fce5cd", color="#e69138")";
+constexpr std::string_view frozen_style =
+    R"(shape=box, style="filled,dashed", fillcolor="#eeeeee", color="#999999", fontcolor="#666666")";
+constexpr std::string_view state_style = R"(shape=cylinder, style=filled, fillcolor="#e6e0f0", color="#8e7cc3")";
+constexpr std::string_view output_style = R"(shape=house, style=filled, fillcolor="#d9ead3", color="#6aa84f")";
+constexpr std::string_view op_style = R"(shape=box, style="rounded,filled", fillcolor="#ffffff", color="#555555")";
+constexpr std::string_view gradient_style =
+    R"(shape=box, style="rounded,filled", fillcolor="#fbeaea", color="#c0504d", fontcolor="#7f2a28")";
+constexpr std::string_view update_style =
+    R"(shape=box, style="rounded,filled,bold", penwidth=2, fillcolor="#f4cccc", color="#990000")";
+constexpr std::string_view gradient_edge_style = R"(color="#c0504d", fontcolor="#c0504d")";
+// An update reads and overwrites its parameter and state: one two-headed edge says both without a cycle.
+constexpr std::string_view read_write_edge_style =
+    R"(dir=both, arrowtail=empty, color="#990000", fontcolor="#990000", tooltip="read and overwritten")";
+// A translucent fill, so that nested scopes get darker the deeper they are.
+constexpr std::string_view scope_cluster_style =
+    R"(style="rounded,filled", fillcolor="#0000000a", color="#bbbbbb", fontcolor="#444444")";
+constexpr std::string_view gradient_cluster_style = R"(style="rounded,dashed", color="#c0504d", fontcolor="#c0504d")";
+constexpr std::string_view small_font = R"(<font point-size="8" color="#555555">)";
+
+// ---- escaping -------------------------------------------------------------------------------------------------
+
+// For a double-quoted dot string (graph, cluster and edge labels): backslash starts an escape there.
+std::string quoted(std::string_view text) {
+  std::string out = "\"";
+  for (char c : text) {
+    if (c == '"' || c == '\\') out += '\\', out += c;
+    else if (c == '\n') out += "\\n";
+    else if (static_cast<unsigned char>(c) < 0x20) out += ' ';
+    else out += c;
+  }
+  return out + '"';
+}
+
+// For an HTML-like label <...>: XML entities, newlines as line breaks; XML forbids other control characters.
+std::string html(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\n': out += "<br/>"; break;
+      default: out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+    }
+  }
+  return out;
+}
+
+// ---- what each node is ------------------------------------------------------------------------------------------
+
+enum class Role { forward, gradient, update };
+
+bool digits(std::string_view s) { return !s.empty() && s.find_first_not_of("0123456789") == std::string_view::npos; }
+
+// Autodiff names gradient nodes "<node>/grad" and "<node>/grad/<what>"; unique_name may add "_<n>".
+bool named_as_gradient(std::string_view name) {
+  for (size_t slash = name.find('/'); slash != std::string_view::npos; slash = name.find('/', slash + 1)) {
+    std::string_view segment = name.substr(slash + 1, name.find('/', slash + 1) - slash - 1);
+    if (segment == "grad" || (segment.starts_with("grad_") && digits(segment.substr(5)))) return true;
+  }
+  return false;
+}
+
+std::vector<Role> node_roles(const Graph& graph) {
+  std::vector<bool> from_gradient(graph.values().size(), false);
+  std::vector<Role> roles;
+  for (const Node& node : graph.nodes()) {
+    if (!node.op->mutates.empty()) {
+      roles.push_back(Role::update);
+      continue;
+    }
+    bool gradient = named_as_gradient(node.name);
+    for (int id : node.inputs) gradient = gradient || from_gradient[static_cast<size_t>(id)];
+    for (int id : node.outputs) from_gradient[static_cast<size_t>(id)] = gradient;
+    roles.push_back(gradient ? Role::gradient : Role::forward);
+  }
+  return roles;
+}
+
+// ---- attributes -------------------------------------------------------------------------------------------------
+
+// The op's default for each attribute, found through the op interface alone: decoding a node's attributes
+// without one key leaves that field at its default. Required attributes have none (decoding throws).
+class AttributeDefaults {
+ public:
+  const std::optional<AttrValue>& get(const OpDef& op, const AttrMap& full, const std::string& key) {
+    auto [it, inserted] = cache_[&op].try_emplace(key);
+    if (inserted) it->second = compute(op, full, key);
+    return it->second;
+  }
+
+ private:
+  static std::optional<AttrValue> compute(const OpDef& op, const AttrMap& full, const std::string& key) {
+    AttrMap rest;
+    for (const AttrEntry& e : full.entries())
+      if (e.key != key) rest.set(e.key, e.value);
+    try {
+      const AttrEntry* entry = op.encode(op.decode(rest, {})).find(key);
+      return entry ? std::optional(entry->value) : std::nullopt;
+    } catch (const Error&) {
+      return std::nullopt;
+    }
+  }
+
+  std::map<const OpDef*, std::map<std::string, std::optional<AttrValue>>> cache_;
+};
+
+std::string attribute_summary(const Node& node, const DotOptions& options, AttributeDefaults& defaults) {
+  const OpDef& op = *node.op;
+  const bool typed = op.decode && op.encode;  // custom ops registered without OpBuilder may lack them
+  const AttrMap full = typed ? op.encode(node.typed) : node.attrs;
+  std::string summary;
+  for (const AttrEntry& e : full.entries()) {
+    if (typed && defaults.get(op, full, e.key) == e.value) continue;
+    std::string value = to_string(e.value);
+    if (options.max_attribute_chars > 0 && value.size() > options.max_attribute_chars) {
+      size_t cut = options.max_attribute_chars;
+      // Never inside a UTF-8 character: continuation bytes are 10xxxxxx.
+      while (cut > 0 && (static_cast<unsigned char>(value[cut]) & 0xC0) == 0x80) --cut;
+      value = value.substr(0, cut) + "...";
+    }
+    summary += fmt::format("{}{}={}", summary.empty() ? "" : ", ", e.key, value);
+  }
+  return summary;
+}
+
+// "add_3" says "add" already; "encoding" does not say "dense".
+bool name_says_op(std::string_view name, std::string_view op) {
+  if (!name.starts_with(op)) return false;
+  std::string_view rest = name.substr(op.size());
+  return rest.empty() || (rest[0] == '_' && digits(rest.substr(1)));
+}
+
+std::string op_label(const Node& node, const DotOptions& options, AttributeDefaults& defaults) {
+  const std::string attrs = options.attributes ? attribute_summary(node, options, defaults) : "";
+  std::string label = html(node.name);
+  if (!attrs.empty()) label += fmt::format("<br/>{}{}({})</font>", small_font, html(node.op->name), html(attrs));
+  else if (!name_says_op(node.name, node.op->name))
+    label += fmt::format("<br/>{}{}</font>", small_font, html(node.op->name));
+  return label;
+}
+
+// ---- clusters ---------------------------------------------------------------------------------------------------
+
+struct Cluster {
+  std::string label;
+  std::vector<std::string> statements;
+  std::vector<std::unique_ptr<Cluster>> children;  // in order of first appearance: deterministic output
+
+  // The cluster of scope "a/b" below this one (created on first use).
+  Cluster& descend(std::string_view scope) {
+    Cluster* at = this;
+    size_t begin = 0;
+    while (begin <= scope.size()) {
+      size_t end = std::min(scope.find('/', begin), scope.size());
+      std::string_view segment = scope.substr(begin, end - begin);
+      begin = end + 1;
+      if (segment.empty()) continue;
+      Cluster* next = nullptr;
+      for (auto& child : at->children)
+        if (child->label == segment) next = child.get();
+      if (!next) {
+        at->children.push_back(std::make_unique<Cluster>());
+        next = at->children.back().get();
+        next->label = segment;
+      }
+      at = next;
+    }
+    return *at;
+  }
+};
+
+std::string identifier_part(std::string_view text) {
+  std::string out;
+  for (char c : text) out += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return out;
+}
+
+void render(const Cluster& cluster, int depth, int& counter, std::string& out) {
+  const std::string indent(static_cast<size_t>(2 * depth), ' ');
+  for (const std::string& s : cluster.statements) out += indent + s + '\n';
+  for (const auto& child : cluster.children) {
+    out += fmt::format("{}subgraph cluster_{}_{} {{\n{}  graph [label={}, {}];\n", indent, counter++,
+                       identifier_part(child->label), indent, quoted(child->label), scope_cluster_style);
+    render(*child, depth + 1, counter, out);
+    out += indent + "}\n";
+  }
+}
+
+// The innermost scope shared by two scopes ("a/b/c" and "a/b/d" share "a/b").
+std::string common_scope(std::string_view a, std::string_view b) {
+  size_t shared = 0;
+  for (size_t i = 0; i <= std::min(a.size(), b.size()); ++i) {
+    bool a_ends = i == a.size() || a[i] == '/', b_ends = i == b.size() || b[i] == '/';
+    if (a_ends && b_ends) shared = i;
+    if (a_ends != b_ends || (i < a.size() && i < b.size() && a[i] != b[i])) break;
+  }
+  return std::string(a.substr(0, shared));
+}
+
+// ---- the export -------------------------------------------------------------------------------------------------
+
+class DotWriter {
+ public:
+  DotWriter(const Graph& graph, const DotOptions& options)
+      : graph_(graph), options_(options), roles_(node_roles(graph)), readers_(graph.values().size()) {
+    for (size_t n = 0; n < graph.nodes().size(); ++n)
+      for (int id : graph.nodes()[n].inputs) readers_[static_cast<size_t>(id)].push_back(static_cast<int>(n));
+  }
+
+  std::string write() {
+    add_source_values();
+    add_op_nodes();
+    add_outputs();
+
+    std::string out = fmt::format("digraph {} {{\n", quoted(graph_.name()));
+    out += fmt::format("  graph [rankdir=TB, label={}, labelloc=t, fontname=\"Helvetica\", fontsize=12, "
+                       "nodesep=0.2, ranksep=0.3];\n",
+                       quoted(graph_.name()));
+    out += "  node [fontname=\"Helvetica\", fontsize=10, margin=\"0.08,0.03\", height=0.3];\n";
+    out += "  edge [fontname=\"Helvetica\", fontsize=8, color=\"#666666\", fontcolor=\"#444444\", arrowsize=0.6];\n";
+    // Every node is declared (inside its cluster) before any edge mentions it: dot puts a node in the
+    // subgraph where it first appears.
+    int counter = 0;
+    render(root_, 1, counter, out);
+    if (!gradients_.statements.empty()) {
+      out += fmt::format("  subgraph cluster_gradients {{\n    graph [label=\"gradients\", {}];\n",
+                         gradient_cluster_style);
+      render(gradients_, 2, counter, out);
+      out += "  }\n";
+    }
+    for (const std::string& edge : edges_) out += "  " + edge + '\n';
+    return out + "}\n";
+  }
+
+ private:
+  bool training(int node) const { return roles_[static_cast<size_t>(node)] != Role::forward; }
+  bool grouped(int node) const { return options_.gradient_cluster && training(node); }
+
+  // The dot node that stands for a value: sources are drawn themselves, node outputs by their producer.
+  std::string value_id(int id) const {
+    const ValueInfo& v = graph_.info(id);
+    return v.kind == ValueKind::node ? fmt::format("n{}", v.producer) : fmt::format("v{}", id);
+  }
+
+  std::string edge_label(int id) const {
+    if (!options_.shapes_on_edges) return {};
+    const ValueInfo& v = graph_.info(id);
+    const bool several =
+        v.kind == ValueKind::node && graph_.nodes()[static_cast<size_t>(v.producer)].outputs.size() > 1;
+    std::string type = to_string(v.type);
+    return several ? fmt::format(":{} {}", v.output_index, type) : type;
+  }
+
+  void add_edge(int value, const std::string& to, bool overwritten = false) {
+    const ValueInfo& v = graph_.info(value);
+    std::vector<std::string> attrs;
+    if (std::string label = edge_label(value); !label.empty()) attrs.push_back("label=" + quoted(label));
+    if (options_.training_styles && overwritten) attrs.emplace_back(read_write_edge_style);
+    else if (options_.training_styles && v.kind == ValueKind::node &&
+             roles_[static_cast<size_t>(v.producer)] == Role::gradient)
+      attrs.emplace_back(gradient_edge_style);
+    std::string edge = fmt::format("{} -> {}", value_id(value), to);
+    if (!attrs.empty()) edge += fmt::format(" [{}]", fmt::join(attrs, ", "));
+    edges_.push_back(edge + ';');
+  }
+
+  // Parameters and state sit with the forward nodes that read them, in the innermost scope they share;
+  // inputs, the graph's interface, stay at top level. Values only the training part reads (optimizer
+  // state, the learning rate) join the gradients cluster when there is one.
+  Cluster& source_cluster(int id) {
+    std::optional<std::string> scope;
+    bool read_by_training = false;
+    for (int n : readers_[static_cast<size_t>(id)]) {
+      const std::string& reader_scope = graph_.nodes()[static_cast<size_t>(n)].scope;
+      if (training(n)) read_by_training = true;
+      else scope = scope ? common_scope(*scope, reader_scope) : reader_scope;
+    }
+    if (!scope && read_by_training && options_.gradient_cluster) return gradients_;
+    const bool input = graph_.info(id).kind == ValueKind::input;
+    return options_.scope_clusters && scope && !input ? root_.descend(*scope) : root_;
+  }
+
+  void add_source_values() {
+    for (size_t id = 0; id < graph_.values().size(); ++id) {
+      const ValueInfo& v = graph_.values()[id];
+      if (v.kind == ValueKind::node) continue;
+      std::string label = html(v.name);
+      std::string_view style = input_style;
+      if (v.kind == ValueKind::state) style = state_style;
+      if (v.kind == ValueKind::param) style = v.trainable ? param_style : frozen_style;
+      if (v.kind == ValueKind::param && !v.trainable) label += fmt::format("<br/>{}frozen</font>", small_font);
+      source_cluster(static_cast<int>(id))
+          .statements.push_back(fmt::format("v{} [label=<{}>, {}];", id, label, style));
+    }
+  }
+
+  void add_op_nodes() {
+    for (size_t n = 0; n < graph_.nodes().size(); ++n) {
+      const Node& node = graph_.nodes()[n];
+      const Role role = roles_[n];
+      std::string_view style = op_style;
+      if (options_.training_styles && role == Role::gradient) style = gradient_style;
+      if (options_.training_styles && role == Role::update) style = update_style;
+      Cluster& cluster = grouped(static_cast<int>(n))  ? gradients_
+                         : options_.scope_clusters ? root_.descend(node.scope)
+                                                   : root_;
+      cluster.statements.push_back(fmt::format("n{} [label=<{}>, {}];", n, op_label(node, options_, defaults_), style));
+      const std::string id = fmt::format("n{}", n);
+      const auto& mutates = node.op->mutates;
+      for (size_t i = 0; i < node.inputs.size(); ++i)
+        add_edge(node.inputs[i], id, std::find(mutates.begin(), mutates.end(), static_cast<int>(i)) != mutates.end());
+    }
+  }
+
+  void add_outputs() {
+    for (size_t i = 0; i < graph_.outputs().size(); ++i) {
+      const auto& [name, id] = graph_.outputs()[i];
+      root_.statements.push_back(fmt::format("out{} [label=<{}>, {}];", i, html(name), output_style));
+      add_edge(id, fmt::format("out{}", i));
+    }
+  }
+
+  const Graph& graph_;
+  const DotOptions& options_;
+  std::vector<Role> roles_;
+  std::vector<std::vector<int>> readers_;  // per value: the nodes that take it as an input
+  AttributeDefaults defaults_;
+  Cluster root_, gradients_;
+  std::vector<std::string> edges_;
+};
+
+}  // namespace
+
+std::string to_dot(const Graph& graph, const DotOptions& options) { return DotWriter(graph, options).write(); }
+
+}  // namespace flowgrad

@@ -1,0 +1,25 @@
+// Writing a graph's dot export to disk and rendering it with Graphviz. graph/dot.h makes the text; the
+// file system and the external `dot` program are the tools' business.
+#pragma once
+
+#include "graph/dot.h"
+
+#include <string>
+
+namespace flowgrad {
+
+struct DotFiles {
+  std::string dot;  // the dot file written
+  std::string svg;  // the rendered SVG; empty when Graphviz is not installed or rendering was not asked for
+};
+
+// Renders `dot_path` to `svg_path` with `dot -Tsvg` (looked up on PATH; run directly, no shell), through a
+// temporary file renamed into place. Returns false, writing nothing, when no `dot` program can be found;
+// throws an io error when `dot` cannot be started for another reason, fails or is killed.
+bool render_svg(const std::string& dot_path, const std::string& svg_path);
+
+// Writes to_dot(graph, options) to `path` atomically and, with `svg`, renders it next to it (the same path
+// with the extension .svg) when Graphviz is installed. Throws io errors.
+DotFiles write_dot(const Graph& graph, const std::string& path, const DotOptions& options = {}, bool svg = true);
+
+}  // namespace flowgrad
