@@ -200,4 +200,9 @@ OpCheckResult check_op(const OpCase& c, uint64_t seed) {
   return result;
 }
 
+OpCase op_case(const std::string& op, const OpExample& example) {
+  return OpCase{.op = op, .inputs = example.inputs, .attrs = example.attrs, .low = example.low, .high = example.high,
+                .gap = example.gap, .int_high = example.int_high, .no_grad = example.no_grad, .label = example.label};
+}
+
 }  // namespace flowgrad

@@ -54,4 +54,7 @@ struct OpCheckResult {
 // against the double result. The loss is sum(output_k * w_k) with fixed random weights w_k.
 OpCheckResult check_op(const OpCase& op_case, uint64_t seed = 1);
 
+// The harness row for one of an op's registered examples, with the default tolerances.
+OpCase op_case(const std::string& op, const OpExample& example);
+
 }  // namespace flowgrad

@@ -91,6 +91,18 @@ class Kernel {
 class GradContext;
 using GradResult = std::vector<std::optional<Value>>;
 
+// ---- examples ---------------------------------------------------------------------------------------------------
+// A small valid use of an op, for `flowgrad gradcheck --op` and the test that checks every registered op:
+// input types and attributes, and the range its inputs are drawn from (see OpCase in autodiff/gradcheck.h).
+struct OpExample {
+  std::vector<TensorType> inputs;
+  AttrMap attrs = {};
+  double low = -1, high = 1, gap = 0;  // inputs uniform in [low, high], |x| >= gap (away from kinks)
+  int64_t int_high = 2;                // integer inputs in [0, int_high)
+  std::vector<int> no_grad = {};       // inputs not differentiated (labels, targets, workspaces)
+  std::string label = {};
+};
+
 // ---- the record -----------------------------------------------------------------------------------------------
 struct OpDef {
   std::string name;
@@ -109,6 +121,7 @@ struct OpDef {
   std::function<std::optional<std::any>(const std::any& attrs, const OpDef& consumer, const AttrMap& consumer_attrs)>
       absorb;
   std::vector<int> mutates;  // inputs written in place (optimizer updates); run after all other readers
+  std::vector<OpExample> examples;
   bool random = false;       // output depends on the step counter and a seed attribute
 };
 
@@ -165,6 +178,7 @@ class OpBuilder {
   }
   OpBuilder& mutates(std::vector<int> inputs) { return def_.mutates = std::move(inputs), *this; }
   OpBuilder& random() { return def_.random = true, *this; }
+  OpBuilder& example(OpExample e) { return def_.examples.push_back(std::move(e)), *this; }
   OpDef build() { return std::move(def_); }
 
  private:

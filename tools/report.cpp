@@ -43,8 +43,8 @@ RunReport::RunReport(std::string folder, std::string model) : folder_(std::move(
 
 void RunReport::note(std::string line) { notes_.push_back(std::move(line)); }
 
-void RunReport::add_epoch(const EpochStats& stats) {
-  epochs_.push_back(stats);
+void RunReport::add_epoch(const std::string& stage, const EpochStats& stats) {
+  epochs_.emplace_back(stage, stats);
   write();  // after every epoch, so an interrupted run keeps what it measured
 }
 
@@ -52,16 +52,17 @@ void RunReport::write() const {
   std::error_code error;
   std::filesystem::create_directories(folder_, error);
   if (error) fail(ErrorKind::io, "cannot create the run folder '{}': {}", folder_, error.message());
-  std::string csv = "epoch,train_loss,test_loss,seconds,samples_per_s\n";
-  for (const auto& e : epochs_)
-    csv += fmt::format("{},{:.6f},{:.6f},{:.3f},{:.1f}\n", e.epoch, e.train_loss, e.test_loss, e.seconds, e.samples_per_s);
+  std::string csv = "stage,epoch,train_loss,test_loss,samples_per_s,seconds\n";
+  for (const auto& [stage, e] : epochs_)
+    csv += fmt::format("{},{},{:.6f},{:.6f},{:.1f},{:.3f}\n", stage, e.epoch, e.train_loss, e.test_loss, e.samples_per_s, e.seconds);
   write_file_atomically(folder_ + "/metrics.csv", csv);
 
   std::string md = fmt::format("# {}\n\n", model_);
   for (const auto& n : notes_) md += fmt::format("- {}\n", n);
-  md += "\n| epoch | train loss | test loss | seconds | samples/s |\n|---:|---:|---:|---:|---:|\n";
-  for (const auto& e : epochs_)
-    md += fmt::format("| {} | {:.5f} | {:.5f} | {:.2f} | {:.0f} |\n", e.epoch, e.train_loss, e.test_loss, e.seconds, e.samples_per_s);
+  md += "\n| stage | epoch | train loss | test loss | seconds | samples/s |\n|---|---:|---:|---:|---:|---:|\n";
+  for (const auto& [stage, e] : epochs_)
+    md += fmt::format("| {} | {} | {:.5f} | {:.5f} | {:.2f} | {:.0f} |\n", stage, e.epoch, e.train_loss, e.test_loss, e.seconds,
+                      e.samples_per_s);
   write_file_atomically(folder_ + "/report.md", md);
 }
 

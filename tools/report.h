@@ -1,4 +1,4 @@
-// A run report: metrics.csv (one row per epoch) and report.md, written atomically into a run folder so
+// A run report: metrics.csv (one row per stage and epoch) and report.md, written atomically into a run folder so
 // that an interrupted run never leaves a half-written file behind.
 #pragma once
 
@@ -16,13 +16,13 @@ class RunReport {
  public:
   RunReport(std::string folder, std::string model);
   void note(std::string line);
-  void add_epoch(const EpochStats& stats);
+  void add_epoch(const std::string& stage, const EpochStats& stats);
   void write() const;  // creates the folder; rewrites both files
 
  private:
   std::string folder_, model_;
   std::vector<std::string> notes_;
-  std::vector<EpochStats> epochs_;
+  std::vector<std::pair<std::string, EpochStats>> epochs_;
 };
 
 }  // namespace flowgrad

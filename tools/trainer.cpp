@@ -59,10 +59,11 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   using clock = std::chrono::steady_clock;
   PrefetchingBatchIterator batches(train, {.batch_size = options_.batch, .shuffle = true, .seed = options_.seed});
   batches.start_epoch(epoch_);
-  EpochStats stats;
-  double loss_sum = 0;
-  int64_t samples = 0;
+  const int64_t skip = progress_.batches;  // batches an interrupted run already trained
+  for (int64_t i = 0; i < skip && batches.next(); ++i) {
+  }
   auto start = clock::now();
+  const double seconds_before = progress_.seconds;
   while (auto batch = batches.next()) {
     Plan& plan = train_plan(batch->size);
     lr_ = static_cast<float>(options_.schedule.at(step_));
@@ -70,14 +71,18 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
     plan.feed("lr", &lr_);
     plan.run(step_++);
     const double loss = static_cast<double>(*plan.fetch(options_.loss));
-    loss_sum += loss * static_cast<double>(batch->size);
-    samples += batch->size;
-    if (options_.on_step) options_.on_step(samples, train.count, loss);
+    progress_.batches += 1;
+    progress_.loss_sum += loss * static_cast<double>(batch->size);
+    progress_.samples += batch->size;
+    progress_.seconds = seconds_before + std::chrono::duration<double>(clock::now() - start).count();
+    if (options_.on_step) options_.on_step(progress_.samples, train.count, loss);
   }
-  stats.seconds = std::chrono::duration<double>(clock::now() - start).count();
+  EpochStats stats;
+  stats.seconds = progress_.seconds;
   stats.epoch = ++epoch_;
-  stats.train_loss = loss_sum / static_cast<double>(std::max<int64_t>(1, samples));
-  stats.samples_per_s = static_cast<double>(samples) / std::max(1e-9, stats.seconds);
+  stats.train_loss = progress_.loss_sum / static_cast<double>(std::max<int64_t>(1, progress_.samples));
+  stats.samples_per_s = static_cast<double>(progress_.samples) / std::max(1e-9, stats.seconds);
+  progress_ = {};
   stats.test_loss = evaluate(test);
   return stats;
 }

@@ -26,7 +26,8 @@ struct TrainerOptions {
   std::string loss = "loss";   // a scalar output of the forward graph
   Corruption corruption;       // optional: a second input fed a corrupted copy of each batch
   // Called after every training step with the samples done in the epoch, the epoch's size and the
-  // step's loss (progress bars).
+  // step's loss (progress bars). It may throw to stop training (Ctrl-C): the step is complete and
+  // epoch_progress() says where the epoch stands.
   std::function<void(int64_t done, int64_t total, double loss)> on_step;
 };
 
@@ -53,8 +54,19 @@ class Trainer {
 
   // Zeroes the optimizer state of this trainer's parameters (a fresh optimizer, as at a stage's start).
   void reset_optimizer_state();
-  // Continues from a checkpoint: the next step and the number of epochs already done.
-  void resume_at(uint64_t step, int64_t epochs_done) { step_ = step, epoch_ = epochs_done; }
+  // Where an epoch stands: batches trained and the sums behind its mean loss. An interrupted epoch is
+  // checkpointed with it, and the next run_epoch after resume_at continues it, skipping those batches.
+  struct EpochProgress {
+    int64_t batches = 0;
+    double loss_sum = 0;
+    int64_t samples = 0;
+    double seconds = 0;
+  };
+  // Continues from a checkpoint: the next step, the epochs done and the current epoch's progress.
+  void resume_at(uint64_t step, int64_t epochs_done, EpochProgress progress = {}) {
+    step_ = step, epoch_ = epochs_done, progress_ = progress;
+  }
+  const EpochProgress& epoch_progress() const { return progress_; }
 
   ParamStore& params() { return *store_; }
   uint64_t step() const { return step_; }
@@ -76,6 +88,7 @@ class Trainer {
   std::vector<float> corrupted_;  // one batch, allocated once
   uint64_t step_ = 0;
   int64_t epoch_ = 0;
+  EpochProgress progress_;  // of the epoch under way (or about to be continued)
   float lr_ = 0;  // fed to the training graph's "lr" input every step
 };
 

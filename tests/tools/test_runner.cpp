@@ -1,0 +1,161 @@
+#include <catch2/catch.hpp>
+
+#include "graph/random.h"
+#include "tools/checkpoint.h"
+#include "tools/npy.h"
+#include "tools/runner.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace flowgrad;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A scratch folder with a small synthetic dataset (64 train and 24 test samples of 16 values in [0, 1])
+// and a spec file; removed at the end.
+struct Workspace {
+  fs::path dir;
+  explicit Workspace(const std::string& name) : dir(fs::temp_directory_path() / ("flowgrad_runner_" + name)) {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    write_samples("train.npy", 64, 1);
+    write_samples("test.npy", 24, 2);
+  }
+  ~Workspace() { fs::remove_all(dir); }
+
+  void write_samples(const std::string& file, int64_t count, uint64_t seed) const {
+    std::vector<float> values(static_cast<size_t>(count * 16));
+    for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(random_uniform(seed, 0, i));
+    write_npy((dir / file).string(), Tensor({count, 16}, values));
+  }
+
+  std::string spec(const std::string& body) const {
+    std::string text = body;
+    for (auto pos = text.find("DIR"); pos != std::string::npos; pos = text.find("DIR")) text.replace(pos, 3, dir.string());
+    std::ofstream((dir / "model.yaml").string()) << text;
+    return (dir / "model.yaml").string();
+  }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+};
+
+const char* small_spec = R"(
+name: small
+inputs: {x: [batch, 16]}
+layers:
+  - {name: code, op: dense, in: x, units: 4, activation: tanh}
+  - {name: out, op: dense, in: code, units: 16, activation: sigmoid}
+outputs: {reconstruction: out, code: code}
+loss: {op: mse, in: [out, x]}
+train:
+  data: {dataset: npy, train: DIR/train.npy, test: DIR/test.npy}
+  batch: 16
+  epochs: 3
+  optimizer: {adam: {lr: 0.01}}
+)";
+
+std::string train(const std::string& spec_path, RunOptions options) {
+  Spec spec = load_spec(spec_path);
+  options.terminal = false;
+  return train_spec(spec, read_train_config(spec), options);
+}
+
+void check_same_tensors(const Checkpoint& a, const Checkpoint& b) {
+  REQUIRE(a.tensors.size() == b.tensors.size());
+  for (const auto& [name, t] : a.tensors) {
+    INFO(name);
+    const Tensor& u = b.tensors.at(name);
+    REQUIRE(u.type() == t.type());
+    CHECK(std::memcmp(u.data(), t.data(), t.type().bytes()) == 0);
+  }
+}
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+TEST_CASE("runner: a run folder has the spec, metrics, pictures, graph and checkpoint", "[runner]") {
+  Workspace w("folder");
+  std::string folder = train(w.spec(small_spec), {.out = w.path("run"), .epochs = 2});
+  for (const char* file : {"spec.yaml", "metrics.csv", "report.md", "loss.png", "model.dot", "checkpoint.fgck"})
+    CHECK(fs::exists(fs::path(folder) / file));
+  std::string metrics = read(folder + "/metrics.csv");
+  CHECK(metrics.rfind("stage,epoch,train_loss,test_loss,samples_per_s,seconds\n", 0) == 0);
+  CHECK(metrics.find("\ntrain,2,") != std::string::npos);
+  Checkpoint c = load_checkpoint(folder + "/checkpoint.fgck");
+  CHECK(c.meta.epoch == 2);
+  CHECK(c.meta.step == 8);
+  CHECK(c.tensors.count("code/kernel"));
+  CHECK(c.tensors.count("code/kernel/adam_m"));
+}
+
+TEST_CASE("runner: resuming continues bitwise like an uninterrupted run", "[runner]") {
+  Workspace w("resume");
+  const std::string spec = w.spec(small_spec);
+  train(spec, {.out = w.path("straight"), .epochs = 3});
+  const Checkpoint straight = load_checkpoint(w.path("straight/checkpoint.fgck"));
+
+  SECTION("from an epoch boundary: --epochs counts the total") {
+    train(spec, {.out = w.path("first"), .epochs = 1});
+    train(spec, {.out = w.path("rest"), .epochs = 3, .resume = w.path("first/checkpoint.fgck")});
+    const Checkpoint resumed = load_checkpoint(w.path("rest/checkpoint.fgck"));
+    CHECK(resumed.meta.epoch == 3);
+    check_same_tensors(straight, resumed);
+    CHECK(read(w.path("rest/metrics.csv")) .find("\ntrain,1,") != std::string::npos);  // earlier epochs kept
+  }
+  SECTION("from the middle of an epoch (Ctrl-C)") {
+    CHECK_THROWS_AS(train(spec, {.out = w.path("cut"), .epochs = 3, .stop_after_steps = 6}), Interrupted);
+    const Checkpoint cut = load_checkpoint(w.path("cut/checkpoint.fgck"));
+    CHECK(cut.meta.step == 6);
+    CHECK(cut.meta.epoch == 1);
+    train(spec, {.out = w.path("cut"), .epochs = 3, .resume = w.path("cut/checkpoint.fgck")});
+    check_same_tensors(straight, load_checkpoint(w.path("cut/checkpoint.fgck")));
+  }
+}
+
+TEST_CASE("runner: stages train what they name and feed earlier outputs", "[runner]") {
+  Workspace w("stages");
+  const std::string spec = w.spec(R"(
+name: stacked
+inputs: {x: [batch, 16], h: [batch, 8]}
+layers:
+  - {name: enc1, op: dense, in: x, units: 8, activation: sigmoid}
+  - {name: dec1, op: dense, in: enc1, units: 16, activation: sigmoid}
+  - {name: enc2, op: dense, in: h, units: 4, activation: sigmoid}
+  - {name: dec2, op: dense, in: enc2, units: 8, activation: sigmoid}
+outputs: {code1: enc1}
+losses:
+  layer1: {op: mse, in: [dec1, x]}
+  layer2: {op: mse, in: [dec2, h]}
+train:
+  data: {dataset: npy, train: DIR/train.npy, test: DIR/test.npy}
+  batch: 16
+  stages:
+    - {name: first, loss: layer1, train: [enc1/*, dec1/*], epochs: 1}
+    - {name: second, loss: layer2, epochs: 2, data_from: code1, input: h, freeze: [enc1/*, dec1/*]}
+)");
+  train(spec, {.out = w.path("one"), .epochs = 0});
+  const Checkpoint all = load_checkpoint(w.path("one/checkpoint.fgck"));
+  CHECK(all.meta.stage_name == "second");
+  CHECK(all.meta.epoch == 2);
+  std::string metrics = read(w.path("one/metrics.csv"));
+  CHECK(metrics.find("\nfirst,1,") != std::string::npos);
+  CHECK(metrics.find("\nsecond,2,") != std::string::npos);
+  // The first stage's parameters stay as the first stage left them.
+  Spec s = load_spec(spec);
+  TrainConfig config = read_train_config(s);
+  config.stages.pop_back();
+  train_spec(s, config, {.out = w.path("two"), .terminal = false});
+  const Checkpoint first_only = load_checkpoint(w.path("two/checkpoint.fgck"));
+  for (const char* name : {"enc1/kernel", "dec1/bias"})
+    CHECK(std::memcmp(all.tensors.at(name).data(), first_only.tensors.at(name).data(), all.tensors.at(name).type().bytes()) == 0);
+  CHECK(std::memcmp(all.tensors.at("enc2/kernel").data(), first_only.tensors.at("enc2/kernel").data(),
+                    all.tensors.at("enc2/kernel").type().bytes()) != 0);
+}

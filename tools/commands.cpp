@@ -1,0 +1,353 @@
+#include "tools/commands.h"
+
+#include "autodiff/autodiff.h"
+#include "autodiff/gradcheck.h"
+#include "graph/dot.h"
+#include "graph/layer.h"
+#include "graph/random.h"
+#include "graph/reference.h"
+#include "tools/benchmark.h"
+#include "tools/checkpoint.h"
+#include "tools/dot_export.h"
+#include "tools/npy.h"
+#include "tools/runner.h"
+#include "tools/trainer.h"
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <iostream>
+
+namespace flowgrad {
+namespace {
+
+int exit_code(ErrorKind kind) {
+  switch (kind) {
+    case ErrorKind::spec:
+    case ErrorKind::shape:
+    case ErrorKind::dtype: return 2;
+    case ErrorKind::io: return 3;
+    default: return 1;
+  }
+}
+
+std::pair<std::string, std::string> split_assignment(const std::string& text, const char* option) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
+    fail(ErrorKind::spec, "{} expects NAME=FILE.npy, got '{}'", option, text);
+  return {text.substr(0, eq), text.substr(eq + 1)};
+}
+
+// Copies the checkpoint's tensors into the store's tensors of the same name. Every parameter of `graph`
+// must be in the checkpoint; optimizer state the store lacks is ignored (eval and run need none).
+void load_parameters(const Checkpoint& checkpoint, const Graph& graph, ParamStore& store) {
+  for (const ValueInfo& v : graph.values())
+    if (v.kind == ValueKind::param && !checkpoint.tensors.count(v.name))
+      fail(ErrorKind::io, "checkpoint '{}' has no parameter '{}'", checkpoint.path, v.name);
+  for (auto& [name, tensor] : store.tensors()) {
+    auto it = checkpoint.tensors.find(name);
+    if (it == checkpoint.tensors.end()) continue;
+    if (it->second.type() != tensor.type())
+      fail(ErrorKind::io, "checkpoint '{}' holds '{}' as {}, the spec needs {}", checkpoint.path, name,
+           to_string(it->second.type()), to_string(tensor.type()));
+    std::copy_n(static_cast<const std::byte*>(it->second.data()), tensor.type().bytes(), static_cast<std::byte*>(tensor.data()));
+  }
+}
+
+// Runs the harness over the registered examples of one op or of every op; ops without examples fail.
+int gradcheck_ops(const std::string& which) {
+  register_builtins();
+  std::vector<std::string> names = which == "all" ? registry().names() : std::vector<std::string>{registry().get(which).name};
+  fmt::print("{:<30} {:<24} {:>11} {:>11} {:>11}  {}\n", "op", "example", "forward", "gradient", "f32 grad", "result");
+  int failures = 0;
+  for (const std::string& name : names) {
+    const OpDef& op = registry().get(name);
+    if (op.examples.empty()) {
+      fmt::print("{:<30} {:<24} {:>11} {:>11} {:>11}  FAIL (no registered example)\n", name, "-", "-", "-", "-");
+      ++failures;
+      continue;
+    }
+    for (const OpExample& example : op.examples) {
+      OpCase row = op_case(name, example);
+      OpCheckResult r = check_op(row);
+      const bool ok = r.forward_error < row.forward_tolerance && r.gradient_error < row.gradient_tolerance &&
+                      r.kernel_gradient_error < row.kernel_gradient_tolerance;
+      failures += !ok;
+      std::string shapes;
+      for (const TensorType& t : example.inputs) shapes += (shapes.empty() ? "" : " ") + to_string(t.shape);
+      fmt::print("{:<30} {:<24} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", name, example.label.empty() ? shapes : example.label,
+                 r.forward_error, r.gradient_error, r.kernel_gradient_error, ok ? "ok" : "FAIL");
+    }
+  }
+  fmt::print("{}: {} failure(s)\n", failures ? "FAIL" : "PASS", failures);
+  return failures ? 1 : 0;
+}
+
+std::string json_number(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
+
+}  // namespace
+
+void Commands::add_to(CLI::App& app) {
+  auto spec_arg = [this](CLI::App* cmd) { cmd->add_option("spec", spec_, "the model spec (YAML)")->required()->check(CLI::ExistingFile); };
+
+  train_ = app.add_subcommand("train", "train a spec and write a run folder (metrics, pictures, checkpoint)");
+  spec_arg(train_);
+  train_->add_option("--data", data_, "directory with the four IDX files (replaces the spec's)");
+  train_->add_option("--epochs", epochs_, "total epochs per stage (a resumed run trains up to this many)")->check(CLI::PositiveNumber);
+  train_->add_option("--batch", batch_, "batch size (replaces the spec's)")->check(CLI::PositiveNumber);
+  train_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+  train_->add_option("--seed", seed_, "seed for initialization, shuffling and noise");
+  train_->add_option("--out", out_, "the run folder (default runs/<name>-<timestamp>)");
+  train_->add_option("--resume", resume_, "continue from this checkpoint")->check(CLI::ExistingFile);
+
+  eval_ = app.add_subcommand("eval", "the spec's losses over the test split, with trained parameters");
+  spec_arg(eval_);
+  eval_->add_option("--checkpoint", checkpoint_, "trained parameters")->required()->check(CLI::ExistingFile);
+  eval_->add_option("--data", data_, "directory with the four IDX files");
+  eval_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+
+  run_ = app.add_subcommand("run", "feed NPY tensors, fetch any named value (gradients too) as NPY");
+  spec_arg(run_);
+  run_->add_option("--checkpoint", checkpoint_, "trained parameters (default: the spec's initializers)")->check(CLI::ExistingFile);
+  run_->add_option("--param", params_, "NAME=FILE.npy: replaces a parameter");
+  run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input")->required();
+  run_->add_option("--fetch", fetches_, "NAME=FILE.npy: writes a value, e.g. reconstruction or encoding/kernel/grad")->required();
+  run_->add_option("--seed", seed_, "seed for the spec's initializers and random ops");
+  run_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+
+  summary_ = app.add_subcommand("summary", "a table of layers, output shapes and parameter counts");
+  spec_arg(summary_);
+
+  dot_ = app.add_subcommand("dot", "Graphviz dot of the forward graph (or, with --grad, the training graph)");
+  spec_arg(dot_);
+  dot_->add_flag("--grad", grad_, "the training graph: gradients, optimizer state and updates");
+  dot_->add_option("--out", out_, "write here (and FILE.svg beside it when graphviz is installed); default stdout");
+
+  gradcheck_ = app.add_subcommand("gradcheck", "finite-difference check of a spec's gradients or of ops");
+  gradcheck_->add_option("spec", spec_, "the model spec (YAML)")->check(CLI::ExistingFile);
+  gradcheck_->add_option("--op", op_, "an op name, or 'all'");
+
+  bench_ = app.add_subcommand("bench", "steady-state training step time, throughput and memory");
+  spec_arg(bench_);
+  bench_->add_option("--batch", batch_, "batch size (default: the spec's)")->check(CLI::PositiveNumber);
+  bench_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+  bench_->add_flag("--json", json_, "print one JSON object");
+
+  ops_ = app.add_subcommand("ops", "list the registered ops and layers");
+}
+
+int Commands::run() {
+  try {
+    if (train_->parsed()) return train();
+    if (eval_->parsed()) return eval();
+    if (run_->parsed()) return run_graph();
+    if (summary_->parsed()) return summary();
+    if (dot_->parsed()) return dot();
+    if (gradcheck_->parsed()) return gradcheck();
+    if (bench_->parsed()) return bench();
+    if (ops_->parsed()) return ops();
+    return 2;
+  } catch (const Interrupted&) {
+    fmt::print(stderr, "\ninterrupted: the checkpoint is saved; resume with --resume\n");
+    return 130;
+  } catch (const Error& e) {
+    fmt::print(stderr, "flowgrad: error: {}\n", e.what());
+    return exit_code(e.kind());
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "flowgrad: error: {}\n", e.what());
+    return 1;
+  }
+}
+
+int Commands::train() {
+  Spec spec = load_spec(spec_, {.batch = batch_});
+  TrainConfig config = read_train_config(spec);
+  stop_training_on_signals();
+  std::string folder = train_spec(spec, std::move(config),
+                                  {.out = out_, .data_dir = data_, .epochs = epochs_, .threads = threads_, .seed = seed_, .resume = resume_});
+  fmt::print("run folder: {}\n", folder);
+  return 0;
+}
+
+int Commands::eval() {
+  Spec spec = load_spec(spec_);
+  TrainConfig config = read_train_config(spec);
+  if (threads_ >= 0) config.threads = threads_;
+  Checkpoint checkpoint = load_checkpoint(checkpoint_, spec.hash);
+  DatasetSplits data = load_training_data(config.data, data_);
+  ParamStore store;
+  store.materialize(spec.graph, config.seed);
+  load_parameters(checkpoint, spec.graph, store);
+  fmt::print("{} on {} ({} test samples), checkpoint {} (stage '{}', epoch {})\n", spec.name, data.source, data.test.count,
+             checkpoint_, checkpoint.meta.stage_name, checkpoint.meta.epoch);
+  for (const std::string& loss : spec.losses) {
+    TrainerOptions options{.batch = config.batch, .seed = config.seed, .threads = config.threads, .input = config.data.input, .loss = loss};
+    if (config.data.noise != DataConfig::Noise::none)
+      options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level, config.data.noisy_input, config.seed};
+    Graph frozen = spec.graph;
+    for (int id = 0; id < static_cast<int>(frozen.values().size()); ++id) frozen.info(id).trainable = false;
+    Trainer trainer(frozen, options, &store);
+    fmt::print("test {}: {:.6f}\n", loss, trainer.evaluate(data.test));
+  }
+  return 0;
+}
+
+int Commands::run_graph() {
+  std::map<std::string, NpyArray> fed;
+  int64_t batch = 0;
+  for (const std::string& assignment : inputs_) {
+    auto [name, file] = split_assignment(assignment, "--input");
+    NpyArray array = read_npy(file);
+    if (batch == 0 && !array.shape.empty()) batch = array.shape[0];
+    fed.emplace(name, std::move(array));
+  }
+  Spec spec = load_spec(spec_, {.batch = batch});
+  Graph& graph = spec.graph;
+  std::vector<std::pair<std::string, std::string>> fetches;
+  std::vector<Value> grad_of;
+  for (const std::string& assignment : fetches_) {
+    fetches.push_back(split_assignment(assignment, "--fetch"));
+    const std::string& name = fetches.back().first;
+    if (!graph.find(name) && name.size() > 5 && name.ends_with("/grad")) grad_of.push_back(graph[name.substr(0, name.size() - 5)]);
+  }
+  if (!grad_of.empty()) {
+    if (spec.losses.empty()) fail(ErrorKind::spec, "gradients need a loss, and the spec defines none");
+    gradients(graph[spec.losses.front()], grad_of);
+  }
+  ParamStore store;
+  store.materialize(graph, seed_.value_or(1));
+  if (!checkpoint_.empty()) load_parameters(load_checkpoint(checkpoint_, spec.hash), graph, store);
+  for (const std::string& assignment : params_) {
+    auto [name, file] = split_assignment(assignment, "--param");
+    if (!store.contains(name)) fail(ErrorKind::spec, "--param {}: the spec has no parameter '{}'", assignment, name);
+    Tensor& target = store.get(name);
+    Tensor value = to_tensor(read_npy(file), target.type().dtype);
+    if (value.type() != target.type())
+      fail(ErrorKind::shape, "--param {}: '{}' holds {}, the file has {}", assignment, name, to_string(target.type()), to_string(value.type()));
+    std::copy_n(static_cast<const std::byte*>(value.data()), target.type().bytes(), static_cast<std::byte*>(target.data()));
+  }
+  std::vector<std::string> names;
+  for (const auto& [name, file] : fetches) names.push_back(graph[name].name());
+  Plan plan(graph, store, {.threads = threads_ < 0 ? 0 : threads_, .fetch = names});
+  std::vector<Tensor> fed_tensors;
+  for (const auto& [name, array] : fed) {
+    Value input = graph[name];
+    if (input.info().kind != ValueKind::input) fail(ErrorKind::spec, "--input {}: '{}' is not an input of the spec", name, name);
+    Tensor t = to_tensor(array, input.type().dtype);
+    if (t.type() != input.type())
+      fail(ErrorKind::shape, "--input {}: the spec takes {}, the file has {}", name, to_string(input.type()), to_string(t.type()));
+    fed_tensors.push_back(std::move(t));
+    plan.feed(name, fed_tensors.back().data());
+  }
+  plan.run(0);
+  for (const auto& [name, file] : fetches) write_npy(file, plan.fetch_copy(graph[name].name()));
+  return 0;
+}
+
+int Commands::summary() {
+  fmt::print("{}", format_summary(load_spec(spec_)));
+  return 0;
+}
+
+int Commands::dot() {
+  Spec spec = load_spec(spec_);
+  Graph graph = spec.graph;
+  if (grad_) {
+    TrainConfig config = read_train_config(spec);
+    graph = build_training_graph(spec.graph, config.stages.front().loss, config.optimizer).graph;
+  }
+  if (out_.empty()) {
+    fmt::print("{}", to_dot(graph));
+    return 0;
+  }
+  DotFiles files = write_dot(graph, out_);
+  fmt::print(stderr, "wrote {}{}\n", files.dot, files.svg.empty() ? " (no graphviz: no SVG)" : " and " + files.svg);
+  return 0;
+}
+
+int Commands::gradcheck() {
+  if (spec_.empty() == op_.empty()) fail(ErrorKind::spec, "gradcheck takes a SPEC or --op NAME|all, not both or neither");
+  if (!op_.empty()) return gradcheck_ops(op_);
+  Spec spec = load_spec(spec_, {.batch = 2});
+  const std::string loss = spec.losses.empty() ? "" : spec.losses.front();
+  if (loss.empty()) fail(ErrorKind::spec, "the spec defines no loss to check");
+  // Inputs uniform in (0.05, 0.95) (pixel-like, valid cross-entropy targets), parameters from their
+  // initializers, all in double precision.
+  ParamStore store;
+  store.materialize(spec.graph, 1);
+  std::map<std::string, RefTensor> given;
+  std::vector<std::string> wrt;
+  for (const ValueInfo& v : spec.graph.values()) {
+    if (v.kind == ValueKind::node) continue;
+    RefTensor t(v.type.shape);
+    if (v.kind == ValueKind::input) {
+      for (int64_t i = 0; i < t.size(); ++i) t[i] = 0.05 + 0.9 * random_uniform(7, hash_name(v.name), static_cast<uint64_t>(i));
+    } else {
+      const Tensor& stored = store.get(v.name);
+      for (int64_t i = 0; i < t.size(); ++i) t[i] = static_cast<double>(stored.f32()[i]);
+      if (v.kind == ValueKind::param && v.trainable) wrt.push_back(v.name);
+    }
+    given.emplace(v.name, std::move(t));
+  }
+  GradCheckReport report = check_graph_gradients(spec.graph, loss, wrt, given);
+  fmt::print("{:<32} {:>14} {:>14}\n", "value", "max abs error", "max rel error");
+  for (const auto& e : report.entries) fmt::print("{:<32} {:>14.3e} {:>14.3e}\n", e.value, e.max_abs_error, e.max_rel_error);
+  const double tolerance = 1e-5;
+  const bool ok = report.worst() < tolerance;
+  fmt::print("{}: worst relative error {:.3e} ({} {:.0e})\n", ok ? "PASS" : "FAIL", report.worst(), ok ? "<" : ">=", tolerance);
+  return ok ? 0 : 1;
+}
+
+int Commands::bench() {
+  Spec spec = load_spec(spec_, {.batch = batch_});
+  TrainConfig config = read_train_config(spec);
+  const int threads = threads_ >= 0 ? threads_ : config.threads;
+  const StageConfig& stage = config.stages.front();
+  TrainingGraph training = build_training_graph(spec.graph, stage.loss, stage.optimizer ? *stage.optimizer : config.optimizer);
+  ParamStore store;
+  store.materialize(training.graph, config.seed);
+  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}});
+  std::vector<Tensor> inputs;
+  for (const ValueInfo& v : training.graph.values()) {
+    if (v.kind != ValueKind::input || v.name == training.lr) continue;
+    Tensor& t = inputs.emplace_back(v.type);
+    if (v.type.dtype == DType::f32)
+      for (int64_t i = 0; i < t.numel(); ++i) t.f32()[i] = static_cast<float>(random_uniform(3, hash_name(v.name), static_cast<uint64_t>(i)));
+    plan.feed(v.name, t.data());
+  }
+  float lr = static_cast<float>(config.optimizer.lr);
+  plan.feed(training.lr, &lr);
+  StepTiming timing = time_steps(plan);
+  size_t stored_bytes = 0;
+  for (const auto& [name, t] : store.tensors()) stored_bytes += t.type().bytes();
+  const PlanStats stats = plan.stats();
+  const double seconds = timing.ms_median / 1e3;
+  const double samples_per_s = static_cast<double>(spec.batch) / seconds;
+  const double gflops = stats.flops / seconds / 1e9;
+  const size_t peak_bytes = stats.arena_bytes + stored_bytes;
+  if (json_) {
+    fmt::print("{{\"spec\": \"{}\", \"batch\": {}, \"threads\": {}, \"ms_per_step\": {}, \"ms_min\": {}, \"ms_max\": {}, "
+               "\"samples_per_s\": {}, \"gflops\": {}, \"peak_bytes\": {}, \"arena_bytes\": {}, \"parameter_bytes\": {}}}\n",
+               spec.name, spec.batch, stats.threads, json_number(timing.ms_median), json_number(timing.ms_min),
+               json_number(timing.ms_max), json_number(samples_per_s), json_number(gflops), peak_bytes, stats.arena_bytes,
+               stored_bytes);
+  } else {
+    fmt::print("{} batch {} threads {}: {:.3f} ms/step (min {:.3f}, max {:.3f}), {:.0f} samples/s, {:.1f} GFLOP/s, "
+               "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f})\n",
+               spec.name, spec.batch, stats.threads, timing.ms_median, timing.ms_min, timing.ms_max, samples_per_s, gflops,
+               static_cast<double>(peak_bytes) / 1048576.0, static_cast<double>(stats.arena_bytes) / 1048576.0,
+               static_cast<double>(stored_bytes) / 1048576.0);
+  }
+  return 0;
+}
+
+int Commands::ops() {
+  register_builtins();
+  fmt::print("ops:\n");
+  for (const std::string& name : registry().names()) fmt::print("  {:<28} {}\n", name, registry().get(name).summary);
+  fmt::print("layers (ops that create their parameters):\n");
+  for (const std::string& name : layer_registry().names()) fmt::print("  {:<28} {}\n", name, layer_registry().find(name)->summary);
+  return 0;
+}
+
+}  // namespace flowgrad

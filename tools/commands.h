@@ -1,0 +1,46 @@
+// The `flowgrad` subcommands: their options (CLI11) and what each does. main() parses, then run()
+// executes the chosen subcommand and maps errors to exit codes (see main_flowgrad.cpp).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flowgrad {
+
+class Commands {
+ public:
+  void add_to(CLI::App& app);
+  int run();
+
+ private:
+  int train();
+  int eval();
+  int run_graph();
+  int summary();
+  int dot();
+  int gradcheck();
+  int bench();
+  int ops();
+
+  CLI::App* train_ = nullptr;
+  CLI::App* eval_ = nullptr;
+  CLI::App* run_ = nullptr;
+  CLI::App* summary_ = nullptr;
+  CLI::App* dot_ = nullptr;
+  CLI::App* gradcheck_ = nullptr;
+  CLI::App* bench_ = nullptr;
+  CLI::App* ops_ = nullptr;
+
+  std::string spec_, data_, out_, resume_, checkpoint_, op_;
+  int64_t epochs_ = 0, batch_ = 0;
+  int threads_ = -1;
+  std::optional<uint64_t> seed_;
+  std::vector<std::string> params_, inputs_, fetches_;
+  bool grad_ = false, json_ = false;
+};
+
+}  // namespace flowgrad

@@ -1,0 +1,348 @@
+#include "tools/runner.h"
+
+#include "tools/batches.h"
+#include "tools/checkpoint.h"
+#include "tools/csv.h"
+#include "tools/dot_export.h"
+#include "tools/image.h"
+#include "tools/npy.h"
+#include "tools/plot.h"
+#include "tools/progress.h"
+#include "tools/report.h"
+#include "tools/trainer.h"
+
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <sstream>
+
+namespace flowgrad {
+namespace {
+
+std::atomic<bool> stop_requested{false};
+
+extern "C" void on_stop_signal(int) { stop_requested.store(true); }
+
+std::string timestamp() {
+  std::time_t now = std::time(nullptr);
+  std::tm local{};
+  localtime_r(&now, &local);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%d-%H%M%S", &local);
+  return text;
+}
+
+// --out, else the resumed checkpoint's folder, else runs/<spec name>-<timestamp>.
+std::string run_folder(const Spec& spec, const RunOptions& options) {
+  if (!options.out.empty()) return options.out;
+  if (!options.resume.empty()) {
+    std::string parent = std::filesystem::path(options.resume).parent_path().string();
+    return parent.empty() ? "." : parent;
+  }
+  return fmt::format("runs/{}-{}", spec.name, timestamp());
+}
+
+void truncate(Dataset& data, int64_t limit) {
+  if (limit <= 0 || limit >= data.count) return;
+  data.count = limit;
+  data.samples.resize(static_cast<size_t>(limit * data.sample_numel()));
+  if (!data.labels.empty()) data.labels.resize(static_cast<size_t>(limit));
+}
+
+void scale(Dataset& data, double factor) {
+  if (factor == 1) return;
+  for (float& v : data.samples) v = static_cast<float>(v * factor);
+}
+
+// The forward graph of one stage: parameters outside the stage's `train` patterns, or inside its
+// `freeze` patterns, are frozen (no gradient, no update).
+Graph stage_graph(const Graph& forward, const StageConfig& stage) {
+  Graph g = forward;
+  for (int id = 0; id < static_cast<int>(g.values().size()); ++id) {
+    ValueInfo& v = g.info(id);
+    if (v.kind != ValueKind::param || !v.trainable) continue;
+    auto any = [&](const std::vector<std::string>& patterns) {
+      return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) { return matches_pattern(p, v.name); });
+    };
+    if ((!stage.train.empty() && !any(stage.train)) || any(stage.freeze)) v.trainable = false;
+  }
+  return g;
+}
+
+// Checks that a dataset's samples fit an input: same number of values per sample (an image of 28x28 feeds
+// [batch, 784], [batch, 1, 28, 28] and [batch, 28, 28] alike: all are the same row-major bytes).
+void check_fits(const Dataset& data, const Graph& graph, const std::string& input, const std::string& what) {
+  const Value x = const_cast<Graph&>(graph)[input];
+  const int64_t per_sample = numel(x.shape()) / std::max<int64_t>(1, x.shape()[0]);
+  if (per_sample != data.sample_numel())
+    fail(ErrorKind::shape, "{} has samples of shape {} ({} values), but input '{}' takes {} per sample ({}): pick an input "
+         "shape that matches the data", what, to_string(data.sample_shape), data.sample_numel(), input, per_sample,
+         to_string(x.shape()));
+}
+
+std::string exact(double v) { return fmt::format("{:a}", v); }  // hex floats round-trip bitwise
+double parse_exact(const std::map<std::string, std::string>& extra, const std::string& key) {
+  auto it = extra.find(key);
+  return it == extra.end() ? 0.0 : std::strtod(it->second.c_str(), nullptr);
+}
+
+// The image shape of a sample for pictures, or empty when samples are not images.
+Shape image_shape(const Shape& sample) {
+  if (sample.size() == 2) return sample;
+  if (sample.size() == 3 && sample[0] == 1) return {sample[1], sample[2]};
+  return {};
+}
+
+class Run {
+ public:
+  Run(const Spec& spec, TrainConfig config, const RunOptions& options)
+      : spec_(spec), config_(std::move(config)), options_(options), folder_(run_folder(spec, options)),
+        report_(folder_, spec.name) {
+    if (options.threads >= 0) config_.threads = options.threads;
+    if (options.seed) config_.seed = *options.seed;
+    if (options.epochs > 0)
+      for (StageConfig& s : config_.stages) s.epochs = options.epochs;
+  }
+
+  std::string run() {
+    Checkpoint resume;
+    if (!options_.resume.empty()) resume = load_checkpoint(options_.resume, spec_.hash);
+    DatasetSplits data = load_training_data(config_.data, options_.data_dir);
+    check_fits(data.train, spec_.graph, config_.data.input, fmt::format("the data from {}", data.source));
+    std::error_code error;
+    std::filesystem::create_directories(folder_, error);
+    if (error) fail(ErrorKind::io, "cannot create the run folder '{}': {}", folder_, error.message());
+    write_file_atomically(folder_ + "/spec.yaml", spec_.document.text);
+    write_dot(spec_.graph, folder_ + "/model.dot");
+
+    // Every stage's parameters and optimizer state exist from the start, so every checkpoint holds the same
+    // tensors whichever stage wrote it.
+    for (const StageConfig& stage : config_.stages)
+      store_.materialize(build_training_graph(stage_graph(spec_.graph, stage), stage.loss, optimizer_of(stage)).graph,
+                         config_.seed);
+    size_t first_stage = 0;
+    if (!options_.resume.empty()) {
+      restore_checkpoint(resume, store_);
+      first_stage = static_cast<size_t>(resume.meta.stage_index);
+      if (first_stage >= config_.stages.size() || config_.stages[first_stage].name != resume.meta.stage_name)
+        fail(ErrorKind::io, "checkpoint '{}' stopped in stage '{}', which this spec's schedule does not have at position {}",
+             options_.resume, resume.meta.stage_name, first_stage + 1);
+      restore_metrics(resume.meta.extra);
+    }
+    report_.note(fmt::format("spec: {} (hash {:016x})", spec_.document.file, spec_.hash));
+    report_.note(fmt::format("data: {} ({} train, {} test samples)", data.source, data.train.count, data.test.count));
+    report_.note(fmt::format("batch {}, seed {}, threads {}", config_.batch, config_.seed, config_.threads));
+
+    ProgressReporter progress(ProgressOptions{.terminal = options_.terminal});
+    for (size_t k = first_stage; k < config_.stages.size(); ++k) {
+      const bool resuming = !options_.resume.empty() && k == first_stage;
+      train_stage(k, data, progress, resuming ? &resume.meta : nullptr);
+    }
+    draw_pictures(data);
+    report_.write();
+    return folder_;
+  }
+
+ private:
+  OptimizerConfig optimizer_of(const StageConfig& stage) const { return stage.optimizer ? *stage.optimizer : config_.optimizer; }
+
+  void train_stage(size_t index, const DatasetSplits& data, ProgressReporter& progress, const CheckpointMeta* resume) {
+    const StageConfig& stage = config_.stages[index];
+    Dataset derived_train, derived_test;
+    const Dataset* train = &data.train;
+    const Dataset* test = &data.test;
+    std::string input = config_.data.input;
+    if (!stage.data_from.empty()) {
+      derived_train = compute_output(spec_.graph, store_, data.train, input, stage.data_from, config_.batch, config_.threads);
+      derived_test = compute_output(spec_.graph, store_, data.test, input, stage.data_from, config_.batch, config_.threads);
+      train = &derived_train, test = &derived_test, input = stage.input;
+      check_fits(*train, spec_.graph, input, fmt::format("output '{}'", stage.data_from));
+    }
+    const int64_t batches_per_epoch = (train->count + config_.batch - 1) / config_.batch;
+    TrainerOptions options{.batch = config_.batch, .seed = config_.seed, .threads = config_.threads,
+                           .optimizer = optimizer_of(stage), .schedule = config_.schedule, .input = input, .loss = stage.loss};
+    options.schedule.lr = options.optimizer.lr;
+    if (options.schedule.kind == LrSchedule::Kind::cosine && options.schedule.total_steps == 0)
+      options.schedule.total_steps = static_cast<uint64_t>(std::max<int64_t>(1, stage.epochs * batches_per_epoch));
+    if (config_.data.noise != DataConfig::Noise::none)
+      options.corruption = {static_cast<Corruption::Kind>(config_.data.noise), config_.data.noise_level,
+                            config_.data.noisy_input, config_.seed};
+    options.on_step = [this, &progress](int64_t done, int64_t, double loss) {
+      progress.update(done, loss);
+      ++steps_;
+      if (stop_requested.load() || (options_.stop_after_steps > 0 && steps_ >= options_.stop_after_steps)) throw Interrupted{};
+    };
+    Trainer trainer(stage_graph(spec_.graph, stage), options, &store_);
+    if (resume)
+      trainer.resume_at(static_cast<uint64_t>(resume->step), resume->epoch,
+                        {std::stoll(resume->extra.at("batches")), parse_exact(resume->extra, "loss_sum"),
+                         std::stoll(resume->extra.at("samples")), parse_exact(resume->extra, "seconds")});
+    else
+      trainer.reset_optimizer_state();
+    while (trainer.epoch() < stage.epochs) {
+      progress.epoch_start(stage.name, trainer.epoch() + 1, stage.epochs, train->count);
+      EpochStats stats;
+      try {
+        stats = trainer.run_epoch(*train, *test);
+      } catch (const Interrupted&) {
+        save(index, trainer);
+        report_.write();
+        throw;
+      }
+      progress.epoch_end(stats);
+      report_.add_epoch(stage.name, stats);
+      curve_.push_back({stage.name, stats});
+      save(index, trainer);
+      draw_loss_curve();
+    }
+  }
+
+  void save(size_t stage, const Trainer& trainer) {
+    const auto& p = trainer.epoch_progress();
+    CheckpointMeta meta{.spec_hash = spec_.hash, .step = static_cast<int64_t>(trainer.step()), .epoch = trainer.epoch(),
+                        .stage_index = static_cast<int64_t>(stage), .stage_name = config_.stages[stage].name,
+                        .seed = config_.seed};
+    meta.extra = {{"batches", std::to_string(p.batches)}, {"loss_sum", exact(p.loss_sum)},
+                  {"samples", std::to_string(p.samples)}, {"seconds", exact(p.seconds)}, {"metrics", metrics_text()}};
+    save_checkpoint(folder_ + "/checkpoint.fgck", meta, store_);
+  }
+
+  // The epochs so far, kept in checkpoints so a resumed run's report and curve include them.
+  std::string metrics_text() const {
+    std::string out;
+    for (const auto& [stage, s] : curve_)
+      out += fmt::format("{} {} {} {} {} {}\n", stage, s.epoch, exact(s.train_loss), exact(s.test_loss), exact(s.seconds),
+                         exact(s.samples_per_s));
+    return out;
+  }
+
+  void restore_metrics(const std::map<std::string, std::string>& extra) {
+    auto it = extra.find("metrics");
+    if (it == extra.end()) return;
+    std::istringstream lines(it->second);
+    std::string stage, train, test, seconds, rate;
+    EpochStats s;
+    while (lines >> stage >> s.epoch >> train >> test >> seconds >> rate) {
+      s.train_loss = std::strtod(train.c_str(), nullptr), s.test_loss = std::strtod(test.c_str(), nullptr);
+      s.seconds = std::strtod(seconds.c_str(), nullptr), s.samples_per_s = std::strtod(rate.c_str(), nullptr);
+      curve_.push_back({stage, s});
+      report_.add_epoch(stage, s);
+    }
+  }
+
+  void draw_loss_curve() {
+    PlotSeries train{"train", {}, {}}, test{"test", {}, {}};
+    for (size_t i = 0; i < curve_.size(); ++i) {
+      train.x.push_back(static_cast<double>(i + 1)), train.y.push_back(curve_[i].second.train_loss);
+      test.x.push_back(static_cast<double>(i + 1)), test.y.push_back(curve_[i].second.test_loss);
+    }
+    write_png(folder_ + "/loss.png",
+              line_plot({train, test}, {.title = spec_.name + " loss", .x_label = "epoch", .y_label = "loss"}).image);
+  }
+
+  void draw_pictures(const DatasetSplits& data) {
+    const Shape image = image_shape(data.test.sample_shape);
+    const auto& outs = spec_.graph.outputs();
+    auto has_output = [&](const std::string& name) {
+      return std::any_of(outs.begin(), outs.end(), [&](const auto& o) { return o.first == name; });
+    };
+    if (!image.empty() && has_output(config_.report.reconstruction) && data.test.count > 0) {
+      Dataset first = data.test;
+      truncate(first, config_.report.grid_images);
+      Dataset recon = compute_output(spec_.graph, store_, first, config_.data.input, config_.report.reconstruction,
+                                     config_.batch, config_.threads);
+      if (recon.sample_numel() == first.sample_numel())
+        write_png(folder_ + "/reconstructions.png", reconstruction_grid(first.samples, recon.samples, image));
+    }
+    if (!config_.report.latent.empty()) {
+      Dataset codes = compute_output(spec_.graph, store_, data.test, config_.data.input, config_.report.latent,
+                                     config_.batch, config_.threads);
+      if (codes.sample_numel() == 2)
+        write_png(folder_ + "/latent.png",
+                  scatter_plot(codes.samples, codes.labels, {.title = spec_.name + " latent codes (test set)"}).image);
+    }
+  }
+
+  const Spec& spec_;
+  TrainConfig config_;
+  RunOptions options_;
+  std::string folder_;
+  ParamStore store_;
+  RunReport report_;
+  std::vector<std::pair<std::string, EpochStats>> curve_;
+  int64_t steps_ = 0;  // trained by this process
+};
+
+}  // namespace
+
+void stop_training_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+void request_stop() { stop_requested.store(true); }
+
+DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_override) {
+  DatasetSplits splits;
+  switch (data.format) {
+    case DataConfig::Format::idx:
+      splits = load_idx_directory(!dir_override.empty() ? dir_override : !data.dir.empty() ? data.dir : default_fashion_mnist_dir());
+      break;
+    case DataConfig::Format::npy:
+      splits.train = load_npy_dataset(data.train, data.train_labels);
+      splits.test = load_npy_dataset(data.test, data.test_labels);
+      splits.source = data.train;
+      break;
+    case DataConfig::Format::csv: {
+      CsvOptions options;
+      if (!data.label_column.empty()) {
+        char* end = nullptr;
+        long long index = std::strtoll(data.label_column.c_str(), &end, 10);
+        if (*end == '\0') options.label_index = index;
+        else options.label_name = data.label_column;
+      }
+      splits.train = load_csv_dataset(data.train, options);
+      splits.test = load_csv_dataset(data.test, options);
+      splits.source = data.train;
+      break;
+    }
+  }
+  if (data.format != DataConfig::Format::idx) {
+    scale(splits.train, data.scale);
+    scale(splits.test, data.scale);
+  }
+  truncate(splits.train, data.train_limit);
+  truncate(splits.test, data.test_limit);
+  return splits;
+}
+
+Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
+                       const std::string& output, int64_t batch, int threads) {
+  std::map<int64_t, std::unique_ptr<Plan>> plans;
+  BatchIterator batches(data, {.batch_size = batch, .shuffle = false});
+  Dataset result;
+  result.count = data.count;
+  result.labels = data.labels;
+  while (auto b = batches.next()) {
+    auto& plan = plans[b->size];
+    if (!plan) plan = std::make_unique<Plan>(forward.with_batch(b->size), params, PlanOptions{.threads = threads, .fetch = {output}});
+    plan->feed(input, b->samples.data());
+    plan->run(0);
+    Tensor out = plan->fetch_copy(output);
+    if (result.sample_shape.empty()) {
+      result.sample_shape = Shape(out.shape().begin() + 1, out.shape().end());
+      result.samples.reserve(static_cast<size_t>(data.count * result.sample_numel()));
+    }
+    result.samples.insert(result.samples.end(), out.span().begin(), out.span().end());
+  }
+  return result;
+}
+
+std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options) {
+  return Run(spec, std::move(config), options).run();
+}
+
+}  // namespace flowgrad

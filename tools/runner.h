@@ -1,0 +1,51 @@
+// `flowgrad train`: runs a spec's training schedule stage by stage and keeps a run folder: the spec,
+// metrics.csv, report.md, loss-curve, reconstruction and latent PNGs, the dot graph (and SVG), and a
+// checkpoint rewritten atomically after every epoch, and on Ctrl-C.
+#pragma once
+
+#include "graph/tensor.h"
+#include "tools/dataset.h"
+#include "tools/spec.h"
+#include "tools/train_config.h"
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+namespace flowgrad {
+
+struct RunOptions {
+  std::string out;        // the run folder; empty: runs/<spec name>-<timestamp>
+  std::string data_dir;   // replaces the spec's IDX directory
+  int64_t epochs = 0;     // > 0: each stage's total epochs (a resumed run trains up to this many)
+  int threads = -1;       // >= 0: replaces the spec's thread count (0: every core)
+  std::optional<uint64_t> seed;
+  std::string resume;     // a checkpoint to continue from
+  std::optional<bool> terminal;  // progress display; default: whether stderr is a terminal
+  // > 0: stop as Ctrl-C would (checkpoint, then Interrupted) after this many steps of this process, for
+  // time-boxed runs and for testing resumption.
+  int64_t stop_after_steps = 0;
+};
+
+// Thrown out of a training step when Ctrl-C (SIGINT) or SIGTERM asked training to stop; the runner saves a
+// checkpoint first and then lets it propagate (main exits with 130).
+struct Interrupted : std::exception {
+  const char* what() const noexcept override { return "interrupted"; }
+};
+
+// Installs SIGINT/SIGTERM handlers that ask a running training to stop after its current step.
+void stop_training_on_signals();
+// Asks a running training to stop after its current step (what the signal handlers call).
+void request_stop();
+
+// Loads the data a spec trains on. A missing dataset is Error(io) naming the path and the package.
+DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_override = {});
+
+// Runs the forward graph over `data` (in order, in batches) and collects `output` per sample.
+Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
+                       const std::string& output, int64_t batch, int threads);
+
+// Trains and returns the run folder.
+std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options);
+
+}  // namespace flowgrad
