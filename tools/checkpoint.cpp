@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -199,6 +200,8 @@ void save_checkpoint(const std::string& path, const CheckpointMeta& meta, const 
   }
   writer.put(static_cast<uint32_t>(store.tensors().size()));
   for (const auto& [name, tensor] : store.tensors()) {
+    if (tensor.shape().size() > std::numeric_limits<uint8_t>::max())
+      fail(ErrorKind::io, "cannot write checkpoint '{}': tensor '{}' has rank {}, above 255", path, name, tensor.shape().size());
     writer.put_string(name);
     writer.put(dtype_code(tensor.type().dtype));
     writer.put(static_cast<uint8_t>(tensor.shape().size()));

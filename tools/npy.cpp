@@ -133,7 +133,8 @@ class HeaderParser {
  private:
   [[noreturn]] void error(const std::string& what) const {
     constexpr size_t kShown = 200;
-    std::string shown(text_.substr(0, kShown));
+    std::string_view shown = text_.substr(0, kShown);
+    shown = shown.substr(0, shown.find_last_not_of(" \n") + 1);  // the padding says nothing
     fail(ErrorKind::io, ".npy file '{}' has a header that does not parse: {} at character {} of \"{}{}\"", path_,
          what, pos_ + 1, shown, text_.size() > kShown ? "..." : "");
   }
