@@ -2,42 +2,11 @@
 
 #include "graph/error.h"
 
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 
 namespace flowgrad {
-
-void write_file_atomically(const std::string& path, const std::string& contents) {
-  std::string temporary = path + ".tmp";
-  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) fail(ErrorKind::io, "cannot write '{}': {}", temporary, std::strerror(errno));
-  size_t written = 0;
-  while (written < contents.size()) {
-    ssize_t n = ::write(fd, contents.data() + written, contents.size() - written);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      ::close(fd);
-      ::unlink(temporary.c_str());
-      fail(ErrorKind::io, "cannot write '{}': {}", temporary, std::strerror(error));
-    }
-    written += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(temporary.c_str());
-    fail(ErrorKind::io, "cannot flush '{}': {}", temporary, std::strerror(errno));
-  }
-  if (std::rename(temporary.c_str(), path.c_str()) != 0) {
-    int error = errno;
-    ::unlink(temporary.c_str());
-    fail(ErrorKind::io, "cannot rename '{}' to '{}': {}", temporary, path, std::strerror(error));
-  }
-}
 
 RunReport::RunReport(std::string folder, std::string model) : folder_(std::move(folder)), model_(std::move(model)) {}
 

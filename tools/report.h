@@ -2,15 +2,13 @@
 // that an interrupted run never leaves a half-written file behind.
 #pragma once
 
+#include "tools/atomic_file.h"
 #include "tools/trainer.h"
 
 #include <string>
 #include <vector>
 
 namespace flowgrad {
-
-// Writes `contents` to `path` through a temporary file in the same directory, fsync and rename.
-void write_file_atomically(const std::string& path, const std::string& contents);
 
 class RunReport {
  public:
