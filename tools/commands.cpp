@@ -74,7 +74,10 @@ int gradcheck_ops(const std::string& which) {
                       r.kernel_gradient_error < row.kernel_gradient_tolerance;
       failures += !ok;
       std::string shapes;
-      for (const TensorType& t : example.inputs) shapes += (shapes.empty() ? "" : " ") + to_string(t.shape);
+      for (const TensorType& t : example.inputs) {
+        if (!shapes.empty()) shapes += ' ';
+        shapes += to_string(t.shape);
+      }
       fmt::print("{:<30} {:<24} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", name, example.label.empty() ? shapes : example.label,
                  r.forward_error, r.gradient_error, r.kernel_gradient_error, ok ? "ok" : "FAIL");
     }

@@ -11,7 +11,7 @@
 using namespace flowgrad;
 
 int main(int argc, char** argv) {
-  bound_openmp_spinning(argc, argv);
+  bound_openmp_spinning(argv);
   CLI::App app{"flowgrad: train, run and inspect dataflow-graph models declared in YAML specs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "flowgrad 0.3");

@@ -39,6 +39,15 @@ struct EpochStats {
   double samples_per_s = 0;
 };
 
+// Where an epoch stands: batches trained and the sums behind its mean loss. An interrupted epoch is
+// checkpointed with it, and the next run_epoch after Trainer::resume_at continues it, skipping those batches.
+struct EpochProgress {
+  int64_t batches = 0;
+  double loss_sum = 0;
+  int64_t samples = 0;
+  double seconds = 0;
+};
+
 class Trainer {
  public:
   // `forward` may be built for any batch size; it is re-instantiated for the batch sizes it meets. Its
@@ -54,14 +63,6 @@ class Trainer {
 
   // Zeroes the optimizer state of this trainer's parameters (a fresh optimizer, as at a stage's start).
   void reset_optimizer_state();
-  // Where an epoch stands: batches trained and the sums behind its mean loss. An interrupted epoch is
-  // checkpointed with it, and the next run_epoch after resume_at continues it, skipping those batches.
-  struct EpochProgress {
-    int64_t batches = 0;
-    double loss_sum = 0;
-    int64_t samples = 0;
-    double seconds = 0;
-  };
   // Continues from a checkpoint: the next step, the epochs done and the current epoch's progress.
   void resume_at(uint64_t step, int64_t epochs_done, EpochProgress progress = {}) {
     step_ = step, epoch_ = epochs_done, progress_ = progress;
