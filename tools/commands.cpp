@@ -187,10 +187,7 @@ int Commands::eval() {
     TrainerOptions options{.batch = config.batch, .seed = config.seed, .threads = config.threads, .input = config.data.input, .loss = loss};
     if (config.data.noise != DataConfig::Noise::none)
       options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level, config.data.noisy_input, config.seed};
-    Graph frozen = spec.graph;
-    for (int id = 0; id < static_cast<int>(frozen.values().size()); ++id) frozen.info(id).trainable = false;
-    Trainer trainer(frozen, options, &store);
-    fmt::print("test {}: {:.6f}\n", loss, trainer.evaluate(data.test));
+    fmt::print("test {}: {:.6f}\n", loss, Evaluator(spec.graph, store, options).evaluate(data.test));
   }
   return 0;
 }

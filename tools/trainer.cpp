@@ -14,13 +14,50 @@ Trainer::Trainer(const Graph& forward, TrainerOptions options, ParamStore* store
   train_plans_.emplace(options_.batch,
                        std::make_unique<Plan>(training_->graph, *store_,
                                               PlanOptions{.threads = options_.threads, .fetch = {training_->loss}}));
-  if (options_.corruption.kind != Corruption::Kind::none) {
+  if (options_.corruption.kind != Corruption::Kind::none) {  // sized here so that steps never allocate
     const Value x = forward_[options_.input];
     corrupted_.resize(static_cast<size_t>(numel(x.shape()) / x.shape()[0] * options_.batch));
   }
 }
 
 Trainer::~Trainer() = default;
+
+namespace {
+
+// Feeds a batch, and its corrupted copy when the options ask for one (into `corrupted`, sized once).
+void feed_batch(Plan& plan, const TrainerOptions& options, std::vector<float>& corrupted, uint64_t step,
+                const float* samples, int64_t rows, int64_t features) {
+  plan.feed(options.input, samples);
+  if (options.corruption.kind == Corruption::Kind::none) return;
+  const size_t n = static_cast<size_t>(rows * features);
+  if (corrupted.size() < n) corrupted.resize(n);
+  corrupt(options.corruption, step, {samples, n}, {corrupted.data(), n});
+  plan.feed(options.corruption.input, corrupted.data());
+}
+
+}  // namespace
+
+Evaluator::Evaluator(const Graph& forward, ParamStore& params, const TrainerOptions& options)
+    : forward_(forward), params_(params), options_(options) {}
+
+Evaluator::~Evaluator() = default;
+
+double Evaluator::evaluate(const Dataset& data, uint64_t step) {
+  BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false});
+  double loss_sum = 0;
+  int64_t samples = 0;
+  while (auto batch = batches.next()) {
+    auto& plan = plans_[batch->size];
+    if (!plan)
+      plan = std::make_unique<Plan>(forward_.with_batch(batch->size), params_,
+                                    PlanOptions{.threads = options_.threads, .fetch = {options_.loss}});
+    feed_batch(*plan, options_, corrupted_, step, batch->samples.data(), batch->size, batch->features);
+    plan->run(step);
+    loss_sum += static_cast<double>(*plan->fetch(options_.loss)) * static_cast<double>(batch->size);
+    samples += batch->size;
+  }
+  return loss_sum / static_cast<double>(std::max<int64_t>(1, samples));
+}
 
 Plan& Trainer::train_plan(int64_t batch) {
   auto& plan = train_plans_[batch];
@@ -31,28 +68,12 @@ Plan& Trainer::train_plan(int64_t batch) {
   return *plan;
 }
 
-Plan& Trainer::eval_plan(int64_t batch) {
-  auto& plan = eval_plans_[batch];
-  if (!plan)
-    plan = std::make_unique<Plan>(forward_.with_batch(batch), *store_,
-                                  PlanOptions{.threads = options_.threads, .fetch = {options_.loss}});
-  return *plan;
-}
-
 void Trainer::reset_optimizer_state() {
   for (const ValueInfo& v : training_->graph.values())
     if (v.kind == ValueKind::state && !forward_.find(v.name)) {
       Tensor& t = store_->get(v.name);
       std::fill_n(static_cast<std::byte*>(t.data()), t.type().bytes(), std::byte{0});
     }
-}
-
-void Trainer::feed(Plan& plan, const float* samples, int64_t rows, int64_t features) {
-  plan.feed(options_.input, samples);
-  if (options_.corruption.kind == Corruption::Kind::none) return;
-  const size_t n = static_cast<size_t>(rows * features);
-  corrupt(options_.corruption, step_, {samples, n}, {corrupted_.data(), n});
-  plan.feed(options_.corruption.input, corrupted_.data());
 }
 
 EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
@@ -67,7 +88,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   while (auto batch = batches.next()) {
     Plan& plan = train_plan(batch->size);
     lr_ = static_cast<float>(options_.schedule.at(step_));
-    feed(plan, batch->samples.data(), batch->size, batch->features);
+    feed_batch(plan, options_, corrupted_, step_, batch->samples.data(), batch->size, batch->features);
     plan.feed("lr", &lr_);
     plan.run(step_++);
     const double loss = static_cast<double>(*plan.fetch(options_.loss));
@@ -88,17 +109,8 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
 }
 
 double Trainer::evaluate(const Dataset& data) {
-  BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false});
-  double loss_sum = 0;
-  int64_t samples = 0;
-  while (auto batch = batches.next()) {
-    Plan& plan = eval_plan(batch->size);
-    feed(plan, batch->samples.data(), batch->size, batch->features);
-    plan.run(step_);
-    loss_sum += static_cast<double>(*plan.fetch(options_.loss)) * static_cast<double>(batch->size);
-    samples += batch->size;
-  }
-  return loss_sum / static_cast<double>(std::max<int64_t>(1, samples));
+  if (!evaluator_) evaluator_ = std::make_unique<Evaluator>(forward_, *store_, options_);
+  return evaluator_->evaluate(data, step_);
 }
 
 }  // namespace flowgrad

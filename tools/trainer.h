@@ -48,6 +48,23 @@ struct EpochProgress {
   double seconds = 0;
 };
 
+// The forward loss over whole datasets, with one plan per batch size met (the last batch may be partial).
+class Evaluator {
+ public:
+  // Reads options.batch, threads, input, loss and corruption; `params` must outlive the Evaluator.
+  Evaluator(const Graph& forward, ParamStore& params, const TrainerOptions& options);
+  ~Evaluator();
+  // The loss over `data`, in order, weighted by batch sizes. `step` seeds noise and random ops.
+  double evaluate(const Dataset& data, uint64_t step = 0);
+
+ private:
+  const Graph& forward_;
+  ParamStore& params_;
+  const TrainerOptions& options_;
+  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+  std::vector<float> corrupted_;
+};
+
 class Trainer {
  public:
   // `forward` may be built for any batch size; it is re-instantiated for the batch sizes it meets. Its
@@ -77,15 +94,14 @@ class Trainer {
 
  private:
   Plan& train_plan(int64_t batch);
-  Plan& eval_plan(int64_t batch);
-  void feed(Plan& plan, const float* samples, int64_t rows, int64_t features);
 
   Graph forward_;
   TrainerOptions options_;
   ParamStore own_store_;
   ParamStore* store_;
   std::unique_ptr<TrainingGraph> training_;  // at the configured batch size
-  std::map<int64_t, std::unique_ptr<Plan>> train_plans_, eval_plans_;
+  std::map<int64_t, std::unique_ptr<Plan>> train_plans_;
+  std::unique_ptr<Evaluator> evaluator_;
   std::vector<float> corrupted_;  // one batch, allocated once
   uint64_t step_ = 0;
   int64_t epoch_ = 0;
