@@ -1,0 +1,285 @@
+// upsample: resizing x[batch, channels, height, width] by integer scale factors or to an explicit output size,
+// nearest or bilinear, and its adjoint upsample_grad(g). Both are linear, each the other's gradient.
+//
+// Sampling is oneDNN's (and PyTorch's interpolate with align_corners=False): output index o samples the input
+// at s = (o + 0.5) * in / out - 0.5. Bilinear clamps s to [0, in - 1] and blends the two neighbours; nearest
+// takes floor(s + 0.5) (PyTorch's "nearest-exact", identical to its "nearest" for integer scales). A smaller
+// output size downsamples by the same rule, without antialiasing.
+//
+// The kernels are loops written here rather than oneDNN's resampling primitives: on plain NCHW f32, oneDNN 2.6
+// runs its backward on a generic implementation ("simple:any"). Measured for [128, 32, 14, 14] -> 28 x 28,
+// nearest, one thread, best of 30 (AVX-512 machine): oneDNN forward 1.8 ms, backward 18.8 ms (bilinear 83 ms);
+// these loops 0.5 ms and 0.8 ms. Planes run in parallel, each on one thread in a fixed order, so results do
+// not depend on the thread count.
+#include "ops/kernel_util.h"
+#include "ops/ops.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <cstring>
+
+namespace flowgrad {
+
+std::span<const char* const> enum_names(Resample) {
+  static const char* const names[] = {"nearest", "bilinear"};
+  return names;
+}
+
+namespace {
+
+struct UpsampleAttrs {
+  Resample mode = Resample::nearest;
+  std::vector<int64_t> scale;  // integer factors [height, width], or one for both
+  std::vector<int64_t> size;   // the output's [height, width], instead of scale
+  template <class F> void fields(F&& f) {
+    f("mode", mode);
+    f("scale", scale);
+    f("size", size);
+  }
+};
+
+// upsample_grad maps the gradient back to the forward input, whose size it cannot tell: `size` is that.
+struct UpsampleGradAttrs {
+  Resample mode = Resample::nearest;
+  std::vector<int64_t> size;
+  template <class F> void fields(F&& f) {
+    f("mode", mode);
+    f("size", size, Field::required);
+  }
+};
+
+void require_image(const ShapeContext& c, const char* what) {
+  const TensorType& t = c.inputs[0];
+  if (t.dtype != DType::f32)
+    throw Error(ErrorKind::dtype, fmt::format("node '{}' (op '{}'): {} must be f32, got {}", c.node, c.op, what,
+                                              to_string(t)));
+  if (t.rank() != 4) c.fail(fmt::format("{} must be [batch, channels, height, width], but is {}", what, to_string(t.shape)));
+}
+
+std::array<int64_t, 2> pair_of(const std::vector<int64_t>& v, const char* key, const ShapeContext& c) {
+  if (v.empty() || v.size() > 2 || v[0] < 1 || v.back() < 1)
+    c.fail(fmt::format("{} must be one positive integer or [height, width], not {}", key, to_string(v)));
+  return {v[0], v.back()};
+}
+
+Shape upsample_shape(const ShapeContext& c, const UpsampleAttrs& a) {
+  require_image(c, "x");
+  const Shape& x = c.in(0);
+  if (a.scale.empty() == a.size.empty())
+    c.fail(fmt::format("give either scale or size (the output's [height, width]), {}",
+                       a.scale.empty() ? "neither was given" : "not both"));
+  if (!a.size.empty()) {
+    const auto size = pair_of(a.size, "size", c);
+    return {x[0], x[1], size[0], size[1]};
+  }
+  const auto scale = pair_of(a.scale, "scale", c);
+  return {x[0], x[1], x[2] * scale[0], x[3] * scale[1]};
+}
+
+// ---- sampling ------------------------------------------------------------------------------------------------
+
+// The two input taps of one output index along one axis and the weight of the second (nearest: one tap).
+struct Taps {
+  int64_t first = 0, second = 0;
+  double weight = 0;
+};
+
+Taps taps_of(Resample mode, int64_t o, int64_t in, int64_t out) {
+  if (mode == Resample::nearest) {
+    // floor((o + 0.5) * in / out) in integers: exact at the ties that an integer scale produces.
+    const int64_t i = std::min((2 * o + 1) * in / (2 * out), in - 1);
+    return {i, i, 0.0};
+  }
+  const double s = std::clamp((static_cast<double>(o) + 0.5) * static_cast<double>(in) / static_cast<double>(out) - 0.5,
+                              0.0, static_cast<double>(in - 1));
+  const auto first = static_cast<int64_t>(s);
+  return {first, std::min(first + 1, in - 1), s - static_cast<double>(first)};
+}
+
+// The reference: output (oh, ow) is sum over taps of weight_h * weight_w * x, visited as (input, output, weight).
+template <class F>
+void for_taps(Resample mode, const Shape& x, const Shape& y, F f) {
+  const int64_t planes = x[0] * x[1], in_h = x[2], in_w = x[3], out_h = y[2], out_w = y[3];
+  for (int64_t p = 0; p < planes; ++p)
+    for (int64_t oh = 0; oh < out_h; ++oh)
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const Taps h = taps_of(mode, oh, in_h, out_h), w = taps_of(mode, ow, in_w, out_w);
+        const int64_t o = (p * out_h + oh) * out_w + ow, row0 = (p * in_h + h.first) * in_w, row1 = (p * in_h + h.second) * in_w;
+        f(row0 + w.first, o, (1 - h.weight) * (1 - w.weight));
+        f(row0 + w.second, o, (1 - h.weight) * w.weight);
+        f(row1 + w.first, o, h.weight * (1 - w.weight));
+        f(row1 + w.second, o, h.weight * w.weight);
+      }
+}
+
+// ---- kernels -------------------------------------------------------------------------------------------------
+
+// Taps of every index of one axis, in the kernels' precision.
+struct AxisTable {
+  std::vector<int64_t> first, second;
+  std::vector<float> weight;
+  AxisTable(Resample mode, int64_t in, int64_t out) {
+    for (int64_t o = 0; o < out; ++o) {
+      Taps t = taps_of(mode, o, in, out);
+      first.push_back(t.first), second.push_back(t.second), weight.push_back(static_cast<float>(t.weight));
+    }
+  }
+};
+
+// One plane in each direction. `scale_w` is the exact integer width factor (nearest), or 0.
+struct Resampler {
+  Resample mode;
+  int64_t in_h, in_w, out_h, out_w, scale_w;
+  AxisTable rows, cols;
+
+  Resampler(Resample m, const Shape& x, const Shape& y)
+      : mode(m), in_h(x[2]), in_w(x[3]), out_h(y[2]), out_w(y[3]),
+        scale_w(m == Resample::nearest && out_w % in_w == 0 ? out_w / in_w : 0), rows(m, in_h, out_h),
+        cols(m, in_w, out_w) {}
+
+  void forward(const float* x, float* y) const {
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      float* y_row = y + oh * out_w;
+      if (mode == Resample::nearest) {
+        // Output rows sampling the same input row are copies of the previous one.
+        if (oh > 0 && rows.first[static_cast<size_t>(oh)] == rows.first[static_cast<size_t>(oh - 1)]) {
+          std::memcpy(y_row, y_row - out_w, static_cast<size_t>(out_w) * sizeof(float));
+        } else {
+          nearest_row(x + rows.first[static_cast<size_t>(oh)] * in_w, y_row);
+        }
+        continue;
+      }
+      const float* r0 = x + rows.first[static_cast<size_t>(oh)] * in_w;
+      const float* r1 = x + rows.second[static_cast<size_t>(oh)] * in_w;
+      const float wh = rows.weight[static_cast<size_t>(oh)];
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const size_t k = static_cast<size_t>(ow);
+        const int64_t c0 = cols.first[k], c1 = cols.second[k];
+        const float ww = cols.weight[k];
+        const float top = r0[c0] + ww * (r0[c1] - r0[c0]), bottom = r1[c0] + ww * (r1[c1] - r1[c0]);
+        y_row[ow] = top + wh * (bottom - top);
+      }
+    }
+  }
+
+  // dx = the adjoint of forward applied to dy: every output's value goes back to its taps.
+  void backward(const float* dy, float* dx) const {
+    std::memset(dx, 0, static_cast<size_t>(in_h * in_w) * sizeof(float));
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const float* dy_row = dy + oh * out_w;
+      float* r0 = dx + rows.first[static_cast<size_t>(oh)] * in_w;
+      if (mode == Resample::nearest) {
+        nearest_row_adjoint(dy_row, r0);
+        continue;
+      }
+      float* r1 = dx + rows.second[static_cast<size_t>(oh)] * in_w;
+      const float wh = rows.weight[static_cast<size_t>(oh)];
+      for (int64_t ow = 0; ow < out_w; ++ow) {
+        const size_t k = static_cast<size_t>(ow);
+        const int64_t c0 = cols.first[k], c1 = cols.second[k];
+        const float ww = cols.weight[k], g = dy_row[ow];
+        const float top = (1 - wh) * g, bottom = wh * g;
+        r0[c0] += (1 - ww) * top, r0[c1] += ww * top;
+        r1[c0] += (1 - ww) * bottom, r1[c1] += ww * bottom;
+      }
+    }
+  }
+
+ private:
+  void nearest_row(const float* x_row, float* y_row) const;
+  void nearest_row_adjoint(const float* dy_row, float* dx_row) const;
+};
+
+FLOWGRAD_SIMD_CLONES void repeat_twice(const float* __restrict x, float* __restrict y, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) y[2 * j] = y[2 * j + 1] = x[j];
+}
+
+FLOWGRAD_SIMD_CLONES void add_pairs(const float* __restrict dy, float* __restrict dx, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) dx[j] += dy[2 * j] + dy[2 * j + 1];
+}
+
+void Resampler::nearest_row(const float* x_row, float* y_row) const {
+  if (scale_w == 2) return repeat_twice(x_row, y_row, in_w);
+  for (int64_t ow = 0; ow < out_w; ++ow) y_row[ow] = x_row[cols.first[static_cast<size_t>(ow)]];
+}
+
+void Resampler::nearest_row_adjoint(const float* dy_row, float* dx_row) const {
+  if (scale_w == 2) return add_pairs(dy_row, dx_row, in_w);
+  for (int64_t ow = 0; ow < out_w; ++ow) dx_row[cols.first[static_cast<size_t>(ow)]] += dy_row[ow];
+}
+
+// forward: x -> y; otherwise dy -> dx. `small` and `large` are the input and output shapes of the forward.
+std::unique_ptr<Kernel> resample_kernel(Resample mode, const Shape& small, const Shape& large, bool forward) {
+  auto resampler = std::make_shared<const Resampler>(mode, small, large);
+  const int64_t planes = small[0] * small[1], small_plane = small[2] * small[3], large_plane = large[2] * large[3];
+  const double flops = static_cast<double>(numel(large)) * (mode == Resample::bilinear ? 6.0 : 0.0);
+  return std::make_unique<kernels::FunctionKernel>(
+      [=](const KernelArgs& args) {
+        const float* in = args.input(0);
+        float* out = args.output(0);
+        kernels::parallel_items(planes, large_plane, args.threads, [&](int64_t begin, int64_t end) {
+          for (int64_t p = begin; p < end; ++p) {
+            if (forward) resampler->forward(in + p * small_plane, out + p * large_plane);
+            else resampler->backward(in + p * large_plane, out + p * small_plane);
+          }
+        });
+      },
+      flops);
+}
+
+Value upsample_node(Value x, const UpsampleAttrs& a) { return x.graph().apply("upsample", {x}, a); }
+
+std::vector<int64_t> spatial_size(Value x) { return {x.shape()[2], x.shape()[3]}; }
+
+}  // namespace
+
+void register_resample_ops(Registry& r) {
+  r.add(OpBuilder<UpsampleAttrs>("upsample", 1, 1)
+            .summary("x[batch, channels, h, w] resized by integer scale factors or to size, nearest or bilinear")
+            .infer([](const ShapeContext& c, const UpsampleAttrs& a) {
+              return std::vector<TensorType>{{upsample_shape(c, a)}};
+            })
+            .reference([](const RefContext& c, const UpsampleAttrs& a) {
+              RefTensor y(c.outputs[0].shape);
+              for_taps(a.mode, c.in(0).shape, y.shape, [&](int64_t i, int64_t o, double w) { y[o] += w * c.in(0)[i]; });
+              return std::vector<RefTensor>{std::move(y)};
+            })
+            .kernel([](const KernelContext& c, const UpsampleAttrs& a) {
+              return resample_kernel(a.mode, c.inputs[0].shape, c.outputs[0].shape, true);
+            })
+            .gradient([](GradContext& c) -> GradResult {
+              return {c.graph.apply("upsample_grad", {*c.grad()},
+                                    UpsampleGradAttrs{c.attrs<UpsampleAttrs>().mode, spatial_size(c.input(0))})};
+            })
+            .build());
+
+  r.add(OpBuilder<UpsampleGradAttrs>("upsample_grad", 1, 1)
+            .summary("upsample's adjoint: g summed back onto the forward input of size [h, w], with the same weights")
+            .infer([](const ShapeContext& c, const UpsampleGradAttrs& a) {
+              require_image(c, "the gradient g");
+              const auto size = pair_of(a.size, "size", c);
+              return std::vector<TensorType>{{{c.in(0)[0], c.in(0)[1], size[0], size[1]}}};
+            })
+            .reference([](const RefContext& c, const UpsampleGradAttrs& a) {
+              RefTensor dx(c.outputs[0].shape);
+              for_taps(a.mode, dx.shape, c.in(0).shape, [&](int64_t i, int64_t o, double w) { dx[i] += w * c.in(0)[o]; });
+              return std::vector<RefTensor>{std::move(dx)};
+            })
+            .kernel([](const KernelContext& c, const UpsampleGradAttrs& a) {
+              return resample_kernel(a.mode, c.outputs[0].shape, c.inputs[0].shape, false);
+            })
+            .gradient([](GradContext& c) -> GradResult {
+              Value g = c.input(0);
+              return {upsample_node(*c.grad(), {c.attrs<UpsampleGradAttrs>().mode, {}, spatial_size(g)})};
+            })
+            .build());
+}
+
+Value upsample(Value x, int64_t scale, Resample mode) { return upsample_node(x, {mode, {scale}, {}}); }
+
+Value upsample_to(Value x, int64_t height, int64_t width, Resample mode) {
+  return upsample_node(x, {mode, {}, {height, width}});
+}
+
+}  // namespace flowgrad
