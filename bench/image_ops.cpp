@@ -157,8 +157,11 @@ int main(int argc, char** argv) {
         alt_fwd.add(DNNL_ARG_SRC, nchw(x), engine), alt_fwd.add(DNNL_ARG_DST, nchw(y), engine);
         alt_bwd.add(DNNL_ARG_DIFF_DST, nchw(y), engine), alt_bwd.add(DNNL_ARG_DIFF_SRC, nchw(x), engine);
         OneNode forward({{x}}, "upsample", {{"mode", std::string(mode)}, {"scale", std::vector<int64_t>{2}}}, t);
+        // oneDNN 2.6.3's jit linear resampling forward crashes (SIGSEGV in its generated code) on
+        // [128, 32, 14, 14] -> 28 x 28 on the AVX-512 development machine: it is left out there.
+        const bool alt_crashes = algorithm == dnnl::algorithm::resampling_linear && size >= 14;
         print(fmt::format("upsample {} x2 {}", mode, to_string(x)), t, measure([&] { forward.run(); }, seconds, blocks),
-              run_alt(alt_fwd), fwd.impl_info_str());
+              alt_crashes ? std::optional<Figures>() : run_alt(alt_fwd), alt_crashes ? "" : fwd.impl_info_str());
         OneNode backward({{y}}, "upsample_grad", {{"mode", std::string(mode)}, {"size", std::vector<int64_t>{size, size}}}, t);
         print(fmt::format("upsample_grad {} x2 {}", mode, to_string(y)), t, measure([&] { backward.run(); }, seconds, blocks),
               run_alt(alt_bwd), bwd.impl_info_str());

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -115,81 +116,58 @@ void for_taps(Resample mode, const Shape& x, const Shape& y, F f) {
 
 // ---- kernels -------------------------------------------------------------------------------------------------
 
-// Taps of every index of one axis, in the kernels' precision.
+// Taps of every index of one axis, in the kernels' precision (32-bit indices gather faster).
 struct AxisTable {
-  std::vector<int64_t> first, second;
+  std::vector<int32_t> first, second;
   std::vector<float> weight;
   AxisTable(Resample mode, int64_t in, int64_t out) {
     for (int64_t o = 0; o < out; ++o) {
       Taps t = taps_of(mode, o, in, out);
-      first.push_back(t.first), second.push_back(t.second), weight.push_back(static_cast<float>(t.weight));
+      first.push_back(static_cast<int32_t>(t.first)), second.push_back(static_cast<int32_t>(t.second));
+      weight.push_back(static_cast<float>(t.weight));
     }
   }
 };
 
-// One plane in each direction. `scale_w` is the exact integer width factor (nearest), or 0.
-struct Resampler {
-  Resample mode;
-  int64_t in_h, in_w, out_h, out_w, scale_w;
-  AxisTable rows, cols;
-
-  Resampler(Resample m, const Shape& x, const Shape& y)
-      : mode(m), in_h(x[2]), in_w(x[3]), out_h(y[2]), out_w(y[3]),
-        scale_w(m == Resample::nearest && out_w % in_w == 0 ? out_w / in_w : 0), rows(m, in_h, out_h),
-        cols(m, in_w, out_w) {}
-
-  void forward(const float* x, float* y) const {
-    for (int64_t oh = 0; oh < out_h; ++oh) {
-      float* y_row = y + oh * out_w;
-      if (mode == Resample::nearest) {
-        // Output rows sampling the same input row are copies of the previous one.
-        if (oh > 0 && rows.first[static_cast<size_t>(oh)] == rows.first[static_cast<size_t>(oh - 1)]) {
-          std::memcpy(y_row, y_row - out_w, static_cast<size_t>(out_w) * sizeof(float));
-        } else {
-          nearest_row(x + rows.first[static_cast<size_t>(oh)] * in_w, y_row);
-        }
-        continue;
-      }
-      const float* r0 = x + rows.first[static_cast<size_t>(oh)] * in_w;
-      const float* r1 = x + rows.second[static_cast<size_t>(oh)] * in_w;
-      const float wh = rows.weight[static_cast<size_t>(oh)];
-      for (int64_t ow = 0; ow < out_w; ++ow) {
-        const size_t k = static_cast<size_t>(ow);
-        const int64_t c0 = cols.first[k], c1 = cols.second[k];
-        const float ww = cols.weight[k];
-        const float top = r0[c0] + ww * (r0[c1] - r0[c0]), bottom = r1[c0] + ww * (r1[c1] - r1[c0]);
-        y_row[ow] = top + wh * (bottom - top);
-      }
-    }
-  }
-
-  // dx = the adjoint of forward applied to dy: every output's value goes back to its taps.
-  void backward(const float* dy, float* dx) const {
-    std::memset(dx, 0, static_cast<size_t>(in_h * in_w) * sizeof(float));
-    for (int64_t oh = 0; oh < out_h; ++oh) {
-      const float* dy_row = dy + oh * out_w;
-      float* r0 = dx + rows.first[static_cast<size_t>(oh)] * in_w;
-      if (mode == Resample::nearest) {
-        nearest_row_adjoint(dy_row, r0);
-        continue;
-      }
-      float* r1 = dx + rows.second[static_cast<size_t>(oh)] * in_w;
-      const float wh = rows.weight[static_cast<size_t>(oh)];
-      for (int64_t ow = 0; ow < out_w; ++ow) {
-        const size_t k = static_cast<size_t>(ow);
-        const int64_t c0 = cols.first[k], c1 = cols.second[k];
-        const float ww = cols.weight[k], g = dy_row[ow];
-        const float top = (1 - wh) * g, bottom = wh * g;
-        r0[c0] += (1 - ww) * top, r0[c1] += ww * top;
-        r1[c0] += (1 - ww) * bottom, r1[c1] += ww * bottom;
-      }
-    }
-  }
-
- private:
-  void nearest_row(const float* x_row, float* y_row) const;
-  void nearest_row_adjoint(const float* dy_row, float* dx_row) const;
+// Bilinear rows are blended in two steps: the two input rows into one (a vector loop over input columns),
+// then along the columns. The blended row lives on the stack, so output columns go in blocks whose input
+// columns span at most kBlock.
+constexpr int64_t kBlock = 512;
+struct ColumnBlock {
+  int64_t out_begin, out_end, in_begin, in_end;
 };
+
+std::vector<ColumnBlock> column_blocks(const AxisTable& cols) {
+  std::vector<ColumnBlock> blocks;
+  const auto out = static_cast<int64_t>(cols.first.size());
+  for (int64_t begin = 0; begin < out;) {
+    ColumnBlock b{begin, begin, cols.first[static_cast<size_t>(begin)], 0};
+    while (b.out_end < out && cols.second[static_cast<size_t>(b.out_end)] < b.in_begin + kBlock) ++b.out_end;
+    b.in_end = cols.second[static_cast<size_t>(b.out_end - 1)] + 1;
+    blocks.push_back(b);
+    begin = b.out_end;
+  }
+  return blocks;
+}
+
+FLOWGRAD_SIMD_CLONES void blend(const float* __restrict a, const float* __restrict b, float w, float* __restrict out,
+                                int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + w * (b[i] - a[i]);
+}
+
+// out[j] = row[c0[j]] + w[j] (row[c1[j]] - row[c0[j]]), with row indexed from `base`.
+FLOWGRAD_SIMD_CLONES void sample(const float* __restrict row, int32_t base, const int32_t* __restrict c0,
+                                 const int32_t* __restrict c1, const float* __restrict w, float* __restrict out,
+                                 int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float left = row[c0[j] - base], right = row[c1[j] - base];
+    out[j] = left + w[j] * (right - left);
+  }
+}
+
+FLOWGRAD_SIMD_CLONES void add_scaled(const float* __restrict t, float w, float* __restrict out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] += w * t[i];
+}
 
 FLOWGRAD_SIMD_CLONES void repeat_twice(const float* __restrict x, float* __restrict y, int64_t n) {
   for (int64_t j = 0; j < n; ++j) y[2 * j] = y[2 * j + 1] = x[j];
@@ -199,15 +177,73 @@ FLOWGRAD_SIMD_CLONES void add_pairs(const float* __restrict dy, float* __restric
   for (int64_t j = 0; j < n; ++j) dx[j] += dy[2 * j] + dy[2 * j + 1];
 }
 
-void Resampler::nearest_row(const float* x_row, float* y_row) const {
-  if (scale_w == 2) return repeat_twice(x_row, y_row, in_w);
-  for (int64_t ow = 0; ow < out_w; ++ow) y_row[ow] = x_row[cols.first[static_cast<size_t>(ow)]];
-}
+// One plane in each direction. `scale_w` is the exact integer width factor (nearest), or 0.
+struct Resampler {
+  Resample mode;
+  int64_t in_h, in_w, out_h, out_w, scale_w;
+  AxisTable rows, cols;
+  std::vector<ColumnBlock> blocks;
 
-void Resampler::nearest_row_adjoint(const float* dy_row, float* dx_row) const {
-  if (scale_w == 2) return add_pairs(dy_row, dx_row, in_w);
-  for (int64_t ow = 0; ow < out_w; ++ow) dx_row[cols.first[static_cast<size_t>(ow)]] += dy_row[ow];
-}
+  Resampler(Resample m, const Shape& x, const Shape& y)
+      : mode(m), in_h(x[2]), in_w(x[3]), out_h(y[2]), out_w(y[3]),
+        scale_w(m == Resample::nearest && out_w % in_w == 0 ? out_w / in_w : 0), rows(m, in_h, out_h),
+        cols(m, in_w, out_w), blocks(column_blocks(cols)) {}
+
+  void forward(const float* x, float* y) const {
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const size_t r = static_cast<size_t>(oh);
+      float* y_row = y + oh * out_w;
+      const float* r0 = x + rows.first[r] * in_w;
+      if (mode == Resample::bilinear) {
+        const float* r1 = x + rows.second[r] * in_w;
+        for (const ColumnBlock& b : blocks) {
+          float blended[kBlock];
+          blend(r0 + b.in_begin, r1 + b.in_begin, rows.weight[r], blended, b.in_end - b.in_begin);
+          const auto k = static_cast<size_t>(b.out_begin);
+          sample(blended, static_cast<int32_t>(b.in_begin), &cols.first[k], &cols.second[k], &cols.weight[k],
+                 y_row + b.out_begin, b.out_end - b.out_begin);
+        }
+      } else if (oh > 0 && rows.first[r] == rows.first[r - 1]) {
+        // Output rows sampling the same input row are copies of the previous one.
+        std::memcpy(y_row, y_row - out_w, static_cast<size_t>(out_w) * sizeof(float));
+      } else if (scale_w == 2) {
+        repeat_twice(r0, y_row, in_w);
+      } else {
+        for (int64_t ow = 0; ow < out_w; ++ow) y_row[ow] = r0[cols.first[static_cast<size_t>(ow)]];
+      }
+    }
+  }
+
+  // dx = the adjoint of forward applied to dy: every output's value goes back to its taps.
+  void backward(const float* dy, float* dx) const {
+    std::memset(dx, 0, static_cast<size_t>(in_h * in_w) * sizeof(float));
+    for (int64_t oh = 0; oh < out_h; ++oh) {
+      const size_t r = static_cast<size_t>(oh);
+      const float* dy_row = dy + oh * out_w;
+      float* r0 = dx + rows.first[r] * in_w;
+      if (mode == Resample::bilinear) {
+        float* r1 = dx + rows.second[r] * in_w;
+        for (const ColumnBlock& b : blocks) {
+          float gathered[kBlock];
+          std::fill_n(gathered, b.in_end - b.in_begin, 0.f);
+          for (int64_t ow = b.out_begin; ow < b.out_end; ++ow) {
+            const size_t k = static_cast<size_t>(ow);
+            const float g = dy_row[ow], right = cols.weight[k] * g;
+            gathered[cols.first[k] - b.in_begin] += g - right;
+            gathered[cols.second[k] - b.in_begin] += right;
+          }
+          // r0 and r1 are the same row at the edges: two passes, not one with both.
+          add_scaled(gathered, 1 - rows.weight[r], r0 + b.in_begin, b.in_end - b.in_begin);
+          add_scaled(gathered, rows.weight[r], r1 + b.in_begin, b.in_end - b.in_begin);
+        }
+      } else if (scale_w == 2) {
+        add_pairs(dy_row, r0, in_w);
+      } else {
+        for (int64_t ow = 0; ow < out_w; ++ow) r0[cols.first[static_cast<size_t>(ow)]] += dy_row[ow];
+      }
+    }
+  }
+};
 
 // forward: x -> y; otherwise dy -> dx. `small` and `large` are the input and output shapes of the forward.
 std::unique_ptr<Kernel> resample_kernel(Resample mode, const Shape& small, const Shape& large, bool forward) {

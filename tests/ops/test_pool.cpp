@@ -7,10 +7,12 @@
 #include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
+#include "graph/reference.h"
 #include "graph/tensor.h"
 #include "ops/ops.h"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 using namespace flowgrad;
@@ -219,6 +221,31 @@ TEST_CASE("pool: shape errors name the node, the problem and the shapes", "[ops]
   Value pooled = max_pool2d(x, {{2}}, /*training=*/false);
   CHECK_THAT(error_of([&] { gradients(sum(pooled), {x}); }),
              Contains("was built with training: false") && Contains("build it with training: true"));
+}
+
+TEST_CASE("pool: pooling and upsampling gradients re-infer with Graph::with_batch", "[ops][pool][batch]") {
+  Graph g("rebatch");
+  Value x = g.input("x", {2, 3, 7, 7});  // batched
+  Value pooled = avg_pool2d(max_pool2d(x, {{2}, {2}, Padding::same}), {{3}, {1}, Padding::same}, true);
+  Value loss = sum(upsample_to(pooled, 7, 7, Resample::bilinear) * x);
+  g.add_alias("loss", loss);
+  gradients(loss, {x});
+
+  Graph h = g.with_batch(5);
+  Value dx = h[gradient_name("x")];
+  REQUIRE(dx.shape() == Shape{5, 3, 7, 7});
+  RefTensor xs({5, 3, 7, 7});
+  distinct_values(0, xs);
+  for (double& v : xs.data) v = static_cast<float>(v);
+  const RefTensor expected = evaluate_reference(h, {{"x", xs}})[static_cast<size_t>(dx.id())];
+  ParamStore store;
+  Plan plan(h, store, {.fetch = {dx.name()}});
+  std::vector<float> buffer(xs.data.begin(), xs.data.end());
+  plan.feed("x", buffer.data());
+  plan.run();
+  double worst = 0;
+  for (int64_t i = 0; i < expected.size(); ++i) worst = std::max(worst, std::abs(plan.fetch(dx.name())[i] - expected[i]));
+  CHECK(worst < 1e-5);
 }
 
 TEST_CASE("pool: plans with pooling and upsampling are bitwise identical for any thread count", "[ops][pool]") {
