@@ -7,10 +7,11 @@
 // output size downsamples by the same rule, without antialiasing.
 //
 // The kernels are loops written here rather than oneDNN's resampling primitives: on plain NCHW f32, oneDNN 2.6
-// runs its backward on a generic implementation ("simple:any"). Measured for [128, 32, 14, 14] -> 28 x 28,
-// nearest, one thread, best of 30 (AVX-512 machine): oneDNN forward 1.8 ms, backward 18.8 ms (bilinear 83 ms);
-// these loops 0.5 ms and 0.8 ms. Planes run in parallel, each on one thread in a fixed order, so results do
-// not depend on the thread count.
+// runs its backward on a generic implementation ("simple:any"), and its jit bilinear forward crashed at the
+// size below. bench/image_ops for [128, 32, 14, 14] -> 28 x 28, one thread, best of 9 (AVX-512 machine):
+// nearest forward 0.5 ms here against oneDNN's 1.4 ms, backward 0.7 ms against 18.3 ms; bilinear backward
+// 7.3 ms against 42 ms. Planes run in parallel, each on one thread in a fixed order, so results do not depend
+// on the thread count.
 #include "ops/kernel_util.h"
 #include "ops/ops.h"
 
@@ -245,19 +246,19 @@ struct Resampler {
   }
 };
 
-// forward: x -> y; otherwise dy -> dx. `small` and `large` are the input and output shapes of the forward.
-std::unique_ptr<Kernel> resample_kernel(Resample mode, const Shape& small, const Shape& large, bool forward) {
-  auto resampler = std::make_shared<const Resampler>(mode, small, large);
-  const int64_t planes = small[0] * small[1], small_plane = small[2] * small[3], large_plane = large[2] * large[3];
-  const double flops = static_cast<double>(numel(large)) * (mode == Resample::bilinear ? 6.0 : 0.0);
+// forward: x -> y; otherwise dy -> dx. `x` and `y` are the forward's input and output shapes.
+std::unique_ptr<Kernel> resample_kernel(Resample mode, const Shape& x, const Shape& y, bool forward) {
+  auto resampler = std::make_shared<const Resampler>(mode, x, y);
+  const int64_t planes = x[0] * x[1], x_plane = x[2] * x[3], y_plane = y[2] * y[3];
+  const double flops = static_cast<double>(numel(y)) * (mode == Resample::bilinear ? 6.0 : 0.0);
   return std::make_unique<kernels::FunctionKernel>(
       [=](const KernelArgs& args) {
         const float* in = args.input(0);
         float* out = args.output(0);
-        kernels::parallel_items(planes, large_plane, args.threads, [&](int64_t begin, int64_t end) {
+        kernels::parallel_items(planes, std::max(x_plane, y_plane), args.threads, [&](int64_t begin, int64_t end) {
           for (int64_t p = begin; p < end; ++p) {
-            if (forward) resampler->forward(in + p * small_plane, out + p * large_plane);
-            else resampler->backward(in + p * large_plane, out + p * small_plane);
+            if (forward) resampler->forward(in + p * x_plane, out + p * y_plane);
+            else resampler->backward(in + p * y_plane, out + p * x_plane);
           }
         });
       },
