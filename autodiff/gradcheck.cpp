@@ -75,7 +75,7 @@ RefTensor random_input(const OpCase& c, int index, uint64_t seed) {
   RefTensor t(type.shape);
   for (int64_t i = 0; i < t.size(); ++i) {
     double u = random_uniform(seed, static_cast<uint64_t>(index), static_cast<uint64_t>(i));
-    if (type.dtype == DType::s32) {
+    if (type.dtype == DType::s32 || type.dtype == DType::u8) {
       t[i] = std::floor(u * static_cast<double>(c.int_high));
     } else if (c.gap > 0) {
       // |x| in [gap, max(|low|, |high|)], sign drawn separately, clipped to [low, high].
@@ -93,27 +93,40 @@ RefTensor random_input(const OpCase& c, int index, uint64_t seed) {
   return t;
 }
 
-// f32 (or s32) copy of a reference tensor, as a plan input.
+// f32 (or s32, u8) copy of a reference tensor, as a plan input.
 std::vector<std::byte> to_buffer(const RefTensor& t, DType dtype) {
-  std::vector<std::byte> buffer(static_cast<size_t>(t.size()) * size_of(dtype));
+  const size_t width = size_of(dtype);
+  std::vector<std::byte> buffer(static_cast<size_t>(t.size()) * width);
   for (int64_t i = 0; i < t.size(); ++i) {
+    std::byte* at = buffer.data() + static_cast<size_t>(i) * width;
     if (dtype == DType::s32) {
       int32_t v = static_cast<int32_t>(t[i]);
-      std::memcpy(buffer.data() + i * 4, &v, 4);
+      std::memcpy(at, &v, 4);
+    } else if (dtype == DType::u8) {
+      uint8_t v = static_cast<uint8_t>(t[i]);
+      std::memcpy(at, &v, 1);
     } else {
       float v = static_cast<float>(t[i]);
-      std::memcpy(buffer.data() + i * 4, &v, 4);
+      std::memcpy(at, &v, 4);
     }
   }
   return buffer;
 }
 
-double max_error(const float* actual, const RefTensor& expected) {
+double element(const void* data, DType dtype, int64_t i) {
+  if (dtype == DType::s32) return static_cast<const int32_t*>(data)[i];
+  if (dtype == DType::u8) return static_cast<const uint8_t*>(data)[i];
+  return static_cast<const float*>(data)[i];
+}
+
+// Integer outputs (indices, such as a max pooling workspace) must match the reference exactly: any
+// difference counts as an error of at least 1.
+double max_error(const void* actual, DType dtype, const RefTensor& expected) {
   double worst = 0;
   for (int64_t i = 0; i < expected.size(); ++i) {
-    double e = relative_error(static_cast<double>(actual[i]), expected[i]);
+    double e = relative_error(element(actual, dtype, i), expected[i]);
     if (std::isnan(e)) return INFINITY;
-    worst = std::max(worst, e);
+    worst = std::max(worst, dtype == DType::f32 || e == 0 ? e : std::max(e, 1.0));
   }
   return worst;
 }
@@ -134,7 +147,9 @@ double kernel_error(const Graph& graph, const std::vector<int>& fetched, const s
   }
   plan.run(0);
   double worst = 0;
-  for (int id : fetched) worst = std::max(worst, max_error(plan.fetch(graph.info(id).name), expected[static_cast<size_t>(id)]));
+  for (int id : fetched)
+    worst = std::max(worst, max_error(plan.fetch(graph.info(id).name), graph.info(id).type.dtype,
+                                      expected[static_cast<size_t>(id)]));
   return worst;
 }
 

@@ -31,7 +31,8 @@ struct OpCase {
   std::vector<TensorType> inputs;
   AttrMap attrs = {};
   // Inputs are drawn uniformly from [low, high]; with `away_from_zero`, |x| >= gap (keeps relu, abs away
-  // from their kinks). Integer inputs (s32) are drawn from [0, int_high).
+  // from their kinks). Integer inputs (s32, u8) are drawn from [0, int_high). Integer outputs are compared
+  // exactly with the reference; they are never differentiated.
   double low = -1, high = 1, gap = 0;
   int64_t int_high = 2;
   std::vector<int> no_grad = {};  // inputs not to differentiate (labels, targets, masks)

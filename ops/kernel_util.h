@@ -9,6 +9,7 @@
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 
+#include <algorithm>
 #include <functional>
 #include <unordered_map>
 #include <vector>
@@ -82,6 +83,18 @@ class FunctionKernel : public Kernel {
 template <class Body>
 void parallel_elements(int64_t n, int threads, Body&& body) {
   constexpr int64_t grain = 16384;
+  if (threads <= 1 || n <= grain) return body(int64_t{0}, n);
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, n, grain),
+      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
+}
+
+// Runs body(begin, end) over [0, n) items of `item_elements` elements each (image planes, rows), in chunks
+// of about as many elements as parallel_elements uses, on up to `threads` TBB threads. Items are computed
+// independently, so results do not depend on the thread count.
+template <class Body>
+void parallel_items(int64_t n, int64_t item_elements, int threads, Body&& body) {
+  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, item_elements));
   if (threads <= 1 || n <= grain) return body(int64_t{0}, n);
   tbb::parallel_for(
       tbb::blocked_range<int64_t>(0, n, grain),

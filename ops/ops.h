@@ -6,6 +6,7 @@
 #include "ops/activation.h"
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace flowgrad {
@@ -19,12 +20,15 @@ void register_unary_ops(Registry& r);      // unary.cpp: relu leaky_relu elu sig
 void register_reduce_ops(Registry& r);     // reduce.cpp: sum mean max, sum_to, broadcast_to
 void register_matmul_ops(Registry& r);     // matmul.cpp: matmul
 void register_dense_ops(Registry& r);      // dense.cpp: dense
-void register_shape_ops(Registry& r);      // shape.cpp: reshape transpose concat slice pad
+void register_shape_ops(Registry& r);      // shape.cpp: reshape transpose concat slice pad flatten
 void register_softmax_ops(Registry& r);    // softmax.cpp: softmax log_softmax
 void register_loss_ops(Registry& r);       // loss.cpp: mse binary_crossentropy binary_crossentropy_logits categorical_crossentropy l1 l2 (+ their gradient ops)
 void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
 void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
 void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
+void register_pool_ops(Registry& r);       // pool.cpp: max_pool2d avg_pool2d (+ their gradient ops, max_pool2d_gather)
+void register_resample_ops(Registry& r);   // resample.cpp: upsample upsample_grad
+void register_batch_norm_ops(Registry& r); // batch_norm.cpp: batch_norm batch_norm_grad batch_norm_update
 
 // ---- arithmetic (numpy broadcasting) ----
 Value operator+(Value a, Value b);
@@ -72,6 +76,41 @@ Value reshape(Value x, Shape shape);  // one dimension may be -1; 0 copies the i
 Value transpose(Value x, std::vector<int64_t> permutation);
 Value concat(const std::vector<Value>& xs, int64_t axis);
 Value slice(Value x, std::vector<int64_t> axes, std::vector<int64_t> starts, std::vector<int64_t> ends);
+Value flatten(Value x);  // [batch, d1, d2, ...] -> [batch, d1 * d2 * ...]
+
+// ---- images: x[batch, channels, height, width] ----
+// Spatial padding: `valid` (none) or `same` (output = ceil(input / stride), the extra row and column going
+// to the bottom and right, as TensorFlow does); explicit `pads` [top, left, bottom, right] replace both.
+enum class Padding { valid, same };
+std::span<const char* const> enum_names(Padding);
+struct Window2d {
+  std::vector<int64_t> kernel;       // [height, width], or one size for both
+  std::vector<int64_t> stride = {};  // the same; empty: the kernel (non-overlapping windows)
+  Padding padding = Padding::valid;
+  std::vector<int64_t> pads = {};    // [top, left, bottom, right]; each smaller than the kernel
+};
+// With `training`, the node keeps oneDNN's workspace (the arg-max of every window) as a second output
+// for the gradient; without, the node cannot be differentiated.
+Value max_pool2d(Value x, const Window2d& window, bool training = true);
+// count_include_pad: padded positions count in the divisor (they never do in max_pool2d).
+Value avg_pool2d(Value x, const Window2d& window, bool count_include_pad = false);
+
+enum class Resample { nearest, bilinear };
+std::span<const char* const> enum_names(Resample);
+// Half-pixel sampling, as PyTorch's interpolate with align_corners=False ("nearest" is its nearest-exact).
+Value upsample(Value x, int64_t scale, Resample mode = Resample::nearest);
+Value upsample_to(Value x, int64_t height, int64_t width, Resample mode = Resample::nearest);
+
+// ---- normalization ----
+struct BatchNorm {
+  double epsilon = 1e-5;
+  double momentum = 0.1;  // PyTorch's: running = (1 - momentum) * running + momentum * batch statistic
+  bool training = true;
+};
+// x[batch, channels, ...] with gamma, beta, running_mean, running_var of shape [channels] (the running
+// statistics are state). Training normalizes with the batch statistics and adds a batch_norm_update node
+// that updates the running statistics in place (the variance unbiased, as PyTorch); inference uses them.
+Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value running_var, const BatchNorm& options = {});
 
 // ---- softmax ----
 Value softmax(Value x, int64_t axis = -1);

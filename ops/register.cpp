@@ -19,6 +19,9 @@ void register_builtin_ops() {
     register_random_ops(r);
     register_misc_ops(r);
     register_optimizer_ops(r);
+    register_pool_ops(r);
+    register_resample_ops(r);
+    register_batch_norm_ops(r);
   });
 }
 

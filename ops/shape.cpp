@@ -1,4 +1,4 @@
-// Shape ops: reshape, transpose, concat, slice, and pad (slice's adjoint).
+// Shape ops: reshape, flatten, transpose, concat, slice, and pad (slice's adjoint).
 //
 // Re-batching: attributes are written so that a graph re-inferred for another batch size
 // (Graph::with_batch) stays valid where possible: reshape takes 0 (copy the input's dimension) and -1,
@@ -320,6 +320,29 @@ void register_shape_ops(Registry& r) {
             })
             .build());
 
+  r.add(OpBuilder<NoAttrs>("flatten", 1, 1)
+            .summary("x[batch, d1, d2, ...] as [batch, d1 * d2 * ...] (a reshape keeping the first axis)")
+            .infer([](const ShapeContext& c, const NoAttrs&) {
+              const Shape& x = c.in(0);
+              if (x.empty()) c.fail("flatten needs a leading batch axis, but x is a scalar");
+              int64_t features = 1;
+              for (size_t d = 1; d < x.size(); ++d) features *= x[d];
+              return std::vector<TensorType>{{{x[0], features}, element_type(c, 0)}};
+            })
+            .reference([](const RefContext& c, const NoAttrs&) {
+              RefTensor y = c.in(0);
+              y.shape = c.outputs[0].shape;
+              return std::vector<RefTensor>{std::move(y)};
+            })
+            .kernel([](const KernelContext& c, const NoAttrs&) { return copy_kernel(c.inputs[0].numel()); })
+            .gradient([](GradContext& c) -> GradResult {
+              // 0 keeps the batch axis symbolic, so the gradient survives Graph::with_batch.
+              Shape back = c.input(0).shape();
+              back[0] = 0;
+              return {reshape(*c.grad(), back)};
+            })
+            .build());
+
   r.add(OpBuilder<TransposeAttrs>("transpose", 1, 1)
             .summary("x with its axes permuted: output axis i is input axis permutation[i]")
             .infer([](const ShapeContext& c, const TransposeAttrs& a) {
@@ -452,6 +475,7 @@ void register_shape_ops(Registry& r) {
 }
 
 Value reshape(Value x, Shape shape) { return x.graph().apply("reshape", {x}, ReshapeAttrs{std::move(shape)}); }
+Value flatten(Value x) { return x.graph().apply("flatten", {x}); }
 Value transpose(Value x, std::vector<int64_t> permutation) {
   return x.graph().apply("transpose", {x}, TransposeAttrs{std::move(permutation)});
 }

@@ -43,6 +43,19 @@ TEST_CASE("shape: reshape resolves 0 and -1 and copies", "[ops][shape]") {
   });
 }
 
+TEST_CASE("shape: flatten keeps the batch axis and joins the others", "[ops][shape]") {
+  check_op_rows({
+      unary_case("flatten", {2, 3, 4}, {}),
+      unary_case("flatten", {3, 2, 2, 2}, {}),
+      unary_case("flatten", {4, 5}, {}),
+      unary_case("flatten", {5}, {}),  // [5] -> [5, 1], as Keras
+  });
+  Graph g;
+  CHECK(flatten(g.input("images", {8, 3, 4, 4})).shape() == Shape{8, 48});
+  CHECK(flatten(g.input("labels", {8, 2}, DType::s32)).type() == TensorType{{8, 2}, DType::s32});
+  CHECK_THROWS_WITH(flatten(g.input("scalar", {}, DType::f32, false)), Catch::Contains("x is a scalar"));
+}
+
 TEST_CASE("shape: transpose permutes axes", "[ops][shape]") {
   check_op_rows({
       unary_case("transpose", {3, 4}, {{"permutation", Ints{1, 0}}}),

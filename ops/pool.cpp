@@ -1,0 +1,496 @@
+// 2-D pooling on x[batch, channels, height, width]: max_pool2d and avg_pool2d on oneDNN's pooling primitives,
+// their gradient ops max_pool2d_grad(g, workspace) and avg_pool2d_grad(g), and max_pool2d_gather(x, workspace),
+// the adjoint of max_pool2d_grad (so training graphs can be differentiated again).
+//
+// The workspace. In training, max_pool2d's second output is oneDNN's workspace: for every output element
+// the position of its window's maximum, as the window-local index kh * kernel_w + kw (padded positions
+// counted), u8 for windows of fewer than 256 elements and s32 beyond. The backward reads it instead of x, so
+// the planner keeps one byte per output alive rather than the whole input. Its type comes from the workspace
+// memory descriptor of the forward primitive descriptor, built at shape-inference time; flowgrad requires
+// that descriptor to be the plain layout of the output's shape, which is what oneDNN gives plain f32 inputs.
+// The double-precision reference writes the same encoding (first maximum on ties), so the op harness compares
+// the workspace exactly, and every mix of reference and kernel reads it the same way.
+//
+// oneDNN's jit pooling handles plain NCHW well: plain loops written for the usual 2x2 windows gained 15% on
+// max pooling [128, 32, 28, 28] forward (1.08 against 1.25 ms on one thread), lost at 14 x 14 and were 2.5 to
+// 3x slower for avg (bench/image_ops), so oneDNN runs every window; only max_pool2d_gather, which oneDNN lacks,
+// is a loop.
+#include "ops/kernel_util.h"
+#include "ops/ops.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <limits>
+
+namespace flowgrad {
+
+std::span<const char* const> enum_names(Padding) {
+  static const char* const names[] = {"valid", "same"};
+  return names;
+}
+
+namespace {
+
+using kernels::Binding;
+
+// A pooling window on one input size, padding resolved.
+struct Geometry {
+  int64_t batch = 0, channels = 0;
+  int64_t in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
+  int64_t top = 0, left = 0, bottom = 0, right = 0;
+  Shape input() const { return {batch, channels, in_h, in_w}; }
+  Shape output() const { return {batch, channels, out_h, out_w}; }
+};
+
+void window_fields(Window2d& w, auto&& f) {
+  f("kernel", w.kernel, Field::required);
+  f("stride", w.stride);
+  f("padding", w.padding);
+  f("pads", w.pads);
+}
+
+struct MaxPoolAttrs {
+  Window2d window;
+  bool training = true;  // keep the workspace (second output) for the gradient
+  template <class F> void fields(F&& f) {
+    window_fields(window, f);
+    f("training", training);
+  }
+};
+
+struct AvgPoolAttrs {
+  Window2d window;
+  bool count_include_pad = false;
+  template <class F> void fields(F&& f) {
+    window_fields(window, f);
+    f("count_include_pad", count_include_pad);
+  }
+};
+
+// The gradient ops map [.., out_h, out_w] back to the forward input, whose size the output cannot tell
+// (floor division): input_size is its [height, width].
+struct MaxPoolGradAttrs {
+  Window2d window;
+  std::vector<int64_t> input_size;
+  template <class F> void fields(F&& f) {
+    window_fields(window, f);
+    f("input_size", input_size, Field::required);
+  }
+};
+
+struct AvgPoolGradAttrs {
+  Window2d window;
+  bool count_include_pad = false;
+  std::vector<int64_t> input_size;
+  template <class F> void fields(F&& f) {
+    window_fields(window, f);
+    f("count_include_pad", count_include_pad);
+    f("input_size", input_size, Field::required);
+  }
+};
+
+struct GatherAttrs {
+  Window2d window;
+  template <class F> void fields(F&& f) { window_fields(window, f); }
+};
+
+[[noreturn]] void shape_fail(const ShapeContext* c, const std::string& what) {
+  if (c) c->fail(what);
+  fail(ErrorKind::shape, "{}", what);
+}
+
+// [height, width] from an attribute of one or two positive entries.
+std::array<int64_t, 2> pair_of(const std::vector<int64_t>& v, const char* key, const ShapeContext* c) {
+  if (v.empty() || v.size() > 2)
+    shape_fail(c, fmt::format("{} must be one size or [height, width], not {}", key, to_string(v)));
+  for (int64_t n : v)
+    if (n < 1) shape_fail(c, fmt::format("{} {} must be positive", key, to_string(v)));
+  return {v[0], v.back()};
+}
+
+// The window on an input of spatial size in_h x in_w; every problem is a shape error naming the node.
+Geometry resolve(const Window2d& w, const Shape& x, const ShapeContext* c) {
+  Geometry g;
+  g.batch = x[0], g.channels = x[1], g.in_h = x[2], g.in_w = x[3];
+  const auto kernel = pair_of(w.kernel, "kernel", c);
+  g.kernel_h = kernel[0], g.kernel_w = kernel[1];
+  const auto stride = w.stride.empty() ? std::array<int64_t, 2>{g.kernel_h, g.kernel_w} : pair_of(w.stride, "stride", c);
+  g.stride_h = stride[0], g.stride_w = stride[1];
+  if (!w.pads.empty()) {
+    if (w.padding != Padding::valid)
+      shape_fail(c, fmt::format("give either padding: same or pads {}, not both", to_string(w.pads)));
+    if (w.pads.size() != 4)
+      shape_fail(c, fmt::format("pads must be [top, left, bottom, right], not {}", to_string(w.pads)));
+    g.top = w.pads[0], g.left = w.pads[1], g.bottom = w.pads[2], g.right = w.pads[3];
+  } else if (w.padding == Padding::same) {
+    // TensorFlow's rule: out = ceil(in / stride), padding split evenly with the odd row or column last.
+    const int64_t out_h = (g.in_h + g.stride_h - 1) / g.stride_h, out_w = (g.in_w + g.stride_w - 1) / g.stride_w;
+    const int64_t total_h = std::max<int64_t>(0, (out_h - 1) * g.stride_h + g.kernel_h - g.in_h);
+    const int64_t total_w = std::max<int64_t>(0, (out_w - 1) * g.stride_w + g.kernel_w - g.in_w);
+    g.top = total_h / 2, g.bottom = total_h - g.top, g.left = total_w / 2, g.right = total_w - g.left;
+  }
+  if (std::min({g.top, g.left, g.bottom, g.right}) < 0 || std::max(g.top, g.bottom) >= g.kernel_h ||
+      std::max(g.left, g.right) >= g.kernel_w)
+    shape_fail(c, fmt::format("pads [{}, {}, {}, {}] must be at least 0 and smaller than the {}x{} kernel", g.top,
+                              g.left, g.bottom, g.right, g.kernel_h, g.kernel_w));
+  const int64_t padded_h = g.in_h + g.top + g.bottom, padded_w = g.in_w + g.left + g.right;
+  if (padded_h < g.kernel_h || padded_w < g.kernel_w)
+    shape_fail(c, fmt::format("the {}x{} window does not fit in the {}x{} input (padded to {}x{})", g.kernel_h,
+                              g.kernel_w, g.in_h, g.in_w, padded_h, padded_w));
+  g.out_h = (padded_h - g.kernel_h) / g.stride_h + 1;
+  g.out_w = (padded_w - g.kernel_w) / g.stride_w + 1;
+  return g;
+}
+
+void require_image(const ShapeContext& c, int input, const char* what) {
+  const TensorType& t = c.inputs[static_cast<size_t>(input)];
+  if (t.dtype != DType::f32)
+    throw Error(ErrorKind::dtype, fmt::format("node '{}' (op '{}'): {} must be f32, got {}", c.node, c.op, what,
+                                              to_string(t)));
+  if (t.rank() != 4) c.fail(fmt::format("{} must be [batch, channels, height, width], but is {}", what, to_string(t.shape)));
+}
+
+// The forward input's shape for a gradient op: g's batch and channels, the attribute's spatial size. Checks
+// that the window maps that input onto g.
+Geometry resolve_from_output(const Window2d& w, const std::vector<int64_t>& input_size, const ShapeContext& c) {
+  require_image(c, 0, "the gradient g");
+  const Shape& g = c.in(0);
+  if (input_size.size() != 2 || input_size[0] < 1 || input_size[1] < 1)
+    c.fail(fmt::format("input_size must be the forward input's [height, width], not {}", to_string(input_size)));
+  Geometry geometry = resolve(w, {g[0], g[1], input_size[0], input_size[1]}, &c);
+  if (geometry.output() != g)
+    c.fail(fmt::format("the window maps an input of size {} to {}, but g is {}", to_string(input_size),
+                       to_string(geometry.output()), to_string(g)));
+  return geometry;
+}
+
+// The geometry of a gradient op that passed resolve_from_output: g's batch and channels, the forward size.
+Geometry forward_input(const Window2d& w, const Shape& g, const std::vector<int64_t>& input_size) {
+  return resolve(w, {g[0], g[1], input_size[0], input_size[1]}, nullptr);
+}
+
+// ---- oneDNN ---------------------------------------------------------------------------------------------------
+
+const dnnl::engine& shape_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::pooling_forward::primitive_desc forward_pd(const dnnl::engine& engine, const Geometry& g, dnnl::algorithm algorithm,
+                                                 bool training) {
+  dnnl::pooling_forward::desc desc(training ? dnnl::prop_kind::forward_training : dnnl::prop_kind::forward_inference,
+                                   algorithm, kernels::plain_desc(g.input()), kernels::plain_desc(g.output()),
+                                   {g.stride_h, g.stride_w}, {g.kernel_h, g.kernel_w}, {g.top, g.left},
+                                   {g.bottom, g.right});
+  return dnnl::pooling_forward::primitive_desc(desc, kernels::base_attr(), engine);
+}
+
+dnnl::algorithm avg_algorithm(bool count_include_pad) {
+  return count_include_pad ? dnnl::algorithm::pooling_avg_include_padding : dnnl::algorithm::pooling_avg_exclude_padding;
+}
+
+// The workspace's type, read from the primitive descriptor oneDNN would use for this window.
+TensorType workspace_type(const Geometry& g, const ShapeContext* c) {
+  const dnnl::memory::desc ws = forward_pd(shape_engine(), g, dnnl::algorithm::pooling_max, true).workspace_desc();
+  const DType dtype = ws.data_type() == dnnl::memory::data_type::u8 ? DType::u8 : DType::s32;
+  if ((ws.data_type() != dnnl::memory::data_type::u8 && ws.data_type() != dnnl::memory::data_type::s32) ||
+      ws != kernels::plain_desc(g.output(), ws.data_type()))
+    shape_fail(c, fmt::format("oneDNN's max pooling workspace for output {} is not a plain u8 or s32 tensor of that "
+                              "shape, which flowgrad cannot describe",
+                              to_string(g.output())));
+  return {g.output(), dtype};
+}
+
+void require_workspace(const ShapeContext& c, int input, const Geometry& g) {
+  const TensorType expected = workspace_type(g, &c);
+  if (c.inputs[static_cast<size_t>(input)] != expected)
+    c.fail(fmt::format("the workspace must be {} (max_pool2d's second output), but is {}", to_string(expected),
+                       to_string(c.inputs[static_cast<size_t>(input)])));
+}
+
+std::unique_ptr<Kernel> forward_kernel(const KernelContext& c, const Geometry& g, dnnl::algorithm algorithm,
+                                       bool training) {
+  auto pd = forward_pd(c.engine, g, algorithm, training);
+  auto src = kernels::plain_desc(g.input()), dst = kernels::plain_desc(g.output());
+  std::vector<Binding> bindings = {{DNNL_ARG_SRC, Binding::From::input, 0, src},
+                                   {DNNL_ARG_DST, Binding::From::output, 0, dst}};
+  if (c.outputs.size() > 1) bindings.push_back({DNNL_ARG_WORKSPACE, Binding::From::output, 1, pd.workspace_desc()});
+  return kernels::primitive_kernel(c.engine, pd, std::move(bindings),
+                                   static_cast<double>(numel(g.output()) * g.kernel_h * g.kernel_w));
+}
+
+// The backward primitive, with the forward one (training, so that max pooling has a workspace) as hint.
+std::unique_ptr<Kernel> backward_kernel(const KernelContext& c, const Geometry& g, dnnl::algorithm algorithm) {
+  auto hint = forward_pd(c.engine, g, algorithm, true);
+  auto diff_src = kernels::plain_desc(g.input()), diff_dst = kernels::plain_desc(g.output());
+  dnnl::pooling_backward::desc desc(algorithm, diff_src, diff_dst, {g.stride_h, g.stride_w}, {g.kernel_h, g.kernel_w},
+                                    {g.top, g.left}, {g.bottom, g.right});
+  dnnl::pooling_backward::primitive_desc pd(desc, kernels::base_attr(), c.engine, hint);
+  std::vector<Binding> bindings = {{DNNL_ARG_DIFF_DST, Binding::From::input, 0, diff_dst},
+                                   {DNNL_ARG_DIFF_SRC, Binding::From::output, 0, diff_src}};
+  if (algorithm == dnnl::algorithm::pooling_max)
+    bindings.push_back({DNNL_ARG_WORKSPACE, Binding::From::input, 1, pd.workspace_desc()});
+  return kernels::primitive_kernel(c.engine, pd, std::move(bindings),
+                                   static_cast<double>(numel(g.output()) * g.kernel_h * g.kernel_w));
+}
+
+// ---- references ---------------------------------------------------------------------------------------------------
+
+// Calls f(window-local index, input offset) for every position of output (plane, oh, ow)'s window that lies
+// inside the input (padded positions are skipped).
+template <class F>
+void for_window(const Geometry& g, int64_t plane, int64_t oh, int64_t ow, F f) {
+  for (int64_t kh = 0; kh < g.kernel_h; ++kh)
+    for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
+      const int64_t ih = oh * g.stride_h - g.top + kh, iw = ow * g.stride_w - g.left + kw;
+      if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w) f(kh * g.kernel_w + kw, (plane * g.in_h + ih) * g.in_w + iw);
+    }
+}
+
+// Calls f(plane, oh, ow, output offset) for every output element.
+template <class F>
+void for_outputs(const Geometry& g, F f) {
+  int64_t o = 0;
+  for (int64_t plane = 0; plane < g.batch * g.channels; ++plane)
+    for (int64_t oh = 0; oh < g.out_h; ++oh)
+      for (int64_t ow = 0; ow < g.out_w; ++ow) f(plane, oh, ow, o++);
+}
+
+// The input offset the workspace entry `index` of output (plane, oh, ow) points at, or -1 in the padding.
+int64_t workspace_target(const Geometry& g, int64_t plane, int64_t oh, int64_t ow, int64_t index) {
+  const int64_t ih = oh * g.stride_h - g.top + index / g.kernel_w, iw = ow * g.stride_w - g.left + index % g.kernel_w;
+  if (ih < 0 || ih >= g.in_h || iw < 0 || iw >= g.in_w) return -1;
+  return (plane * g.in_h + ih) * g.in_w + iw;
+}
+
+std::vector<RefTensor> max_pool_reference(const RefContext& c, const MaxPoolAttrs& a) {
+  const RefTensor& x = c.in(0);
+  const Geometry g = resolve(a.window, x.shape, nullptr);
+  RefTensor y(g.output()), workspace(g.output());
+  for_outputs(g, [&](int64_t plane, int64_t oh, int64_t ow, int64_t o) {
+    double best = -std::numeric_limits<double>::infinity();
+    int64_t arg = 0;
+    for_window(g, plane, oh, ow, [&](int64_t index, int64_t i) {
+      if (x[i] > best) best = x[i], arg = index;
+    });
+    y[o] = best;
+    workspace[o] = static_cast<double>(arg);
+  });
+  if (!a.training) return {std::move(y)};
+  return {std::move(y), std::move(workspace)};
+}
+
+double avg_divisor(const Geometry& g, int64_t plane, int64_t oh, int64_t ow, bool count_include_pad) {
+  if (count_include_pad) return static_cast<double>(g.kernel_h * g.kernel_w);
+  int64_t inside = 0;
+  for_window(g, plane, oh, ow, [&](int64_t, int64_t) { ++inside; });
+  return static_cast<double>(inside);
+}
+
+std::vector<RefTensor> avg_pool_reference(const RefContext& c, const AvgPoolAttrs& a) {
+  const RefTensor& x = c.in(0);
+  const Geometry g = resolve(a.window, x.shape, nullptr);
+  RefTensor y(g.output());
+  for_outputs(g, [&](int64_t plane, int64_t oh, int64_t ow, int64_t o) {
+    double total = 0;
+    for_window(g, plane, oh, ow, [&](int64_t, int64_t i) { total += x[i]; });
+    y[o] = total / avg_divisor(g, plane, oh, ow, a.count_include_pad);
+  });
+  return {std::move(y)};
+}
+
+std::vector<RefTensor> max_pool_grad_reference(const RefContext& c, const Geometry& g) {
+  const RefTensor &dy = c.in(0), &workspace = c.in(1);
+  RefTensor dx(g.input());
+  for_outputs(g, [&](int64_t plane, int64_t oh, int64_t ow, int64_t o) {
+    int64_t i = workspace_target(g, plane, oh, ow, static_cast<int64_t>(workspace[o]));
+    if (i >= 0) dx[i] += dy[o];
+  });
+  return {std::move(dx)};
+}
+
+std::vector<RefTensor> avg_pool_grad_reference(const RefContext& c, const AvgPoolGradAttrs& a, const Geometry& g) {
+  const RefTensor& dy = c.in(0);
+  RefTensor dx(g.input());
+  for_outputs(g, [&](int64_t plane, int64_t oh, int64_t ow, int64_t o) {
+    const double share = dy[o] / avg_divisor(g, plane, oh, ow, a.count_include_pad);
+    for_window(g, plane, oh, ow, [&](int64_t, int64_t i) { dx[i] += share; });
+  });
+  return {std::move(dx)};
+}
+
+std::vector<RefTensor> gather_reference(const RefContext& c, const Geometry& g) {
+  const RefTensor &x = c.in(0), &workspace = c.in(1);
+  RefTensor y(g.output());
+  for_outputs(g, [&](int64_t plane, int64_t oh, int64_t ow, int64_t o) {
+    int64_t i = workspace_target(g, plane, oh, ow, static_cast<int64_t>(workspace[o]));
+    y[o] = i >= 0 ? x[i] : 0.0;
+  });
+  return {std::move(y)};
+}
+
+// max_pool2d_gather's kernel: one pass over the workspace, the planes spread over the node's threads.
+template <class Index>
+std::unique_ptr<Kernel> gather_loop(const Geometry& g) {
+  const int64_t in = g.in_h * g.in_w, out = g.out_h * g.out_w;
+  return std::make_unique<kernels::FunctionKernel>(
+      [g, in, out](const KernelArgs& args) {
+        kernels::parallel_items(g.batch * g.channels, in, args.threads, [&](int64_t begin, int64_t end) {
+          for (int64_t p = begin; p < end; ++p) {
+            const float* x = args.input(0) + p * in;
+            const Index* workspace = args.input<Index>(1) + p * out;
+            float* y = args.output(0) + p * out;
+            for (int64_t oh = 0; oh < g.out_h; ++oh)
+              for (int64_t ow = 0; ow < g.out_w; ++ow) {
+                const auto index = static_cast<int64_t>(workspace[oh * g.out_w + ow]);
+                const int64_t ih = oh * g.stride_h - g.top + index / g.kernel_w;
+                const int64_t iw = ow * g.stride_w - g.left + index % g.kernel_w;
+                const bool inside = ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w;
+                y[oh * g.out_w + ow] = inside ? x[ih * g.in_w + iw] : 0.f;
+              }
+          }
+        });
+      },
+      static_cast<double>(numel(g.output())));
+}
+
+std::unique_ptr<Kernel> gather_kernel(const Geometry& g, DType workspace) {
+  return workspace == DType::s32 ? gather_loop<int32_t>(g) : gather_loop<uint8_t>(g);
+}
+
+// ---- front end and gradient rules -------------------------------------------------------------------------------
+
+std::vector<int64_t> spatial_size(Value x) { return {x.shape()[2], x.shape()[3]}; }
+
+Value max_pool_grad(Value g, Value workspace, const Window2d& window, std::vector<int64_t> input_size) {
+  return g.graph().apply("max_pool2d_grad", {g, workspace}, MaxPoolGradAttrs{window, std::move(input_size)});
+}
+
+Value max_pool_gather(Value x, Value workspace, const Window2d& window) {
+  return x.graph().apply("max_pool2d_gather", {x, workspace}, GatherAttrs{window});
+}
+
+Value avg_pool_grad(Value g, const Window2d& window, bool count_include_pad, std::vector<int64_t> input_size) {
+  return g.graph().apply("avg_pool2d_grad", {g}, AvgPoolGradAttrs{window, count_include_pad, std::move(input_size)});
+}
+
+GradResult max_pool_gradient(GradContext& c) {
+  const auto& a = c.attrs<MaxPoolAttrs>();
+  if (!a.training)
+    fail(ErrorKind::unsupported,
+         "node '{}' (op 'max_pool2d') was built with training: false and keeps no workspace to differentiate "
+         "through; build it with training: true",
+         c.node.name);
+  if (!c.grad()) return {std::nullopt};
+  return {max_pool_grad(*c.grad(), c.output(1), a.window, spatial_size(c.input(0)))};
+}
+
+}  // namespace
+
+void register_pool_ops(Registry& r) {
+  r.add(OpBuilder<MaxPoolAttrs>("max_pool2d", 1, 1)
+            .summary("the maximum of each window of x[batch, channels, h, w]; in training also the workspace (arg-max)")
+            .infer([](const ShapeContext& c, const MaxPoolAttrs& a) {
+              require_image(c, 0, "x");
+              const Geometry g = resolve(a.window, c.in(0), &c);
+              std::vector<TensorType> out = {{g.output()}};
+              if (a.training) out.push_back(workspace_type(g, &c));
+              return out;
+            })
+            .reference(max_pool_reference)
+            .kernel([](const KernelContext& c, const MaxPoolAttrs& a) {
+              return forward_kernel(c, resolve(a.window, c.inputs[0].shape, nullptr), dnnl::algorithm::pooling_max,
+                                    a.training);
+            })
+            .gradient(max_pool_gradient)
+            .build());
+
+  r.add(OpBuilder<AvgPoolAttrs>("avg_pool2d", 1, 1)
+            .summary("the mean of each window of x[batch, channels, h, w] (count_include_pad: padding counts)")
+            .infer([](const ShapeContext& c, const AvgPoolAttrs& a) {
+              require_image(c, 0, "x");
+              return std::vector<TensorType>{{resolve(a.window, c.in(0), &c).output()}};
+            })
+            .reference(avg_pool_reference)
+            .kernel([](const KernelContext& c, const AvgPoolAttrs& a) {
+              return forward_kernel(c, resolve(a.window, c.inputs[0].shape, nullptr), avg_algorithm(a.count_include_pad),
+                                    false);
+            })
+            .gradient([](GradContext& c) -> GradResult {
+              const auto& a = c.attrs<AvgPoolAttrs>();
+              return {avg_pool_grad(*c.grad(), a.window, a.count_include_pad, spatial_size(c.input(0)))};
+            })
+            .build());
+
+  r.add(OpBuilder<MaxPoolGradAttrs>("max_pool2d_grad", 2, 2)
+            .summary("max_pool2d's gradient: g routed to the arg-max of each window; inputs g, workspace")
+            .infer([](const ShapeContext& c, const MaxPoolGradAttrs& a) {
+              const Geometry g = resolve_from_output(a.window, a.input_size, c);
+              require_workspace(c, 1, g);
+              return std::vector<TensorType>{{g.input()}};
+            })
+            .reference([](const RefContext& c, const MaxPoolGradAttrs& a) {
+              return max_pool_grad_reference(c, forward_input(a.window, c.in(0).shape, a.input_size));
+            })
+            .kernel([](const KernelContext& c, const MaxPoolGradAttrs& a) {
+              return backward_kernel(c, forward_input(a.window, c.inputs[0].shape, a.input_size),
+                                     dnnl::algorithm::pooling_max);
+            })
+            // Linear in g; its adjoint picks each window's arg-max again.
+            .gradient([](GradContext& c) -> GradResult {
+              return {max_pool_gather(*c.grad(), c.input(1), c.attrs<MaxPoolGradAttrs>().window), std::nullopt};
+            })
+            .build());
+
+  r.add(OpBuilder<GatherAttrs>("max_pool2d_gather", 2, 2)
+            .summary("the element of each window of x that a max_pool2d workspace marks; inputs x, workspace")
+            .infer([](const ShapeContext& c, const GatherAttrs& a) {
+              require_image(c, 0, "x");
+              const Geometry g = resolve(a.window, c.in(0), &c);
+              require_workspace(c, 1, g);
+              return std::vector<TensorType>{{g.output()}};
+            })
+            .reference([](const RefContext& c, const GatherAttrs& a) {
+              return gather_reference(c, resolve(a.window, c.in(0).shape, nullptr));
+            })
+            .kernel([](const KernelContext& c, const GatherAttrs& a) {
+              return gather_kernel(resolve(a.window, c.inputs[0].shape, nullptr), c.inputs[1].dtype);
+            })
+            .gradient([](GradContext& c) -> GradResult {
+              Value x = c.input(0);
+              return {max_pool_grad(*c.grad(), c.input(1), c.attrs<GatherAttrs>().window, spatial_size(x)), std::nullopt};
+            })
+            .build());
+
+  r.add(OpBuilder<AvgPoolGradAttrs>("avg_pool2d_grad", 1, 1)
+            .summary("avg_pool2d's gradient: g spread evenly over each window; input g")
+            .infer([](const ShapeContext& c, const AvgPoolGradAttrs& a) {
+              return std::vector<TensorType>{{resolve_from_output(a.window, a.input_size, c).input()}};
+            })
+            .reference([](const RefContext& c, const AvgPoolGradAttrs& a) {
+              return avg_pool_grad_reference(c, a, forward_input(a.window, c.in(0).shape, a.input_size));
+            })
+            .kernel([](const KernelContext& c, const AvgPoolGradAttrs& a) {
+              return backward_kernel(c, forward_input(a.window, c.inputs[0].shape, a.input_size),
+                                     avg_algorithm(a.count_include_pad));
+            })
+            // Linear; its adjoint is avg_pool2d itself.
+            .gradient([](GradContext& c) -> GradResult {
+              const auto& a = c.attrs<AvgPoolGradAttrs>();
+              return {c.graph.apply("avg_pool2d", {*c.grad()}, AvgPoolAttrs{a.window, a.count_include_pad})};
+            })
+            .build());
+}
+
+Value max_pool2d(Value x, const Window2d& window, bool training) {
+  return x.graph().add("max_pool2d", {x}, MaxPoolAttrs{window, training})[0];
+}
+
+Value avg_pool2d(Value x, const Window2d& window, bool count_include_pad) {
+  return x.graph().apply("avg_pool2d", {x}, AvgPoolAttrs{window, count_include_pad});
+}
+
+}  // namespace flowgrad
