@@ -370,12 +370,14 @@ void register_batch_norm_ops(Registry& r) {
             .build());
 }
 
-Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value running_var, const BatchNorm& options) {
+Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value running_var, const BatchNorm& options,
+                 std::string name) {
   Graph& graph = x.graph();
   std::vector<Value> out = graph.add("batch_norm", {x, gamma, beta, running_mean, running_var},
-                                     BatchNormAttrs{options.epsilon, options.training});
+                                     BatchNormAttrs{options.epsilon, options.training}, name);
   if (options.training)
-    graph.add("batch_norm_update", {running_mean, running_var, out[1], out[2], x}, UpdateAttrs{options.momentum});
+    graph.add("batch_norm_update", {running_mean, running_var, out[1], out[2], x}, UpdateAttrs{options.momentum},
+              name.empty() ? std::string() : name + "/update");
   return out[0];
 }
 

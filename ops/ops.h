@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace flowgrad {
@@ -110,7 +111,9 @@ struct BatchNorm {
 // x[batch, channels, ...] with gamma, beta, running_mean, running_var of shape [channels] (the running
 // statistics are state). Training normalizes with the batch statistics and adds a batch_norm_update node
 // that updates the running statistics in place (the variance unbiased, as PyTorch); inference uses them.
-Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value running_var, const BatchNorm& options = {});
+// `name` names the node (and "<name>/update"); empty: generated.
+Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value running_var, const BatchNorm& options = {},
+                 std::string name = {});
 
 // ---- softmax ----
 Value softmax(Value x, int64_t axis = -1);

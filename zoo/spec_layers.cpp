@@ -60,10 +60,33 @@ std::vector<Value> build_dense(LayerContext& ctx) {
   return ctx.graph.add("dense", inputs, attrs, ctx.name, ctx.where());
 }
 
+// batch_norm: x[batch, channels, ...] normalized per channel; gamma (ones) and beta (zeros) are parameters,
+// the running mean (zeros) and variance (ones) are state, updated in training as PyTorch does.
+std::vector<Value> build_batch_norm(LayerContext& ctx) {
+  MapReader& keys = ctx.keys;
+  Value x = ctx.inputs[0];
+  if (x.rank() < 2)
+    throw Error(ErrorKind::shape,
+                fmt::format("batch_norm layer '{}' needs [batch, channels, ...], got '{}' with shape {}", ctx.name, x.name(),
+                            to_string(x.shape())),
+                ctx.where());
+  BatchNorm options;
+  if (auto e = keys.get("epsilon")) options.epsilon = read_double(*e, keys.file(), "epsilon");
+  if (auto m = keys.get("momentum")) options.momentum = read_double(*m, keys.file(), "momentum");
+  const Shape channels{x.shape()[1]};
+  Value gamma = ctx.param("gamma", channels, Init::constant(1));
+  Value beta = ctx.param("beta", channels, Init::zeros());
+  Value mean = ctx.graph.state(ctx.name + "/running_mean", channels, Init::zeros(), ctx.where());
+  Value var = ctx.graph.state(ctx.name + "/running_var", channels, Init::constant(1), ctx.where());
+  return {batch_norm(x, gamma, beta, mean, var, options, ctx.name)};
+}
+
 }  // namespace
 
 void register_builtin_layers(LayerRegistry& registry) {
   registry.add({"dense", "x[..., in] -> activation(x · kernel + bias), kernel [in, units]", 1, 1, build_dense});
+  registry.add({"batch_norm", "per-channel normalization with learned gamma, beta and running statistics", 1, 1,
+                build_batch_norm});
 }
 
 }  // namespace flowgrad::zoo
