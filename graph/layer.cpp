@@ -35,10 +35,15 @@ Init read_init(const YAML::Node& node, const std::string& file, const Shape& sha
     if (key == "uniform") return Init::uniform(value);
     if (key == "normal") return Init::normal(value);
   }
+  std::string guess;
+  if (node.IsScalar())
+    guess = closest_match(node.Scalar(), {"zeros", "ones", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal"});
+  else if (node.IsMap() && node.size() == 1 && node.begin()->first.IsScalar())
+    guess = closest_match(node.begin()->first.Scalar(), {"constant", "uniform", "normal"});
   throw Error(ErrorKind::spec,
               fmt::format("expected an initializer: zeros, ones, glorot_uniform, glorot_normal, he_uniform, "
-                          "he_normal, or {{constant: v}}, {{uniform: half_width}}, {{normal: stddev}}; got {}",
-                          describe_node(node)),
+                          "he_normal, or {{constant: v}}, {{uniform: half_width}}, {{normal: stddev}}; got {}{}",
+                          describe_node(node), guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)),
               location_of(node, file));
 }
 

@@ -5,15 +5,24 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <optional>
 #include <sstream>
+
+#include <yaml-cpp/depthguard.h>
 
 namespace flowgrad {
 namespace {
 
-// yaml-cpp 0.7 parses recursively without a depth guard, so nesting is bounded on the raw text first.
-// Flow nesting ('[' and '{' outside quotes and comments) is counted exactly; block nesting is bounded
-// above by a line's indentation plus its inline "- " and ": " markers. The exact depth limit is enforced
-// after parsing; this pre-scan only keeps the parser's recursion safe.
+std::string too_deep(const YamlLimits& limits) {
+  return fmt::format("the YAML nests deeper than {} levels; a spec never needs that much nesting", limits.max_depth);
+}
+
+// yaml-cpp parses recursively, so nesting is bounded on the raw text first. Flow nesting ('[' and '{'
+// outside quotes and comments) is counted; block nesting is bounded above by a line's indentation plus its
+// inline "- " and ": " markers. The exact depth limit is enforced after parsing; this pre-scan only keeps
+// the parser's recursion safe. It can under-count where it takes an apostrophe inside a plain scalar for a
+// quote; Debian's yaml-cpp 0.7 then still stops at 2000 levels (DeepRecursion, "bad file"), which
+// parse_yaml reports as too deep.
 void check_nesting_before_parse(const std::string& text, const std::string& file, const YamlLimits& limits) {
   const int block_bound = 8 * limits.max_depth;
   int flow = 0, line = 1, column = 0, line_bound = 0;
@@ -42,10 +51,7 @@ void check_nesting_before_parse(const std::string& text, const std::string& file
     else if ((c == ']' || c == '}') && flow > 0) --flow;
     else if ((c == '-' || c == ':' || c == '?') && (next == ' ' || next == '\n')) ++line_bound;
     if (flow > limits.max_depth || line_bound > block_bound)
-      throw Error(ErrorKind::spec,
-                  fmt::format("the YAML nests deeper than {} levels; a spec never needs that much nesting",
-                              limits.max_depth),
-                  SourceLocation{file, line, column});
+      throw Error(ErrorKind::spec, too_deep(limits), SourceLocation{file, line, column});
   }
 }
 
@@ -53,17 +59,18 @@ struct Walk {
   const std::string& file;
   const YamlLimits& limits;
   size_t nodes = 0;
+  // The top-level key being walked: an expanding alias shares the marks of its anchor, which may be far from
+  // the entry that blows up, so the node-count error names the entry.
+  std::optional<YAML::Node> top_key;
 
   void visit(const YAML::Node& node, int depth) {
     if (++nodes > limits.max_nodes)
       throw Error(ErrorKind::spec,
-                  fmt::format("the YAML expands to more than {} nodes (anchors and aliases count every time they "
+                  fmt::format("the YAML expands to more than {} nodes{} (anchors and aliases count every time they "
                               "are used); write the spec out plainly",
-                              limits.max_nodes),
-                  location_of(node, file));
-    if (depth > limits.max_depth)
-      throw Error(ErrorKind::spec, fmt::format("the YAML nests deeper than {} levels", limits.max_depth),
-                  location_of(node, file));
+                              limits.max_nodes, top_key ? fmt::format(" in '{}'", top_key->Scalar()) : ""),
+                  location_of(top_key ? *top_key : node, file));
+    if (depth > limits.max_depth) throw Error(ErrorKind::spec, too_deep(limits), location_of(node, file));
     const std::string& tag = node.Tag();
     if (!tag.empty() && tag != "?" && tag != "!")
       throw Error(ErrorKind::spec,
@@ -73,11 +80,87 @@ struct Walk {
       for (const YAML::Node& child : node) visit(child, depth + 1);
     else if (node.IsMap())
       for (const auto& kv : node) {
+        if (depth == 0) top_key.emplace(kv.first);
         visit(kv.first, depth + 1);
         visit(kv.second, depth + 1);
       }
   }
 };
+
+struct Position {
+  int line = 1, column = 1;
+};
+
+// The first tab that indents a line up to `last_line`: YAML forbids tabs there, and yaml-cpp's complaint
+// about one ("illegal map value", "end of map not found") does not say so.
+std::optional<Position> indenting_tab(const std::string& text, int last_line) {
+  int line = 1, column = 0;
+  bool at_indent = true;
+  for (char c : text) {
+    if (line > last_line) break;
+    ++column;
+    if (c == '\n') {
+      ++line, column = 0, at_indent = true;
+      continue;
+    }
+    if (at_indent && c == '\t') return Position{line, column};
+    if (c != ' ') at_indent = false;
+  }
+  return std::nullopt;
+}
+
+// The innermost '[' or '{' still open before the position (line, column), skipping quoted text and
+// comments: yaml-cpp reports an unclosed bracket wherever it gave up, often lines later.
+std::optional<Position> unclosed_bracket(const std::string& text, Position stop) {
+  std::vector<Position> open;
+  int line = 1, column = 0;
+  bool in_comment = false;
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    ++column;
+    if (line > stop.line || (line == stop.line && column >= stop.column)) break;
+    if (c == '\n') {
+      ++line, column = 0, in_comment = false;
+      continue;
+    }
+    if (in_comment) continue;
+    if (quote) {
+      if (c == '\\' && quote == '"') ++i, ++column;
+      else if (c == quote) quote = 0;
+      continue;
+    }
+    const char before = i == 0 ? ' ' : text[i - 1];
+    if (c == '#' && std::isspace(static_cast<unsigned char>(before))) in_comment = true;
+    else if ((c == '"' || c == '\'') && !std::isalnum(static_cast<unsigned char>(before))) quote = c;
+    else if (c == '[' || c == '{') open.push_back({line, column});
+    else if ((c == ']' || c == '}') && !open.empty()) open.pop_back();
+  }
+  if (open.empty()) return std::nullopt;
+  return open.back();
+}
+
+// yaml-cpp's syntax errors, made to say what to fix and pointed at the cause where it can be found.
+[[noreturn]] void syntax_error(const YAML::Exception& e, const std::string& text, const std::string& file) {
+  Position at{e.mark.is_null() ? 1 : e.mark.line + 1, e.mark.is_null() ? 1 : e.mark.column + 1};
+  const std::string& msg = e.msg;
+  if (auto tab = indenting_tab(text, at.line))
+    throw Error(ErrorKind::spec, "YAML syntax error: a tab indents this line; YAML indents with spaces only",
+                SourceLocation{file, tab->line, tab->column});
+  const bool flow_seq = msg == YAML::ErrorMsg::END_OF_SEQ_FLOW, flow_map = msg == YAML::ErrorMsg::END_OF_MAP_FLOW;
+  if (flow_seq || flow_map) {
+    const Position open = unclosed_bracket(text, at).value_or(at);
+    throw Error(ErrorKind::spec,
+                fmt::format("YAML syntax error: this '{}' is never closed; add the '{}' that ends it", flow_seq ? '[' : '{',
+                            flow_seq ? ']' : '}'),
+                SourceLocation{file, open.line, open.column});
+  }
+  std::string hint;
+  if (msg == YAML::ErrorMsg::END_OF_SEQ || msg == YAML::ErrorMsg::END_OF_MAP)
+    hint = "; check this line's indentation against the lines above it";
+  throw Error(ErrorKind::spec, fmt::format("YAML syntax error: {}{}", msg.empty() ? "invalid YAML" : msg, hint),
+              SourceLocation{file, at.line, at.column});
+}
 
 [[noreturn]] void expected(const YAML::Node& node, const std::string& file, const std::string& what,
                            const char* kind) {
@@ -123,7 +206,7 @@ SourceLocation location_of(const YAML::Node& node, const std::string& file) {
 
 std::string describe_node(const YAML::Node& node) {
   if (!node.IsDefined() || node.IsNull()) return "nothing";
-  if (node.IsSequence()) return fmt::format("a list of {}", node.size());
+  if (node.IsSequence()) return node.size() == 0 ? "an empty list" : fmt::format("a list of {} items", node.size());
   if (node.IsMap()) return "a map";
   std::string s = node.Scalar();
   if (s.size() > 40) s = s.substr(0, 37) + "...";
@@ -139,11 +222,11 @@ YamlDocument parse_yaml(std::string text, std::string file, const YamlLimits& li
   YamlDocument doc{std::move(file), std::move(text), {}};
   try {
     doc.root = YAML::Load(doc.text);
+  } catch (const YAML::DeepRecursion& e) {  // yaml-cpp's own guard, should the pre-scan have missed nesting
+    throw Error(ErrorKind::spec, too_deep(limits),
+                SourceLocation{doc.file, e.mark.is_null() ? 1 : e.mark.line + 1, e.mark.is_null() ? 1 : e.mark.column + 1});
   } catch (const YAML::Exception& e) {
-    std::string message = e.msg.empty() ? "invalid YAML" : e.msg;
-    throw Error(ErrorKind::spec, fmt::format("YAML syntax error: {}", message),
-                SourceLocation{doc.file, e.mark.is_null() ? 1 : e.mark.line + 1,
-                               e.mark.is_null() ? 1 : e.mark.column + 1});
+    syntax_error(e, doc.text, doc.file);
   }
   Walk{doc.file, limits}.visit(doc.root, 0);
   return doc;
@@ -189,11 +272,19 @@ void check_name(const std::string& name, const SourceLocation& where, const std:
   auto ok = [path](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || (path && c == '/');
   };
-  if (name.empty() || !std::all_of(name.begin(), name.end(), ok))
+  if (name.empty())
     throw Error(ErrorKind::spec,
-                fmt::format("{} must be a name of letters, digits, '_', '-', '.'{}; got '{}'", what,
-                            path ? " or '/'" : "", name),
+                fmt::format("{} is empty; give it a name of letters, digits, '_', '-', '.'{}", what, path ? " or '/'" : ""),
                 where);
+  if (!std::all_of(name.begin(), name.end(), ok)) {
+    std::string fixed = name;  // the usual slip: spaces; suggest underscores when that is all it takes
+    std::replace(fixed.begin(), fixed.end(), ' ', '_');
+    const bool fixable = std::all_of(fixed.begin(), fixed.end(), ok);
+    throw Error(ErrorKind::spec,
+                fmt::format("{} must be a name of letters, digits, '_', '-', '.'{}; got '{}'{}", what,
+                            path ? " or '/'" : "", name, fixable ? fmt::format(" (did you mean '{}'?)", fixed) : ""),
+                where);
+  }
 }
 
 std::string read_name(const YAML::Node& node, const std::string& file, const std::string& what, bool path) {
@@ -243,12 +334,15 @@ MapReader::MapReader(YAML::Node node, std::string file, std::string what)
   if (!node_.IsMap())
     throw Error(ErrorKind::spec, fmt::format("{} must be a map of keys, got {}", what_, describe_node(node_)),
                 location_of(node_, file_));
-  std::vector<std::string> seen;
+  std::vector<std::pair<std::string, YAML::Node>> seen;
   for (const auto& kv : node_) {
     std::string key = read_string(kv.first, file_, fmt::format("a key of {}", what_));
-    if (std::find(seen.begin(), seen.end(), key) != seen.end())
-      throw Error(ErrorKind::spec, fmt::format("{} sets '{}' twice", what_, key), location_of(kv.first, file_));
-    seen.push_back(std::move(key));
+    for (const auto& [earlier, at] : seen)
+      if (earlier == key)
+        throw Error(ErrorKind::spec,
+                    fmt::format("{} sets '{}' twice (first at line {}); keep one", what_, key, location_of(at, file_).line),
+                    location_of(kv.first, file_));
+    seen.emplace_back(std::move(key), kv.first);
   }
 }
 
@@ -262,9 +356,18 @@ std::optional<YAML::Node> MapReader::get(const std::string& key) {
   return std::nullopt;
 }
 
-YAML::Node MapReader::require(const std::string& key) {
+YAML::Node MapReader::require(const std::string& key, const std::string& example) {
   if (auto v = get(key)) return *v;
-  throw Error(ErrorKind::spec, fmt::format("{} needs the key '{}'", what_, key), where());
+  for (const auto& kv : node_)
+    if (kv.first.Scalar() == key)
+      throw Error(ErrorKind::spec, fmt::format("'{}' of {} has no value; it is required", key, what_),
+                  location_of(kv.first, file_));
+  // A misspelt required key is the likelier mistake than a forgotten one: report the typo where it is.
+  for (const auto& [present, value] : rest())
+    if (closest_match(present, {key}) == key)
+      throw Error(ErrorKind::spec, fmt::format("unknown key '{}' in {} (did you mean '{}'?)", present, what_, key),
+                  where(present));
+  throw Error(ErrorKind::spec, fmt::format("{} needs the key '{}'{}", what_, key, example), where());
 }
 
 std::vector<std::pair<std::string, YAML::Node>> MapReader::rest() const {

@@ -61,7 +61,9 @@ class MapReader {
   // `what` names the map in messages, e.g. "layer 'encoding'" or "the train section".
   MapReader(YAML::Node node, std::string file, std::string what);
   std::optional<YAML::Node> get(const std::string& key);
-  YAML::Node require(const std::string& key);
+  // A required key. When it is missing but a present key is a near miss, the error is that key's typo;
+  // otherwise "<what> needs the key '<key>'" followed by `example` (e.g. ", e.g. units: 32") when given.
+  YAML::Node require(const std::string& key, const std::string& example = {});
   // Marks a key as known without reading it (e.g. keys handled elsewhere).
   void allow(const std::string& key) { known_.push_back(key); }
   // Keys present but never asked for, in document order (for ops whose attributes are "the other keys").

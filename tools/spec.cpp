@@ -10,7 +10,6 @@
 #include <map>
 #include <mutex>
 #include <optional>
-#include <set>
 
 namespace flowgrad {
 namespace {
@@ -20,6 +19,7 @@ struct BlockDef {
   std::vector<std::string> inputs;
   YAML::Node layers;
   std::vector<std::string> outputs;
+  YAML::Node outputs_node;  // where the outputs are listed, for errors about them
   SourceLocation where;
 };
 
@@ -43,19 +43,18 @@ class Loader {
     top.get("name");
     top.get("description");
     top.allow("train");  // read by tools/train_config
-    if (auto inputs = top.get("inputs")) read_inputs(*inputs);
-    else throw Error(ErrorKind::spec, "the spec needs an 'inputs' map, e.g. inputs: {x: [batch, 784]}", top.where());
+    read_inputs(top.require("inputs", ", a map of the fed tensors such as inputs: {x: [batch, 784]}"));
     if (auto params = top.get("params")) read_params(*params);
     if (auto blocks = top.get("blocks")) read_blocks(*blocks);
     Scope root;
-    build_layers(top.require("layers"), root, "layers");
+    build_layers(top.require("layers", ", a list such as layers: [{name: h, op: dense, in: x, units: 32}]"), root, "layers");
     if (auto outputs = top.get("outputs")) read_outputs(*outputs);
     auto loss = top.get("loss");
     auto losses = top.get("losses");
-    if (loss) add_loss("loss", *loss);
+    if (loss) add_loss("loss", *loss, top.where("loss"));
     if (losses) {
       MapReader named(*losses, file(), "the losses map");
-      for (const auto& [name, node] : named.rest()) add_loss(name, node);
+      for (const auto& [name, node] : named.rest()) add_loss(name, node, named.where(name));
     }
     top.finish();
     spec_.name = spec_name();
@@ -73,15 +72,16 @@ class Loader {
     return std::filesystem::path(file()).stem().string();
   }
 
+  // yaml-cpp's const operator[] yields an invalid node for a missing key, on which IsMap() throws: test
+  // presence (operator bool) before anything else.
   int64_t spec_batch() const {
-    if (doc_.root.IsMap() && doc_.root["train"].IsMap() && doc_.root["train"]["batch"]) {
-      int64_t batch = read_int(doc_.root["train"]["batch"], file(), "train.batch");
-      if (batch <= 0)
-        throw Error(ErrorKind::spec, fmt::format("train.batch must be positive, got {}", batch),
-                    location_of(doc_.root["train"]["batch"], file()));
-      return batch;
-    }
-    return 32;
+    if (!doc_.root.IsMap() || !doc_.root["train"] || !doc_.root["train"].IsMap()) return 32;
+    const YAML::Node batch_node = doc_.root["train"]["batch"];
+    if (!batch_node) return 32;
+    int64_t batch = read_int(batch_node, file(), "train.batch");
+    if (batch <= 0)
+      throw Error(ErrorKind::spec, fmt::format("train.batch must be positive, got {}", batch), location_of(batch_node, file()));
+    return batch;
   }
 
   // inputs: {x: [batch, 784]} or {x: {shape: [batch, 1, 28, 28], dtype: f32}}; `batch` may only lead.
@@ -89,14 +89,16 @@ class Loader {
     MapReader inputs(node, file(), "the inputs map");
     for (const auto& [name, decl] : inputs.rest()) {
       check_name(name, inputs.where(name), "an input name");
-      YAML::Node shape_node = decl;
+      // Never assign to a YAML::Node variable: yaml-cpp's operator= rewrites the node it refers to.
       DType dtype = DType::f32;
+      std::optional<YAML::Node> shape_in_map;
       if (decl.IsMap()) {
         MapReader r(decl, file(), fmt::format("input '{}'", name));
-        shape_node = r.require("shape");
+        shape_in_map = r.require("shape", ", e.g. {shape: [batch, 784], dtype: f32}");
         if (auto d = r.get("dtype")) dtype = read_dtype(*d);
         r.finish();
       }
+      const YAML::Node& shape_node = shape_in_map ? *shape_in_map : decl;
       if (!shape_node.IsSequence() || shape_node.size() == 0)
         throw Error(ErrorKind::spec,
                     fmt::format("input '{}' needs a shape list such as [batch, 784], got {}", name,
@@ -108,7 +110,8 @@ class Loader {
         const YAML::Node& dim = shape_node[d];
         if (dim.IsScalar() && dim.Scalar() == "batch") {
           if (d != 0)
-            throw Error(ErrorKind::spec, "'batch' can only be the first dimension of an input",
+            throw Error(ErrorKind::spec,
+                        fmt::format("'batch' can only be the first dimension of input '{}', as in [batch, 784]", name),
                         location_of(dim, file()));
           batched = true;
           shape.push_back(spec_.batch);
@@ -129,7 +132,14 @@ class Loader {
     std::string s = read_string(node, file(), "a dtype");
     for (DType d : {DType::f32, DType::bf16, DType::s32, DType::u8})
       if (s == to_string(d)) return d;
-    throw Error(ErrorKind::spec, fmt::format("unknown dtype '{}'; use f32, bf16, s32 or u8", s), location_of(node, file()));
+    // Other frameworks' spellings, for the did-you-mean.
+    const std::map<std::string, std::string> aliases = {{"float32", "f32"}, {"float", "f32"}, {"bfloat16", "bf16"},
+                                                        {"int32", "s32"}, {"int", "s32"}, {"uint8", "u8"}};
+    std::string guess = aliases.count(s) ? aliases.at(s) : closest_match(s, {"f32", "bf16", "s32", "u8"});
+    throw Error(ErrorKind::spec,
+                fmt::format("unknown dtype '{}'{}; use f32, bf16, s32 or u8", s,
+                            guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)),
+                location_of(node, file()));
   }
 
   // params: {w: {shape: [784, 32], init: glorot_uniform, trainable: true}}
@@ -166,8 +176,9 @@ class Loader {
     for (const auto& [name, decl] : blocks.rest()) {
       check_name(name, blocks.where(name), "a block name");
       MapReader r(decl, file(), fmt::format("block '{}'", name));
+      YAML::Node outputs = r.require("outputs");
       BlockDef block{name, read_string_list(r.require("inputs"), file(), "a block's inputs"), r.require("layers"),
-                     read_string_list(r.require("outputs"), file(), "a block's outputs"), location_of(decl, file())};
+                     read_string_list(outputs, file(), "a block's outputs"), outputs, location_of(decl, file())};
       r.finish();
       if (block.outputs.empty())
         throw Error(ErrorKind::spec, fmt::format("block '{}' needs at least one output", name), block.where);
@@ -189,7 +200,7 @@ class Loader {
   struct Entry {
     YAML::Node node;
     std::string name;
-    std::set<size_t> depends_on;
+    std::map<size_t, YAML::Node> depends_on;  // entry index -> the first string that refers to it
   };
 
   // Entries may appear in any order; they are built in dependency order (document order among
@@ -203,7 +214,9 @@ class Loader {
     std::map<std::string, size_t> index;
     for (const YAML::Node& node : list) {
       if (!node.IsMap())
-        throw Error(ErrorKind::spec, fmt::format("each entry of {} must be a map such as {{name: h, op: dense, in: x, units: 32}}", what),
+        throw Error(ErrorKind::spec,
+                    fmt::format("each entry of {} must be a map such as {{name: h, op: dense, in: x, units: 32}}, got {}", what,
+                                describe_node(node)),
                     location_of(node, file()));
       std::string name = node["name"] ? read_name(node["name"], file(), "a layer name")
                                       : fmt::format("{}_{}", node["op"] ? node["op"].Scalar() : "block", entries.size());
@@ -211,7 +224,7 @@ class Loader {
         throw Error(ErrorKind::spec,
                     fmt::format("the layer name '{}' is used twice (first at {})", name,
                                 location_of(entries[index[name]].node, file()).str()),
-                    location_of(node["name"], file()));
+                    location_of(node["name"] ? node["name"] : node, file()));
       index.emplace(name, entries.size());
       entries.push_back({node, name, {}});
     }
@@ -220,8 +233,8 @@ class Loader {
     for (size_t i : build_order(entries)) build_entry(entries[i].node, entries[i].name, scope);
   }
 
-  void collect_dependencies(const YAML::Node& node, const std::map<std::string, size_t>& index, std::set<size_t>& out,
-                            bool top) {
+  void collect_dependencies(const YAML::Node& node, const std::map<std::string, size_t>& index,
+                            std::map<size_t, YAML::Node>& out, bool top) {
     if (node.IsMap()) {
       for (const auto& kv : node)
         if (!top || (kv.first.Scalar() != "name" && kv.first.Scalar() != "op" && kv.first.Scalar() != "block"))
@@ -231,7 +244,7 @@ class Loader {
     } else if (node.IsScalar()) {
       const std::string& s = node.Scalar();
       std::string head = s.substr(0, std::min(s.find('/'), s.find(':')));
-      if (auto it = index.find(head); it != index.end()) out.insert(it->second);
+      if (auto it = index.find(head); it != index.end()) out.emplace(it->second, node);
     }
   }
 
@@ -245,15 +258,20 @@ class Loader {
         std::string cycle;
         for (auto it = start; it != stack.end(); ++it)
           cycle += fmt::format("'{}' (line {}) -> ", entries[*it].name, location_of(entries[*it].node, file()).line);
-        throw Error(ErrorKind::spec, fmt::format("the layers form a cycle: {}'{}'", cycle, entries[i].name),
+        throw Error(ErrorKind::spec,
+                    fmt::format("the layers form a cycle: {}'{}'; a layer cannot depend on its own output", cycle,
+                                entries[i].name),
                     location_of(entries[i].node, file()));
       }
       state[i] = 1;
       stack.push_back(i);
-      for (size_t d : entries[i].depends_on)
+      for (const auto& [d, ref] : entries[i].depends_on)
         if (d != i) visit(d);
-        else throw Error(ErrorKind::spec, fmt::format("layer '{}' takes its own output as input", entries[i].name),
-                         location_of(entries[i].node, file()));
+        else throw Error(ErrorKind::spec,
+                         fmt::format("layer '{}' refers to itself ('{}'); a layer takes inputs, parameters and the outputs "
+                                     "of other layers",
+                                     entries[i].name, ref.Scalar()),
+                         location_of(ref, file()));
       stack.pop_back();
       state[i] = 2;
       order.push_back(i);
@@ -272,9 +290,7 @@ class Loader {
     if (op && block)
       throw Error(ErrorKind::spec, fmt::format("layer '{}' has both 'op' and 'block'; pick one", name), r.where("block"));
     std::vector<Value> inputs;
-    if (auto in = r.get("in"))
-      for (const std::string& ref : read_string_list(*in, file(), fmt::format("the inputs of layer '{}'", name)))
-        inputs.push_back(resolve(ref, scope, *in));
+    if (auto in = r.get("in")) inputs = resolve_inputs(*in, scope, fmt::format("the inputs of layer '{}'", name));
     const std::string full = scope.prefix + name;
     if (g().find(full)) throw Error(ErrorKind::spec, fmt::format("the name '{}' is defined twice", full), r.where("name"));
     bool trainable = scope.trainable;
@@ -288,9 +304,15 @@ class Loader {
       return;
     }
     const std::string op_name = read_string(*op, file(), "op");
+    std::vector<Value> outs = build_op(r, op_name, full, inputs, scope, trainable);
+    record(full, op_name, outs.front(), values_before);
+  }
+
+  // Shape errors of an op name each input with its shape and where the spec defined it.
+  std::vector<Value> build_op(MapReader& r, const std::string& op_name, const std::string& full,
+                              const std::vector<Value>& inputs, Scope& scope, bool trainable) {
     try {
-      std::vector<Value> outs = build_op(r, op_name, full, inputs, scope, trainable);
-      record(full, op_name, outs.front(), values_before);
+      return build_op_or_layer(r, op_name, full, inputs, scope, trainable);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::shape) throw;
       std::string detail;
@@ -300,8 +322,8 @@ class Loader {
     }
   }
 
-  std::vector<Value> build_op(MapReader& r, const std::string& op_name, const std::string& full,
-                              const std::vector<Value>& inputs, Scope& scope, bool trainable) {
+  std::vector<Value> build_op_or_layer(MapReader& r, const std::string& op_name, const std::string& full,
+                                       const std::vector<Value>& inputs, Scope& scope, bool trainable) {
     if (const LayerDef* layer = layer_registry().find(op_name)) {
       check_arity(op_name, layer->min_inputs, layer->max_inputs, inputs.size(), r);
       LayerContext ctx(g(), full, inputs, r, [&, trainable](const std::string& role, const Shape& shape, const Init& init) {
@@ -321,6 +343,7 @@ class Loader {
                               guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)),
                   r.where("op"));
     }
+    check_arity(op_name, def->min_inputs, def->max_inputs, inputs.size(), r);
     AttrMap attrs;
     for (const auto& [key, value] : r.rest())
       attrs.set(key, read_attr(value, file(), fmt::format("attribute '{}'", key)), r.where(key));
@@ -331,7 +354,8 @@ class Loader {
     const int count = static_cast<int>(n);
     if (count >= min && (max < 0 || count <= max)) return;
     std::string expected = max < 0 ? fmt::format("at least {}", min) : min == max ? fmt::format("{}", min) : fmt::format("{} to {}", min, max);
-    throw Error(ErrorKind::spec, fmt::format("layer '{}' takes {} inputs in 'in', got {}", op, expected, n), r.where());
+    throw Error(ErrorKind::spec, fmt::format("'{}' takes {} input{} in 'in', got {}", op, expected, expected == "1" ? "" : "s", n),
+                r.where("in"));
   }
 
   // A layer's parameter: a reference under the key `role` (a value name, or {transpose_of: name}), else
@@ -339,24 +363,28 @@ class Loader {
   Value layer_param(MapReader& r, const Scope& scope, const std::string& full, const std::string& role,
                     const Shape& shape, const Init& init, bool trainable) {
     if (auto ref = r.get(role)) {
-      Value v;
-      if (ref->IsMap()) {
-        MapReader t(*ref, file(), fmt::format("'{}' of layer '{}'", role, full));
-        Value source = resolve(read_string(t.require("transpose_of"), file(), "transpose_of"), scope, *ref);
-        t.finish();
-        if (source.rank() != 2)
-          throw Error(ErrorKind::spec, fmt::format("transpose_of needs a matrix; '{}' has shape {}", source.name(), to_string(source.shape())),
+      if (!ref->IsMap()) {
+        Value v = resolve(read_string(*ref, file(), role), scope, *ref);
+        if (v.shape() != shape)
+          throw Error(ErrorKind::shape,
+                      fmt::format("layer '{}' needs its {} with shape {}, but '{}' has shape {} (defined at {})", full, role,
+                                  to_string(shape), v.name(), to_string(v.shape()), v.info().where.str()),
                       location_of(*ref, file()));
-        v = g().apply("transpose", {source}, AttrMap{{"permutation", std::vector<int64_t>{1, 0}}}, full + "/" + role);
-      } else {
-        v = resolve(read_string(*ref, file(), role), scope, *ref);
+        return v;
       }
-      if (v.shape() != shape)
-        throw Error(ErrorKind::shape,
-                    fmt::format("layer '{}' needs its {} with shape {}, but '{}' has shape {} (defined at {})", full, role,
-                                to_string(shape), v.name(), to_string(v.shape()), v.info().where.str()),
-                    location_of(*ref, file()));
-      return v;
+      MapReader t(*ref, file(), fmt::format("'{}' of layer '{}'", role, full));
+      const YAML::Node source_node = t.require("transpose_of");
+      Value source = resolve(read_string(source_node, file(), "transpose_of"), scope, source_node);
+      t.finish();
+      if (source.rank() != 2 || Shape{source.shape()[1], source.shape()[0]} != shape)
+        throw Error(source.rank() == 2 ? ErrorKind::shape : ErrorKind::spec,
+                    fmt::format("layer '{}' needs its {} with shape {}, so transpose_of needs a matrix of shape {}, but "
+                                "'{}' has shape {} (defined at {})",
+                                full, role, to_string(shape), to_string(shape.size() == 2 ? Shape{shape[1], shape[0]} : shape),
+                                source.name(), to_string(source.shape()), source.info().where.str()),
+                    location_of(source_node, file()));
+      return g().add("transpose", {source}, AttrMap{{"permutation", std::vector<int64_t>{1, 0}}}, full + "/" + role,
+                     location_of(*ref, file())).front();
     }
     const std::string layer_name = full.substr(scope.prefix.size());
     const std::string name = scope.param_prefix + layer_name + "/" + role;
@@ -371,6 +399,16 @@ class Loader {
     return g().param(name, shape, init, trainable, r.where());
   }
 
+  // `in`: one value name or a list of them; an unknown name is reported where it is written.
+  std::vector<Value> resolve_inputs(const YAML::Node& in, const Scope& scope, const std::string& what) {
+    std::vector<Value> values;
+    if (in.IsSequence())
+      for (const YAML::Node& item : in) values.push_back(resolve(read_string(item, file(), what + " entry"), scope, item));
+    else
+      values.push_back(resolve(read_string_list(in, file(), what).front(), scope, in));
+    return values;
+  }
+
   Value resolve(const std::string& ref, const Scope& scope, const YAML::Node& at) {
     if (auto it = scope.bindings.find(ref); it != scope.bindings.end()) return it->second;
     if (auto v = g().find(scope.prefix + ref)) return *v;
@@ -380,8 +418,21 @@ class Loader {
     for (const ValueInfo& v : g().values())
       names.push_back(v.name.rfind(scope.prefix, 0) == 0 ? v.name.substr(scope.prefix.size()) : v.name);
     std::string guess = closest_match(ref, names);
+    if (!guess.empty())
+      throw Error(ErrorKind::spec, fmt::format("unknown value '{}' (did you mean '{}'?)", ref, guess), location_of(at, file()));
+    // Without a near miss, list what can be named here: the block's inputs, the graph's inputs and layers.
+    std::vector<std::string> known;
+    for (const auto& [n, v] : scope.bindings) known.push_back(n);
+    for (const ValueInfo& v : g().values())
+      if ((v.kind == ValueKind::input || (v.kind == ValueKind::node && v.producer >= 0)) && v.name.rfind(scope.prefix, 0) == 0 &&
+          v.name.find(':') == std::string::npos)
+        known.push_back(v.name.substr(scope.prefix.size()));
+    constexpr size_t kShown = 12;
+    const bool more = known.size() > kShown;
+    known.resize(std::min(known.size(), kShown));
     throw Error(ErrorKind::spec,
-                fmt::format("unknown value '{}'{}", ref, guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess)),
+                fmt::format("unknown value '{}': no input, parameter or layer has that name; values here include {}{}", ref,
+                            fmt::join(known, ", "), more ? ", ..." : ""),
                 location_of(at, file()));
   }
 
@@ -406,7 +457,9 @@ class Loader {
     }
     const BlockDef& block = it->second;
     if (std::find(active_blocks_.begin(), active_blocks_.end(), block_name) != active_blocks_.end())
-      throw Error(ErrorKind::spec, fmt::format("block '{}' instantiates itself (through {})", block_name, fmt::join(active_blocks_, " -> ")),
+      throw Error(ErrorKind::spec,
+                  fmt::format("block '{}' instantiates itself ({} -> {}); blocks may use other blocks, but not themselves",
+                              block_name, fmt::join(active_blocks_, " -> "), block_name),
                   location_of(block_node, file()));
     if (inputs.size() != block.inputs.size())
       throw Error(ErrorKind::spec,
@@ -425,7 +478,7 @@ class Loader {
     }
     active_blocks_.pop_back();
     for (size_t i = 0; i < block.outputs.size(); ++i) {
-      Value out = resolve(block.outputs[i], inner, block_node);
+      Value out = resolve(block.outputs[i], inner, block.outputs_node.IsSequence() ? block.outputs_node[i] : block.outputs_node);
       const std::string alias = inner.prefix + block.outputs[i];
       if (!g().find(alias)) g().add_alias(alias, out);
       if (i == 0) g().add_alias(outer.prefix + name, out);
@@ -454,8 +507,15 @@ class Loader {
 
   // A loss: one term or a list of terms, summed. A term is {op: mse, in: [a, b], weight: 0.5, ...attrs}
   // or {value: name, weight: w}; each must be a scalar.
-  void add_loss(const std::string& name, const YAML::Node& node) {
-    check_name(name, location_of(node, file()), "a loss name");
+  void add_loss(const std::string& name, const YAML::Node& node, const SourceLocation& where) {
+    check_name(name, where, "a loss name");
+    const bool twice = std::find(spec_.losses.begin(), spec_.losses.end(), name) != spec_.losses.end();
+    for (const auto& [output, id] : g().outputs())
+      if (output == name)
+        throw Error(ErrorKind::spec,
+                    twice ? fmt::format("loss '{}' is defined twice: by the top-level 'loss' and in 'losses'; rename one", name)
+                          : fmt::format("loss '{}' has the name of an output; rename one, since both are fetched by name", name),
+                    where);
     std::optional<Value> total;
     auto terms = node.IsSequence() ? std::vector<YAML::Node>(node.begin(), node.end()) : std::vector<YAML::Node>{node};
     if (terms.empty()) throw Error(ErrorKind::spec, fmt::format("loss '{}' has no terms", name), location_of(node, file()));
@@ -480,7 +540,7 @@ class Loader {
     } else {
       const std::string op = read_string(r.require("op"), file(), "op");
       std::vector<Value> inputs;
-      for (const std::string& ref : read_string_list(r.require("in"), file(), "in")) inputs.push_back(resolve(ref, root, node["in"]));
+      inputs = resolve_inputs(r.require("in"), root, fmt::format("the inputs of a term of loss '{}'", loss));
       const size_t before = g().values().size();
       // Terms of the default loss are named like the C++ front end names them (after the op).
       term = build_op(r, op, g().unique_name(loss == "loss" ? op : fmt::format("{}/{}", loss, op)), inputs, root, true).front();
@@ -489,7 +549,8 @@ class Loader {
     }
     if (term.rank() != 0)
       throw Error(ErrorKind::shape,
-                  fmt::format("a term of loss '{}' must be a scalar, but '{}' has shape {}", loss, term.name(), to_string(term.shape())),
+                  fmt::format("a term of loss '{}' must be a scalar, but '{}' has shape {}; reduce it, e.g. {{op: mean, in: {}}}",
+                              loss, term.name(), to_string(term.shape()), term.name()),
                   location_of(node, file()));
     return weight == 1 ? term : scale(term, weight);
   }
@@ -499,15 +560,6 @@ class Loader {
   std::map<std::string, BlockDef> blocks_;
   std::vector<std::string> active_blocks_;
 };
-
-std::string with_commas(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return n < 0 ? "-" + out : out;
-}
 
 }  // namespace
 
@@ -527,30 +579,6 @@ Spec parse_spec(std::string text, std::string file, const SpecOptions& options) 
 Spec load_spec(const std::string& path, const SpecOptions& options) {
   register_builtins();
   return Loader(load_yaml_file(path), options).load();
-}
-
-std::string format_summary(const Spec& spec) {
-  size_t name_width = 5, op_width = 2, shape_width = 12;
-  for (const SummaryRow& row : spec.summary) {
-    name_width = std::max(name_width, row.layer.size());
-    op_width = std::max(op_width, row.op.size());
-    shape_width = std::max(shape_width, to_string(row.output).size());
-  }
-  std::string out = fmt::format("Model: \"{}\" (batch {})\n", spec.name, spec.batch);
-  const size_t width = name_width + op_width + shape_width + 18;
-  out += std::string(width, '=') + "\n";
-  out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>12}\n", "Layer", name_width, "Op", op_width, "Output shape", shape_width, "Param #");
-  out += std::string(width, '-') + "\n";
-  for (const SummaryRow& row : spec.summary)
-    out += fmt::format("{:<{}}  {:<{}}  {:<{}}  {:>12}\n", row.layer, name_width, row.op, op_width, to_string(row.output),
-                       shape_width, with_commas(row.params));
-  int64_t trainable = 0, frozen = 0;
-  for (const ValueInfo& v : spec.graph.values())
-    if (v.kind == ValueKind::param) (v.trainable ? trainable : frozen) += numel(v.type.shape);
-  out += std::string(width, '=') + "\n";
-  out += fmt::format("Total params: {}\nTrainable params: {}\nNon-trainable params: {}\n", with_commas(trainable + frozen),
-                     with_commas(trainable), with_commas(frozen));
-  return out;
 }
 
 }  // namespace flowgrad

@@ -5,31 +5,55 @@
 namespace flowgrad {
 namespace {
 
-// A one-key map naming a variant and its settings, e.g. {adam: {lr: 1e-3}}; returns the key and the
-// settings' reader (an empty map when the value is null, as in `{sgd: }`).
+// "a, b, c", or `none` for an empty list.
+std::string listed(const std::vector<std::string>& names, const char* none) {
+  return names.empty() ? std::string(none) : fmt::format("{}", fmt::join(names, ", "));
+}
+
+// `also` are further keys allowed beside the kind (for the did-you-mean, not the list of kinds).
+[[noreturn]] void unknown_kind(const std::string& what, const std::string& kind, const std::vector<std::string>& kinds,
+                               const SourceLocation& where, const std::vector<std::string>& also = {}) {
+  std::vector<std::string> candidates = kinds;
+  candidates.insert(candidates.end(), also.begin(), also.end());
+  std::string guess = closest_match(kind, candidates);
+  throw Error(ErrorKind::spec,
+              fmt::format("unknown {} '{}'{}; choose one of {}", what, kind,
+                          guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(kinds, ", ")),
+              where);
+}
+
+// A one-key map naming a variant and its settings, e.g. {adam: {lr: 1e-3}}, or just the variant's name;
+// returns the key and the settings' reader (an empty map when the value is null, as in `{sgd: }`). Keys in
+// `beside` (such as a schedule's warmup) may sit next to the variant and are left to the caller.
 std::pair<std::string, MapReader> variant_of(const YAML::Node& node, const std::string& file, const std::string& what,
-                                             const std::vector<std::string>& kinds) {
+                                             const std::vector<std::string>& kinds,
+                                             const std::vector<std::string>& beside = {}) {
+  const std::string example = fmt::format("e.g. {{{}: {{...}}}}", kinds.front());
   if (node.IsScalar()) {
     std::string kind = read_string(node, file, what);
-    if (std::find(kinds.begin(), kinds.end(), kind) != kinds.end()) return {kind, MapReader(YAML::Node(YAML::NodeType::Map), file, what)};
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) unknown_kind(what, kind, kinds, location_of(node, file));
+    return {kind, MapReader(YAML::Node(YAML::NodeType::Map), file, what)};
   }
-  if (node.IsMap() && node.size() == 1) {
-    const auto kv = *node.begin();
-    std::string kind = read_string(kv.first, file, what);
-    if (std::find(kinds.begin(), kinds.end(), kind) != kinds.end()) {
-      YAML::Node settings = kv.second.IsNull() ? YAML::Node(YAML::NodeType::Map) : kv.second;
-      return {kind, MapReader(settings, file, fmt::format("{} '{}'", what, kind))};
-    }
-    std::string guess = closest_match(kind, kinds);
+  if (!node.IsMap())
     throw Error(ErrorKind::spec,
-                fmt::format("unknown {} '{}'{}; choose one of {}", what, kind,
-                            guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(kinds, ", ")),
-                location_of(kv.first, file));
+                fmt::format("{} must be one of {} with its settings, {}; got {}", what, fmt::join(kinds, ", "), example,
+                            describe_node(node)),
+                location_of(node, file));
+  std::optional<std::pair<std::string, YAML::Node>> chosen;
+  for (const auto& kv : node) {
+    std::string key = read_string(kv.first, file, what);
+    if (std::find(beside.begin(), beside.end(), key) != beside.end()) continue;
+    if (std::find(kinds.begin(), kinds.end(), key) == kinds.end()) unknown_kind(what, key, kinds, location_of(kv.first, file), beside);
+    if (chosen)
+      throw Error(ErrorKind::spec,
+                  fmt::format("{} names both '{}' and '{}'; pick one", what, chosen->first, key), location_of(kv.first, file));
+    chosen.emplace(key, kv.second);
   }
-  throw Error(ErrorKind::spec,
-              fmt::format("{} must be one of {} with its settings, e.g. {{{}: {{...}}}}; got {}", what,
-                          fmt::join(kinds, ", "), kinds.front(), describe_node(node)),
-              location_of(node, file));
+  if (!chosen)
+    throw Error(ErrorKind::spec, fmt::format("{} needs one of {}, {}", what, fmt::join(kinds, ", "), example),
+                location_of(node, file));
+  YAML::Node settings = chosen->second.IsNull() ? YAML::Node(YAML::NodeType::Map) : chosen->second;
+  return {chosen->first, MapReader(settings, file, fmt::format("{} '{}'", what, chosen->first))};
 }
 
 double positive(MapReader& r, const std::string& key, double fallback, bool allow_zero = false) {
@@ -37,7 +61,8 @@ double positive(MapReader& r, const std::string& key, double fallback, bool allo
   if (!node) return fallback;
   double v = read_double(*node, r.file(), key);
   if (v < 0 || (!allow_zero && v == 0))
-    throw Error(ErrorKind::spec, fmt::format("'{}' must be {}, got {}", key, allow_zero ? "zero or more" : "positive", v),
+    throw Error(ErrorKind::spec,
+                fmt::format("'{}' of {} must be {}, got {}", key, r.what(), allow_zero ? "zero or more" : "positive", v),
                 location_of(*node, r.file()));
   return v;
 }
@@ -47,7 +72,19 @@ int64_t positive_int(MapReader& r, const std::string& key, int64_t fallback, boo
   if (!node) return fallback;
   int64_t v = read_int(*node, r.file(), key);
   if (v < 0 || (!allow_zero && v == 0))
-    throw Error(ErrorKind::spec, fmt::format("'{}' must be {}, got {}", key, allow_zero ? "zero or more" : "positive", v),
+    throw Error(ErrorKind::spec,
+                fmt::format("'{}' of {} must be {}, got {}", key, r.what(), allow_zero ? "zero or more" : "positive", v),
+                location_of(*node, r.file()));
+  return v;
+}
+
+// A fraction in [0, 1), such as Adam's betas.
+double below_one(MapReader& r, const std::string& key, double fallback) {
+  auto node = r.get(key);
+  if (!node) return fallback;
+  double v = read_double(*node, r.file(), key);
+  if (!(v >= 0 && v < 1))
+    throw Error(ErrorKind::spec, fmt::format("'{}' of {} must be at least 0 and below 1, got {}", key, r.what(), v),
                 location_of(*node, r.file()));
   return v;
 }
@@ -63,12 +100,11 @@ OptimizerConfig read_optimizer(const YAML::Node& node, const std::string& file) 
     c.momentum = positive(r, "momentum", 0, true);
     if (auto n = r.get("nesterov")) c.nesterov = read_bool(*n, file, "nesterov");
     if (c.nesterov && c.momentum == 0)
-      throw Error(ErrorKind::spec, "nesterov needs a momentum above 0", r.where("nesterov"));
+      throw Error(ErrorKind::spec, "nesterov needs a momentum above 0; add e.g. momentum: 0.9", r.where("nesterov"));
   } else {
-    c.beta1 = positive(r, "beta1", 0.9, true);
-    c.beta2 = positive(r, "beta2", 0.999, true);
+    c.beta1 = below_one(r, "beta1", 0.9);
+    c.beta2 = below_one(r, "beta2", 0.999);
     c.eps = positive(r, "eps", 1e-8);
-    if (c.beta1 >= 1 || c.beta2 >= 1) throw Error(ErrorKind::spec, "beta1 and beta2 must be below 1", r.where());
   }
   r.finish();
   return c;
@@ -77,15 +113,16 @@ OptimizerConfig read_optimizer(const YAML::Node& node, const std::string& file) 
 // schedule: {step: {every: 1000, gamma: 0.5}} | {exponential: {gamma: 0.9995}} | {cosine: {steps: 0, min_lr: 0}}
 // (cosine steps 0: the whole run), with an optional warmup: N (steps) beside it.
 LrSchedule read_schedule(const YAML::Node& node, const std::string& file, double lr) {
-  YAML::Node variant = node;
   uint64_t warmup = 0;
   if (node.IsMap() && node["warmup"]) {
-    warmup = static_cast<uint64_t>(std::max<int64_t>(0, read_int(node["warmup"], file, "warmup")));
-    variant = YAML::Clone(node);
-    variant.remove("warmup");
-    if (variant.size() == 0) return LrSchedule::constant(lr).with_warmup(warmup);
+    const int64_t steps = read_int(node["warmup"], file, "warmup");
+    if (steps < 0)
+      throw Error(ErrorKind::spec, fmt::format("'warmup' of the schedule must be zero or more steps, got {}", steps),
+                  location_of(node["warmup"], file));
+    warmup = static_cast<uint64_t>(steps);
+    if (node.size() == 1) return LrSchedule::constant(lr).with_warmup(warmup);
   }
-  auto [kind, r] = variant_of(variant, file, "schedule", {"constant", "step", "exponential", "cosine"});
+  auto [kind, r] = variant_of(node, file, "schedule", {"constant", "step", "exponential", "cosine"}, {"warmup"});
   LrSchedule s = LrSchedule::constant(lr);
   if (kind == "step") s = LrSchedule::step_decay(lr, static_cast<uint64_t>(positive_int(r, "every", 1000)), positive(r, "gamma", 0.1));
   if (kind == "exponential") s = LrSchedule::exponential(lr, positive(r, "gamma", 0.9999));
@@ -95,12 +132,27 @@ LrSchedule read_schedule(const YAML::Node& node, const std::string& file, double
   return s.with_warmup(warmup);
 }
 
+// `hint` follows the list of inputs, e.g. how to declare the missing one.
+void check_input(const Spec& spec, const std::string& name, const YAML::Node& at, const std::string& hint = {}) {
+  std::vector<std::string> inputs;
+  for (const ValueInfo& info : spec.graph.values())
+    if (info.kind == ValueKind::input) inputs.push_back(info.name);
+  if (std::find(inputs.begin(), inputs.end(), name) != inputs.end()) return;
+  std::string guess = closest_match(name, inputs);
+  throw Error(ErrorKind::spec,
+              fmt::format("'{}' is not an input of the model{}; its inputs are {}{}", name,
+                          guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(inputs, ", "), hint),
+              location_of(at, spec.document.file));
+}
+
 DataConfig read_data(const YAML::Node& node, const Spec& spec) {
   const std::string& file = spec.document.file;
   MapReader r(node, file, "the data section");
   DataConfig d;
-  const std::string dataset = read_string(r.require("dataset"), file, "dataset");
   const std::vector<std::string> known = {"fashion-mnist", "mnist", "idx", "npy", "csv"};
+  const std::string dataset =
+      read_string(r.require("dataset", fmt::format(", one of {}; e.g. data: {{dataset: fashion-mnist}}", fmt::join(known, ", "))),
+                  file, "dataset");
   if (std::find(known.begin(), known.end(), dataset) == known.end()) {
     std::string guess = closest_match(dataset, known);
     throw Error(ErrorKind::spec,
@@ -122,29 +174,23 @@ DataConfig read_data(const YAML::Node& node, const Spec& spec) {
   }
   if (d.format == DataConfig::Format::csv)
     if (auto l = r.get("label_column")) d.label_column = read_string(*l, file, "label_column");
-  if (auto in = r.get("input")) d.input = read_string(*in, file, "input");
+  if (auto in = r.get("input")) {
+    d.input = read_string(*in, file, "input");
+    check_input(spec, d.input, *in);
+  }
   d.train_limit = positive_int(r, "train_limit", 0, true);
   d.test_limit = positive_int(r, "test_limit", 0, true);
   if (auto noise = r.get("noise")) {
     auto [kind, n] = variant_of(*noise, file, "noise", {"masking", "gaussian", "salt_and_pepper"});
     d.noise = kind == "masking" ? DataConfig::Noise::masking : kind == "gaussian" ? DataConfig::Noise::gaussian : DataConfig::Noise::salt_and_pepper;
     d.noise_level = positive(n, kind == "gaussian" ? "stddev" : "rate", 0.3);
-    d.noisy_input = read_string(n.require("input"), file, "the noisy input");
+    const YAML::Node noisy = n.require("input", ": the input that gets the corrupted batch, e.g. input: x_noisy");
+    d.noisy_input = read_string(noisy, file, "the noisy input");
+    check_input(spec, d.noisy_input, noisy, "; declare the noisy copy under 'inputs' with the clean input's shape");
     n.finish();
   }
   r.finish();
   return d;
-}
-
-void check_input(const Spec& spec, const std::string& name, const YAML::Node& at) {
-  auto v = const_cast<Graph&>(spec.graph).find(name);
-  if (!v || v->info().kind != ValueKind::input) {
-    std::vector<std::string> inputs;
-    for (const ValueInfo& info : spec.graph.values())
-      if (info.kind == ValueKind::input) inputs.push_back(info.name);
-    throw Error(ErrorKind::spec, fmt::format("'{}' is not an input of the model; its inputs are {}", name, fmt::join(inputs, ", ")),
-                location_of(at, spec.document.file));
-  }
 }
 
 void check_output(const Spec& spec, const std::string& name, const YAML::Node& at, const std::string& what) {
@@ -154,39 +200,76 @@ void check_output(const Spec& spec, const std::string& name, const YAML::Node& a
   for (const auto& o : outs) names.push_back(o.first);
   std::string guess = closest_match(name, names);
   throw Error(ErrorKind::spec,
-              fmt::format("{} '{}' is not an output of the model{}; outputs: {}", what, name,
-                          guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), fmt::join(names, ", ")),
+              fmt::format("{} '{}' is not an output of the model{}; outputs: {} (declare more under 'outputs')", what, name,
+                          guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), listed(names, "none")),
               location_of(at, spec.document.file));
+}
+
+// A stage's `train` or `freeze` patterns; each must match at least one parameter.
+std::vector<std::string> read_patterns(const Spec& spec, const std::string& stage, const std::string& key,
+                                       const YAML::Node& node) {
+  const std::string& file = spec.document.file;
+  std::vector<std::string> patterns = read_string_list(node, file, key);
+  std::vector<std::string> params;
+  for (const ValueInfo& v : spec.graph.values())
+    if (v.kind == ValueKind::param) params.push_back(v.name);
+  for (size_t i = 0; i < patterns.size(); ++i) {
+    const std::string& p = patterns[i];
+    if (std::any_of(params.begin(), params.end(), [&](const std::string& name) { return matches_pattern(p, name); })) continue;
+    // Suggest the layer prefix of the closest parameter, as a pattern of the same form.
+    std::vector<std::string> candidates;
+    for (const std::string& name : params) {
+      candidates.push_back(name);
+      if (auto slash = name.rfind('/'); slash != std::string::npos) candidates.push_back(name.substr(0, slash) + "/*");
+    }
+    std::string guess = closest_match(p, candidates);
+    throw Error(ErrorKind::spec,
+                fmt::format("'{}' of stage '{}': no parameter matches '{}'{}; parameters: {}", key, stage, p,
+                            guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess),
+                            listed(params, "none")),
+                location_of(node.IsSequence() ? node[i] : node, file));
+  }
+  return patterns;
 }
 
 StageConfig read_stage(const YAML::Node& node, const Spec& spec, const TrainConfig& config, size_t index) {
   const std::string& file = spec.document.file;
   MapReader r(node, file, fmt::format("stage {}", index + 1));
   StageConfig s;
-  s.name = read_name(r.require("name"), file, "a stage name");
-  if (auto loss = r.get("loss")) {
+  s.name = read_name(r.require("name", ", e.g. name: pretrain (checkpoints and metrics.csv name stages)"), file, "a stage name");
+  auto loss = r.get("loss");
+  if (!loss && std::find(spec.losses.begin(), spec.losses.end(), s.loss) == spec.losses.end())
+    throw Error(ErrorKind::spec,
+                fmt::format("stage '{}' names no loss and the spec has no default 'loss'; add loss: NAME with one of: {}",
+                            s.name, listed(spec.losses, "none (the spec defines no loss)")),
+                r.where());
+  if (loss) {
     s.loss = read_string(*loss, file, "loss");
     if (std::find(spec.losses.begin(), spec.losses.end(), s.loss) == spec.losses.end())
+    {
+      std::string guess = closest_match(s.loss, spec.losses);
       throw Error(ErrorKind::spec,
-                  fmt::format("stage '{}' trains loss '{}', which the spec does not define; losses: {}", s.name, s.loss,
-                              fmt::join(spec.losses, ", ")),
+                  fmt::format("stage '{}' trains loss '{}', which the spec does not define{}; losses: {}", s.name, s.loss,
+                              guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess),
+                              listed(spec.losses, "none (add a 'loss' or 'losses')")),
                   location_of(*loss, file));
-  }
-  if (auto t = r.get("train")) s.train = read_string_list(*t, file, "train");
-  if (auto f = r.get("freeze")) s.freeze = read_string_list(*f, file, "freeze");
-  for (const auto& patterns : {s.train, s.freeze})
-    for (const std::string& p : patterns) {
-      bool any = false;
-      for (const ValueInfo& v : spec.graph.values()) any = any || (v.kind == ValueKind::param && matches_pattern(p, v.name));
-      if (!any)
-        throw Error(ErrorKind::spec, fmt::format("stage '{}': no parameter matches '{}'", s.name, p), r.where());
     }
+  }
+  if (auto t = r.get("train")) s.train = read_patterns(spec, s.name, "train", *t);
+  if (auto f = r.get("freeze")) s.freeze = read_patterns(spec, s.name, "freeze", *f);
   s.epochs = positive_int(r, "epochs", config.epochs);
   if (auto from = r.get("data_from")) {
     s.data_from = read_string(*from, file, "data_from");
     check_output(spec, s.data_from, *from, "data_from");
-    s.input = read_string(r.require("input"), file, "input");
-    check_input(spec, s.input, node["input"]);
+    const YAML::Node input = r.require("input", fmt::format(": the input that '{}' feeds, e.g. input: h_in", s.data_from));
+    s.input = read_string(input, file, "input");
+    check_input(spec, s.input, input);
+  } else if (r.get("input")) {
+    throw Error(ErrorKind::spec,
+                fmt::format("stage '{}' sets 'input' without 'data_from'; add data_from: OUTPUT to feed it an output, "
+                            "or set train.data.input to change the input the data feeds",
+                            s.name),
+                r.where("input"));
   }
   if (auto opt = r.get("optimizer")) s.optimizer = read_optimizer(*opt, file);
   r.finish();
@@ -212,13 +295,15 @@ TrainConfig read_train_config(const Spec& spec) {
   const std::string& file = spec.document.file;
   TrainConfig c;
   c.batch = spec.batch;
-  YAML::Node node = spec.train();
-  if (!node || node.IsNull()) node = YAML::Node(YAML::NodeType::Map);
+  // A spec without a train section reads as an empty one. (yaml-cpp's operator= on a node rewrites what it
+  // refers to, so the document is never assigned to.)
+  const YAML::Node given = spec.train();
+  const YAML::Node node = given && !given.IsNull() ? given : YAML::Node(YAML::NodeType::Map);
   MapReader r(node, file, "the train section");
   if (auto data = r.get("data")) c.data = read_data(*data, spec);
   r.get("batch");  // read by the spec loader, which builds the graph for it
   c.epochs = positive_int(r, "epochs", 1);
-  if (auto seed = r.get("seed")) c.seed = static_cast<uint64_t>(read_int(*seed, file, "seed"));
+  c.seed = static_cast<uint64_t>(positive_int(r, "seed", 1, true));
   c.threads = static_cast<int>(positive_int(r, "threads", 0, true));
   if (auto opt = r.get("optimizer")) c.optimizer = read_optimizer(*opt, file);
   c.schedule = LrSchedule::constant(c.optimizer.lr);
@@ -238,20 +323,31 @@ TrainConfig read_train_config(const Spec& spec) {
   }
   if (auto stages = r.get("stages")) {
     if (!stages->IsSequence() || stages->size() == 0)
-      throw Error(ErrorKind::spec, "stages must be a non-empty list of stages", location_of(*stages, file));
+      throw Error(ErrorKind::spec,
+                  fmt::format("stages must be a non-empty list of stages such as [{{name: pretrain, epochs: 5}}], got {}",
+                              describe_node(*stages)),
+                  location_of(*stages, file));
     for (size_t i = 0; i < stages->size(); ++i) {
       StageConfig s = read_stage((*stages)[i], spec, c, i);
-      for (const StageConfig& earlier : c.stages)
-        if (earlier.name == s.name)
-          throw Error(ErrorKind::spec, fmt::format("two stages are named '{}'", s.name), location_of((*stages)[i], file));
+      for (size_t j = 0; j < c.stages.size(); ++j)
+        if (c.stages[j].name == s.name)
+          throw Error(ErrorKind::spec,
+                      fmt::format("two stages are named '{}' (stages {} and {}); stage names must be unique", s.name, j + 1,
+                                  i + 1),
+                      location_of((*stages)[i]["name"], file));
       c.stages.push_back(std::move(s));
     }
   } else {
     StageConfig s;
     s.epochs = c.epochs;
-    if (spec.losses.empty())
+    if (spec.losses.empty()) {
+      // Point at `train:` when there is one: that is what cannot be done.
+      SourceLocation where = location_of(spec.document.root, file);
+      if (spec.document.root.IsMap() && spec.document.root["train"])
+        where = MapReader(spec.document.root, file, "the spec").where("train");
       throw Error(ErrorKind::spec, "the spec defines no loss to train; add e.g. loss: {op: mse, in: [reconstruction, x]}",
-                  location_of(spec.document.root, file));
+                  where);
+    }
     s.loss = spec.losses.front();
     c.stages.push_back(s);
   }
@@ -261,10 +357,7 @@ TrainConfig read_train_config(const Spec& spec) {
         c.data.input = v.name;
         break;
       }
-  } else {
-    check_input(spec, c.data.input, node["data"]["input"]);
   }
-  if (!c.data.noisy_input.empty()) check_input(spec, c.data.noisy_input, node["data"]["noise"]);
   r.finish();
   return c;
 }

@@ -5,8 +5,9 @@
 namespace flowgrad::zoo {
 namespace {
 
-int64_t read_positive(MapReader& keys, const std::string& key) {
-  YAML::Node node = keys.require(key);
+// `example` follows "needs the key 'units'" when the key is missing.
+int64_t read_positive(MapReader& keys, const std::string& key, const std::string& example) {
+  const YAML::Node node = keys.require(key, example);
   int64_t n = read_int(node, keys.file(), fmt::format("'{}' of {}", key, keys.what()));
   if (n <= 0)
     throw Error(ErrorKind::spec, fmt::format("'{}' of {} must be positive, got {}", key, keys.what(), n),
@@ -42,7 +43,7 @@ Init init_or(MapReader& keys, const std::string& key, const Shape& shape, Init f
 // dense: x[..., in] -> activation(x · kernel + bias); kernel [in, units] Glorot-uniform, bias zeros.
 std::vector<Value> build_dense(LayerContext& ctx) {
   MapReader& keys = ctx.keys;
-  const int64_t units = read_positive(keys, "units");
+  const int64_t units = read_positive(keys, "units", ", the number of output features, e.g. units: 32");
   Value x = ctx.inputs[0];
   if (x.rank() < 2)
     throw Error(ErrorKind::shape,
