@@ -173,11 +173,14 @@ OpCheckResult check_op(const OpCase& c, uint64_t seed) {
   }
   std::vector<Value> outputs = graph.add(c.op, inputs, c.attrs, "op");
 
-  // Forward: f32 kernels against the double reference.
+  // Forward: f32 kernels against the double reference. An op that updates inputs in place (an optimizer
+  // step, which has no outputs) is checked by the values it leaves in those inputs: the kernel writes into
+  // the fed buffers, the reference into its copies.
   std::vector<int> output_ids;
   for (const Value& o : outputs) output_ids.push_back(o.id());
+  for (int i : graph.nodes().back().op->mutates) output_ids.push_back(inputs[static_cast<size_t>(i)].id());
   std::vector<RefTensor> reference = evaluate_reference(graph, given);
-  if (!outputs.empty()) result.forward_error = kernel_error(graph, output_ids, given, reference);
+  if (!output_ids.empty()) result.forward_error = kernel_error(graph, output_ids, given, reference);
 
   // Backward: loss = sum_k sum(out_k * w_k) with fixed random weights.
   std::vector<std::string> wrt;
@@ -217,7 +220,8 @@ OpCheckResult check_op(const OpCase& c, uint64_t seed) {
 
 OpCase op_case(const std::string& op, const OpExample& example) {
   return OpCase{.op = op, .inputs = example.inputs, .attrs = example.attrs, .low = example.low, .high = example.high,
-                .gap = example.gap, .int_high = example.int_high, .no_grad = example.no_grad, .label = example.label};
+                .gap = example.gap, .int_high = example.int_high, .no_grad = example.no_grad, .fill = example.fill,
+                .label = example.label};
 }
 
 }  // namespace flowgrad

@@ -100,6 +100,10 @@ struct OpExample {
   double low = -1, high = 1, gap = 0;  // inputs uniform in [low, high], |x| >= gap (away from kinks)
   int64_t int_high = 2;                // integer inputs in [0, int_high)
   std::vector<int> no_grad = {};       // inputs not differentiated (labels, targets, workspaces)
+  // Rewrites input `input` after it is drawn, where one range cannot make the inputs valid: inputs that
+  // depend on each other (max_grad's y = max(x)), or that need another range than the rest (a target in
+  // [0, 1] next to logits, Adam's non-negative second moment). Called once per input, in order.
+  std::function<void(int input, RefTensor&)> fill = {};
   std::string label = {};
 };
 
@@ -179,6 +183,11 @@ class OpBuilder {
   OpBuilder& mutates(std::vector<int> inputs) { return def_.mutates = std::move(inputs), *this; }
   OpBuilder& random() { return def_.random = true, *this; }
   OpBuilder& example(OpExample e) { return def_.examples.push_back(std::move(e)), *this; }
+  // For registration helpers shared by several ops: each op's own examples, passed in by the caller.
+  OpBuilder& examples(std::vector<OpExample> es) {
+    for (OpExample& e : es) def_.examples.push_back(std::move(e));
+    return *this;
+  }
   OpDef build() { return std::move(def_); }
 
  private:

@@ -81,9 +81,11 @@ GradResult binary_gradient(BinaryKind kind, GradContext& c) {
   return {};
 }
 
-void register_binary_op(Registry& r, const char* name, BinaryKind kind, const char* summary) {
+void register_binary_op(Registry& r, const char* name, BinaryKind kind, const char* summary,
+                        std::vector<OpExample> examples) {
   r.add(OpBuilder<NoAttrs>(name, 2, 2)
             .summary(summary)
+            .examples(std::move(examples))
             .infer([](const ShapeContext& c, const NoAttrs&) {
               Shape out;
               if (!broadcast_shapes(c.in(0), c.in(1), out)) c.fail("the shapes do not broadcast");
@@ -103,10 +105,16 @@ void register_binary_op(Registry& r, const char* name, BinaryKind kind, const ch
 }  // namespace
 
 void register_binary_ops(Registry& r) {
-  register_binary_op(r, "add", BinaryKind::add, "a + b with numpy broadcasting");
-  register_binary_op(r, "sub", BinaryKind::sub, "a - b with numpy broadcasting");
-  register_binary_op(r, "mul", BinaryKind::mul, "a * b (elementwise) with numpy broadcasting");
-  register_binary_op(r, "div", BinaryKind::div, "a / b (elementwise) with numpy broadcasting");
+  // A trailing broadcast (oneDNN's binary primitive) and a two-sided one (the TBB loop).
+  auto examples = [](double low, double high) {
+    return std::vector<OpExample>{{.inputs = {{{3, 4}}, {{4}}}, .low = low, .high = high},
+                                  {.inputs = {{{2, 1, 4}}, {{3, 1}}}, .low = low, .high = high}};
+  };
+  register_binary_op(r, "add", BinaryKind::add, "a + b with numpy broadcasting", examples(-1, 1));
+  register_binary_op(r, "sub", BinaryKind::sub, "a - b with numpy broadcasting", examples(-1, 1));
+  register_binary_op(r, "mul", BinaryKind::mul, "a * b (elementwise) with numpy broadcasting", examples(-1, 1));
+  // The divisor kept away from zero.
+  register_binary_op(r, "div", BinaryKind::div, "a / b (elementwise) with numpy broadcasting", examples(0.5, 2));
 }
 
 }  // namespace flowgrad

@@ -148,6 +148,13 @@ GradResult dense_gradient(GradContext& c) {
 void register_dense_ops(Registry& r) {
   r.add(OpBuilder<DenseAttrs>("dense", 2, 3)
             .summary("act(x·w + b): x[batch..., in], w[in, out], optional b[out]; bias and activation fused")
+            // Smooth activations: random pre-activations would land near relu's kink (see tests/ops/test_dense.cpp).
+            .example({.inputs = {{{4, 5}}, {{5, 3}}, {{3}}},
+                      .attrs = {{"activation", std::string("sigmoid")}},
+                      .label = "sigmoid, bias"})
+            .example({.inputs = {{{2, 3, 5}}, {{5, 4}}},
+                      .attrs = {{"activation", std::string("tanh")}},
+                      .label = "tanh, rank 3"})
             .absorb(absorb_activation)
             .infer([](const ShapeContext& c, const DenseAttrs&) {
               return std::vector<TensorType>{{geometry_of(c.inputs, &c).y}};

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <functional>
 
 namespace flowgrad {
 
@@ -241,11 +242,40 @@ std::unique_ptr<Kernel> pair_grad_kernel(const KernelContext& c, const LossGradA
       4.0 * static_cast<double>(n));
 }
 
+// Examples of a pair loss and of its gradient op (inputs g, prediction, target): [3, 4] predictions and
+// targets drawn from [low, high], with `target` rewriting the target where it needs another range.
+struct PairExamples {
+  std::vector<OpExample> loss, grad;
+};
+
+PairExamples pair_examples(double low, double high, std::function<void(RefTensor&)> target = {}) {
+  const Shape s = {3, 4};
+  auto fill_target = [target](int index) -> std::function<void(int, RefTensor&)> {
+    if (!target) return {};
+    return [target, index](int input, RefTensor& t) {
+      if (input == index) target(t);
+    };
+  };
+  auto loss = [&](AttrMap attrs, std::string label) {
+    return OpExample{.inputs = {{s}, {s}}, .attrs = std::move(attrs), .low = low, .high = high,
+                     .fill = fill_target(1), .label = std::move(label)};
+  };
+  auto grad = [&](AttrMap attrs, std::string label) {
+    return OpExample{.inputs = {{Shape{}}, {s}, {s}}, .attrs = std::move(attrs), .low = low, .high = high,
+                     .fill = fill_target(2), .label = std::move(label)};
+  };
+  const AttrMap sum = {{"reduction", std::string("sum")}};
+  AttrMap sum_wrt_target = sum;
+  sum_wrt_target.set("wrt_target", true);
+  return {{loss({}, "mean"), loss(sum, "sum")}, {grad({}, "mean"), grad(sum_wrt_target, "sum, wrt_target")}};
+}
+
 template <class Terms>
-void register_pair_loss(Registry& r, const std::string& name, const char* summary) {
+void register_pair_loss(Registry& r, const std::string& name, const char* summary, PairExamples examples) {
   const std::string grad_op = name + "_grad";
   r.add(OpBuilder<LossAttrs>(name, 2, 2)
             .summary(summary)
+            .examples(std::move(examples.loss))
             .infer([](const ShapeContext& c, const LossAttrs&) { return pair_loss_infer(c); })
             .reference([](const RefContext& c, const LossAttrs& a) {
               double s = 0;
@@ -266,6 +296,7 @@ void register_pair_loss(Registry& r, const std::string& name, const char* summar
             .build());
   r.add(OpBuilder<LossGradAttrs>(grad_op, 3, 3)
             .summary(fmt::format("gradient of {} w.r.t. its prediction (or target, with wrt_target)", name))
+            .examples(std::move(examples.grad))
             .infer([](const ShapeContext& c, const LossGradAttrs&) {
               require_scalar_grad(c);
               if (c.in(1) != c.in(2)) c.fail("prediction and target must have the same shape");
@@ -362,6 +393,20 @@ std::unique_ptr<Kernel> cce_grad_kernel(const KernelContext& c, Reduction reduct
 void register_cce(Registry& r) {
   r.add(OpBuilder<LossAttrs>("categorical_crossentropy", 2, 2)
             .summary("cross-entropy of logits[batch, classes] against s32 labels[batch]; mean (or sum) over the batch")
+            // Labels are class indices: no gradient.
+            .example({.inputs = {{{4, 3}}, {{4}, DType::s32}},
+                      .low = -3,
+                      .high = 3,
+                      .int_high = 3,
+                      .no_grad = {1},
+                      .label = "mean"})
+            .example({.inputs = {{{6, 10}}, {{6}, DType::s32}},
+                      .attrs = {{"reduction", std::string("sum")}},
+                      .low = -3,
+                      .high = 3,
+                      .int_high = 10,
+                      .no_grad = {1},
+                      .label = "sum"})
             .infer([](const ShapeContext& c, const LossAttrs&) {
               cce_check(c, 0, 1);
               return kScalar;
@@ -384,6 +429,17 @@ void register_cce(Registry& r) {
             .build());
   r.add(OpBuilder<LossAttrs>("categorical_crossentropy_grad", 3, 3)
             .summary("g * (softmax(logits) - onehot(labels)) / batch (no / batch with reduction sum)")
+            .example({.inputs = {{Shape{}}, {{4, 3}}, {{4}, DType::s32}},
+                      .low = -3,
+                      .high = 3,
+                      .int_high = 3,
+                      .label = "mean"})
+            .example({.inputs = {{Shape{}}, {{6, 10}}, {{6}, DType::s32}},
+                      .attrs = {{"reduction", std::string("sum")}},
+                      .low = -3,
+                      .high = 3,
+                      .int_high = 10,
+                      .label = "sum"})
             .infer([](const ShapeContext& c, const LossAttrs&) {
               require_scalar_grad(c);
               cce_check(c, 1, 2);
@@ -417,8 +473,12 @@ struct L2 {
 template <class Terms>
 void register_penalty(Registry& r, const std::string& name, const char* summary) {
   const std::string grad_op = name + "_grad";
+  // |x| >= 0.1 keeps l1 off its kink.
+  const AttrMap weighted = {{"weight", 0.25}};
   r.add(OpBuilder<WeightAttrs>(name, 1, 1)
             .summary(summary)
+            .example({.inputs = {{{3, 4}}}, .gap = 0.1})
+            .example({.inputs = {{{5}}}, .attrs = weighted, .gap = 0.1, .label = "weighted"})
             .infer([](const ShapeContext& c, const WeightAttrs&) {
               require_f32(c, 0);
               return kScalar;
@@ -451,6 +511,8 @@ void register_penalty(Registry& r, const std::string& name, const char* summary)
             .build());
   r.add(OpBuilder<WeightAttrs>(grad_op, 2, 2)
             .summary(fmt::format("gradient of {}: g * weight * d/dx", name))
+            .example({.inputs = {{Shape{}}, {{3, 4}}}, .gap = 0.1})
+            .example({.inputs = {{Shape{}}, {{5}}}, .attrs = weighted, .gap = 0.1, .label = "weighted"})
             .infer([](const ShapeContext& c, const WeightAttrs&) {
               require_scalar_grad(c);
               require_f32(c, 1);
@@ -482,11 +544,17 @@ void register_penalty(Registry& r, const std::string& name, const char* summary)
 }  // namespace
 
 void register_loss_ops(Registry& r) {
-  register_pair_loss<Mse>(r, "mse", "mean (or sum) of (prediction - target)^2");
+  register_pair_loss<Mse>(r, "mse", "mean (or sum) of (prediction - target)^2", pair_examples(-1, 1));
+  // Probabilities inside (0.05, 0.95): away from the clamp, where finite differences see a kink.
   register_pair_loss<Bce>(r, "binary_crossentropy",
-                          "cross-entropy of probabilities (clamped to [1e-7, 1 - 1e-7] like Keras) against targets");
+                          "cross-entropy of probabilities (clamped to [1e-7, 1 - 1e-7] like Keras) against targets",
+                          pair_examples(0.05, 0.95));
+  // Logits in [-4, 4]; targets are probabilities, mapped from that range into [0, 1].
   register_pair_loss<BceLogits>(r, "binary_crossentropy_logits",
-                                "cross-entropy of logits against targets: max(z, 0) - z t + log1p(exp(-|z|))");
+                                "cross-entropy of logits against targets: max(z, 0) - z t + log1p(exp(-|z|))",
+                                pair_examples(-4, 4, [](RefTensor& t) {
+                                  for (double& v : t.data) v = (v + 4) / 8;
+                                }));
   register_cce(r);
   register_penalty<L1>(r, "l1", "weight * sum |x| (a regularization penalty)");
   register_penalty<L2>(r, "l2", "weight * sum x^2 (a regularization penalty)");

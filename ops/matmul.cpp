@@ -181,6 +181,11 @@ GradResult matmul_gradient(GradContext& c) {
 void register_matmul_ops(Registry& r) {
   r.add(OpBuilder<MatmulAttrs>("matmul", 2, 2)
             .summary("batched matrix product over the last two axes (transposes as flags), leading axes broadcast")
+            .example({.inputs = {{{3, 4}}, {{4, 2}}}})
+            // Both operands transposed, b broadcast over a's batch axis: [2, 3, 4] x [4, 5].
+            .example({.inputs = {{{2, 4, 3}}, {{5, 4}}},
+                      .attrs = {{"transpose_a", true}, {"transpose_b", true}},
+                      .label = "transposed, batched"})
             .infer([](const ShapeContext& c, const MatmulAttrs& a) {
               for (const TensorType& t : c.inputs)
                 if (t.dtype != DType::f32) c.fail(fmt::format("matmul takes f32 operands, not {}", to_string(t)));

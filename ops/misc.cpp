@@ -28,9 +28,11 @@ std::unique_ptr<Kernel> copy_kernel(const KernelContext& c) {
       0.0);
 }
 
-void add_copy(Registry& r, const char* name, const char* summary, std::function<GradResult(GradContext&)> gradient) {
+void add_copy(Registry& r, const char* name, const char* summary, std::function<GradResult(GradContext&)> gradient,
+              OpExample example) {
   r.add(OpBuilder<NoAttrs>(name, 1, 1)
             .summary(summary)
+            .example(std::move(example))
             .infer([](const ShapeContext& c, const NoAttrs&) { return std::vector<TensorType>{c.inputs[0]}; })
             .reference([](const RefContext& c, const NoAttrs&) { return std::vector<RefTensor>{c.in(0)}; })
             .kernel([](const KernelContext& c, const NoAttrs&) { return copy_kernel(c); })
@@ -43,12 +45,14 @@ void add_copy(Registry& r, const char* name, const char* summary, std::function<
 void register_misc_ops(Registry& r) {
   // The rule exists and says "none" on purpose: an op without a rule reads as "not differentiable", which
   // the autodiff pass may report as an error, while stop_gradient is a deliberate zero.
+  // Its zero gradient differs from finite differences on purpose, so the example checks the copy only.
   add_copy(r, "stop_gradient", "x, with no gradient flowing back through it",
-           [](GradContext&) { return GradResult{std::nullopt}; });
-  add_copy(r, "identity", "a copy of x", [](GradContext& c) { return GradResult{*c.grad()}; });
+           [](GradContext&) { return GradResult{std::nullopt}; }, {.inputs = {{{3, 5}}}, .no_grad = {0}});
+  add_copy(r, "identity", "a copy of x", [](GradContext& c) { return GradResult{*c.grad()}; }, {.inputs = {{{3, 5}}}});
 
   r.add(OpBuilder<FillAttrs>("fill_like", 1, 1)
             .summary("an f32 tensor of like's shape filled with value")
+            .example({.inputs = {{{3, 5}}}, .attrs = {{"value", -2.0}}})
             .infer([](const ShapeContext& c, const FillAttrs&) { return std::vector<TensorType>{{c.in(0)}}; })
             .reference([](const RefContext& c, const FillAttrs& a) {
               return std::vector<RefTensor>{RefTensor(c.outputs[0].shape, a.value)};

@@ -234,12 +234,29 @@ class NormKernel final : public Kernel {
   std::vector<Chunk> chunks_;
 };
 
+// Adam's second moment v (input 3) is a running mean of squares: its examples draw it non-negative.
+void non_negative_v(int input, RefTensor& t) {
+  if (input == 3)
+    for (double& v : t.data) v = std::abs(v);
+}
+
 }  // namespace
 
 void register_optimizer_ops(Registry& r) {
+  // Updates have no outputs: the harness compares the parameter and state they leave behind (kernel
+  // against reference). Nothing is differentiated through an update.
+  const Shape p = {5}, lr = {};
   r.add(OpBuilder<SgdAttrs>("sgd_update", 4, 5)
             .summary("in place: SGD with momentum / Nesterov / weight decay (PyTorch rules); inputs param, grad, "
                      "velocity, lr[, clip_scale]")
+            .example({.inputs = {{p}, {p}, {p}, {lr}},
+                      .attrs = {{"momentum", 0.9}, {"nesterov", true}, {"weight_decay", 0.01}},
+                      .no_grad = {0, 1, 2, 3},
+                      .label = "nesterov"})
+            .example({.inputs = {{p}, {p}, {p}, {lr}, {lr}},
+                      .attrs = {{"momentum", 0.5}},
+                      .no_grad = {0, 1, 2, 3, 4},
+                      .label = "clip_scale"})
             .infer([](const ShapeContext& c, const SgdAttrs&) { return update_infer(c, 3); })
             .reference([](const RefContext& c, const SgdAttrs& a) {
               sgd_reference(c, a);
@@ -251,6 +268,15 @@ void register_optimizer_ops(Registry& r) {
   r.add(OpBuilder<AdamAttrs>("adam_update", 5, 6)
             .summary("in place: Adam (AdamW with decoupled) with bias correction from the step counter; inputs "
                      "param, grad, m, v, lr[, clip_scale]")
+            .example({.inputs = {{p}, {p}, {p}, {p}, {lr}},
+                      .no_grad = {0, 1, 2, 3, 4},
+                      .fill = non_negative_v,
+                      .label = "adam"})
+            .example({.inputs = {{p}, {p}, {p}, {p}, {lr}, {lr}},
+                      .attrs = {{"beta1", 0.8}, {"weight_decay", 0.1}, {"decoupled", true}},
+                      .no_grad = {0, 1, 2, 3, 4, 5},
+                      .fill = non_negative_v,
+                      .label = "adamw, clip_scale"})
             .infer([](const ShapeContext& c, const AdamAttrs&) { return update_infer(c, 4); })
             .reference([](const RefContext& c, const AdamAttrs& a) {
               adam_reference(c, a);
@@ -261,6 +287,9 @@ void register_optimizer_ops(Registry& r) {
             .build());
   r.add(OpBuilder<ClipAttrs>("global_norm_scale", 1, -1)
             .summary("min(1, max_norm / (||(g1, ..., gn)||_2 + 1e-6)): the factor that clips gradients by global norm")
+            // The norm of the 17 inputs is about 2.4: the first example clips, the second does not.
+            .example({.inputs = {{{3, 4}}, {{5}}}, .attrs = {{"max_norm", 1.0}}, .label = "clipping"})
+            .example({.inputs = {{{3, 4}}}, .attrs = {{"max_norm", 100.0}}, .label = "not clipping"})
             .infer([](const ShapeContext& c, const ClipAttrs& a) {
               for (int i = 0; i < static_cast<int>(c.inputs.size()); ++i) require_f32(c, i);
               if (!(a.max_norm > 0))

@@ -99,9 +99,10 @@ GradResult mask_gradient(GradContext& c, bool scale) {
   return {dx};
 }
 
-void register_mask_op(Registry& r, const char* name, bool scale, const char* summary) {
+void register_mask_op(Registry& r, const char* name, bool scale, const char* summary, std::vector<OpExample> examples) {
   r.add(OpBuilder<MaskAttrs>(name, 1, 1)
             .summary(summary)
+            .examples(std::move(examples))
             .infer([scale](const ShapeContext& c, const MaskAttrs& a) {
               check_rate(c, a.rate, scale);
               return same_f32(c, 0);
@@ -120,6 +121,8 @@ void register_mask_op(Registry& r, const char* name, bool scale, const char* sum
 void register_random_ops(Registry& r) {
   r.add(OpBuilder<NormalAttrs>("random_normal", 1, 1)
             .summary("normal draws (mean, stddev) in the shape of `like`; new draws every step")
+            // The harness draws step 0 in the kernel and the reference alike; nothing flows back to like.
+            .example({.inputs = {{{3, 3}}}, .attrs = {{"seed", int64_t{5}}, {"mean", 1.0}, {"stddev", 2.0}}})
             .infer([](const ShapeContext& c, const NormalAttrs&) { return std::vector<TensorType>{{c.in(0), DType::f32}}; })
             .reference([](const RefContext& c, const NormalAttrs& a) {
               RefTensor y(c.outputs[0].shape);
@@ -147,11 +150,16 @@ void register_random_ops(Registry& r) {
             .random()
             .build());
 
-  register_mask_op(r, "dropout", true, "inverted dropout: zeroes a fraction `rate`, scales the rest by 1/(1 - rate)");
-  register_mask_op(r, "masking_noise", false, "zeroes a fraction `rate` of entries without rescaling (denoising AE)");
+  // Linear in x for the mask of step 0, which the reference, the kernels and the gradient graph all draw.
+  register_mask_op(r, "dropout", true, "inverted dropout: zeroes a fraction `rate`, scales the rest by 1/(1 - rate)",
+                   {{.inputs = {{{4, 5}}}, .attrs = {{"rate", 0.3}, {"seed", int64_t{11}}}}});
+  register_mask_op(r, "masking_noise", false, "zeroes a fraction `rate` of entries without rescaling (denoising AE)",
+                   {{.inputs = {{{4, 5}}}, .attrs = {{"rate", 0.5}, {"seed", int64_t{12}}}}});
 
   r.add(OpBuilder<MaskGradAttrs>("dropout_grad", 1, 1)
             .summary("g masked (and scaled) like the dropout/masking_noise with the same seed in the same step")
+            .example({.inputs = {{{4, 5}}}, .attrs = {{"rate", 0.3}, {"seed", int64_t{11}}}, .label = "dropout"})
+            .example({.inputs = {{{6}}}, .attrs = {{"rate", 0.25}, {"scale", false}}, .label = "masking_noise"})
             .infer([](const ShapeContext& c, const MaskGradAttrs& a) {
               check_rate(c, a.rate, a.scale);
               return same_f32(c, 0);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
 #include <limits>
 #include <memory>
 
@@ -362,6 +363,41 @@ Shape checked_reduce(const ShapeContext& c, const Shape& x, const ReduceAttrs& a
   return reduce_shape(x, axis_mask(a.axes, static_cast<int>(x.size()), &c), a.keepdims);
 }
 
+// ---- examples -------------------------------------------------------------------------------------------------
+using Axes = std::vector<int64_t>;
+
+// Distinct values in [-0.5, 0.5), at least 1/n apart: max has a unique arg-max and finite differences never
+// cross a tie. 7919 is prime, so i -> 7919 i mod n permutes 0..n-1 for n < 7919.
+void distinct_values(RefTensor& t) {
+  const int64_t n = t.size();
+  for (int64_t i = 0; i < n; ++i) t[i] = static_cast<double>(i * 7919 % n) / static_cast<double>(n) - 0.5;
+}
+
+// max_grad(g, x, y) over axis 1 of a [3, 4] x, with y = max(x) as the forward hands it over. Only g is
+// differentiated: x and y only select positions, and perturbing y alone would break y == max(x).
+OpExample max_grad_example() {
+  const Shape x_shape = {3, 4}, kept = {3, 1}, y_shape = {3};
+  return {.inputs = {{y_shape}, {x_shape}, {y_shape}},
+          .attrs = {{"axes", Axes{1}}},
+          .no_grad = {1, 2},
+          .fill = [=](int input, RefTensor& t) {
+            if (input == 0) return;
+            RefTensor x(x_shape);
+            distinct_values(x);
+            t = input == 1 ? x : reduce_reference(ReduceKind::max, x, kept, y_shape);
+          }};
+}
+
+std::vector<OpExample> reduce_examples(ReduceKind kind) {
+  std::function<void(int, RefTensor&)> fill;
+  if (kind == ReduceKind::max) fill = [](int, RefTensor& t) { distinct_values(t); };
+  return {{.inputs = {{{3, 4}}}, .attrs = {{"axes", Axes{1}}}, .fill = fill, .label = "[3, 4] axes 1"},
+          {.inputs = {{{2, 3, 4}}},
+           .attrs = {{"axes", Axes{0, -1}}, {"keepdims", true}},
+           .fill = fill,
+           .label = "[2, 3, 4] axes 0 -1 keep"}};
+}
+
 // ---- gradient helpers -------------------------------------------------------------------------------------
 Value broadcast_node(Value g, Value like, std::vector<int64_t> axes, bool mean, std::string name = {}) {
   return g.graph().apply("broadcast_to", {g, like}, BroadcastToAttrs{std::move(axes), mean}, std::move(name));
@@ -378,6 +414,7 @@ Value reduce_node(const char* op, Value x, std::vector<int64_t> axes, bool keepd
 void register_reduction(Registry& r, const char* name, ReduceKind kind, const char* summary) {
   r.add(OpBuilder<ReduceAttrs>(name, 1, 1)
             .summary(summary)
+            .examples(reduce_examples(kind))
             .infer([](const ShapeContext& c, const ReduceAttrs& a) {
               return std::vector<TensorType>{{checked_reduce(c, c.in(0), a)}};
             })
@@ -411,6 +448,7 @@ void register_reduce_ops(Registry& r) {
 
   r.add(OpBuilder<ReduceAttrs>("max_grad", 3, 3)
             .summary("max's gradient: g where x equals its maximum y, 0 elsewhere (ties all receive g)")
+            .example(max_grad_example())
             .infer([](const ShapeContext& c, const ReduceAttrs& a) {
               Shape reduced = checked_reduce(c, c.in(1), a);
               if (c.in(0) != reduced || c.in(2) != reduced)
@@ -458,6 +496,9 @@ void register_reduce_ops(Registry& r) {
 
   r.add(OpBuilder<SumToAttrs>("sum_to", 2, 2)
             .summary("x summed (or averaged, with mean) over the axes along which like broadcasts to x")
+            // like only lends its shape.
+            .example({.inputs = {{{4, 3}}, {{3}}}, .no_grad = {1}})
+            .example({.inputs = {{{2, 3, 4}}, {{2, 1, 4}}}, .attrs = {{"mean", true}}, .no_grad = {1}})
             .infer([](const ShapeContext& c, const SumToAttrs&) {
               require_f32(c, 0);
               Shape joined;
@@ -486,6 +527,8 @@ void register_reduce_ops(Registry& r) {
 
   r.add(OpBuilder<BroadcastToAttrs>("broadcast_to", 2, 2)
             .summary("x broadcast to like's shape (axes: like's axes that x lacks); mean divides by the fan-out")
+            .example({.inputs = {{{3}}, {{4, 3}}}, .no_grad = {1}})
+            .example({.inputs = {{{2, 4}}, {{2, 3, 4}}}, .attrs = {{"axes", Axes{1}}, {"mean", true}}, .no_grad = {1}})
             .infer([](const ShapeContext& c, const BroadcastToAttrs& a) {
               require_f32(c, 0);
               broadcast_source(c.in(0), c.in(1), a, &c);

@@ -304,6 +304,7 @@ Value slice_node(Value x, const SliceAttrs& a, std::string name = {}) {
 void register_shape_ops(Registry& r) {
   r.add(OpBuilder<ReshapeAttrs>("reshape", 1, 1)
             .summary("x with a new shape of as many elements (one -1 is inferred, 0 copies x's dimension)")
+            .example({.inputs = {{{2, 3, 4}}}, .attrs = {{"shape", Shape{0, -1}}}})
             .infer([](const ShapeContext& c, const ReshapeAttrs& a) {
               return std::vector<TensorType>{{reshape_shape(c.in(0), a.shape, &c), element_type(c, 0)}};
             })
@@ -345,6 +346,7 @@ void register_shape_ops(Registry& r) {
 
   r.add(OpBuilder<TransposeAttrs>("transpose", 1, 1)
             .summary("x with its axes permuted: output axis i is input axis permutation[i]")
+            .example({.inputs = {{{2, 3, 4}}}, .attrs = {{"permutation", std::vector<int64_t>{2, 0, 1}}}})
             .infer([](const ShapeContext& c, const TransposeAttrs& a) {
               auto perm = checked_permutation(a.permutation, static_cast<int>(c.in(0).size()), &c);
               Shape out;
@@ -379,6 +381,9 @@ void register_shape_ops(Registry& r) {
 
   r.add(OpBuilder<ConcatAttrs>("concat", 1, -1)
             .summary("the inputs joined along axis; the other dimensions must agree")
+            .example({.inputs = {{{2, 1, 4}}, {{2, 3, 4}}, {{2, 2, 4}}},
+                      .attrs = {{"axis", int64_t{1}}},
+                      .label = "3 inputs, axis 1"})
             .infer([](const ShapeContext& c, const ConcatAttrs& a) {
               const Shape& first = c.in(0);
               int axis = normalize_axis(a.axis, static_cast<int>(first.size()));
@@ -432,6 +437,10 @@ void register_shape_ops(Registry& r) {
 
   r.add(OpBuilder<SliceAttrs>("slice", 1, 1)
             .summary("x[starts:ends] along axes (numpy indices: negative from the end, clamped; step 1)")
+            .example({.inputs = {{{4, 5}}},
+                      .attrs = {{"axes", std::vector<int64_t>{0, 1}},
+                                {"starts", std::vector<int64_t>{-3, 1}},
+                                {"ends", std::vector<int64_t>{100, -1}}}})
             .infer([](const ShapeContext& c, const SliceAttrs& a) {
               return std::vector<TensorType>{{slice_box(c.in(0), a, &c).part, element_type(c, 0)}};
             })
@@ -452,6 +461,12 @@ void register_shape_ops(Registry& r) {
 
   r.add(OpBuilder<SliceAttrs>("pad", 2, 2)
             .summary("zeros of like's shape with x written at like[starts:ends] along axes (slice's adjoint)")
+            // like only lends its shape.
+            .example({.inputs = {{{4, 3}}, {{4, 5}}},
+                      .attrs = {{"axes", std::vector<int64_t>{1}},
+                                {"starts", std::vector<int64_t>{1}},
+                                {"ends", std::vector<int64_t>{-1}}},
+                      .no_grad = {1}})
             .infer([](const ShapeContext& c, const SliceAttrs& a) {
               Shape part = slice_box(c.in(1), a, &c).part;
               if (c.in(0) != part)

@@ -145,8 +145,11 @@ GradResult softmax_grad_gradient(Kind kind, GradContext& c) {
 
 template <class Forward, class Backward>
 void register_family(Registry& r, Kind kind, const char* name, const char* grad_name, const char* summary) {
+  auto axis = [](int64_t a) { return AttrMap{{"axis", a}}; };
   r.add(OpBuilder<SoftmaxAttrs>(name, 1, 1)
             .summary(summary)
+            .example({.inputs = {{{3, 5}}}, .low = -3, .high = 3})
+            .example({.inputs = {{{2, 3, 4}}}, .attrs = axis(1), .low = -3, .high = 3, .label = "middle axis"})
             .infer(infer_softmax)
             .reference([kind](const RefContext& c, const SoftmaxAttrs& a) { return softmax_reference(kind, c, a); })
             .kernel(forward_kernel<Forward>)
@@ -156,6 +159,9 @@ void register_family(Registry& r, Kind kind, const char* name, const char* grad_
             .build());
   r.add(OpBuilder<SoftmaxAttrs>(grad_name, 2, 2)
             .summary(fmt::format("the gradient of {} from its output; inputs g, y", name))
+            // The rule takes any (g, y), so y need not be a softmax output.
+            .example({.inputs = {{{3, 5}}, {{3, 5}}}})
+            .example({.inputs = {{{2, 3, 4}}, {{2, 3, 4}}}, .attrs = axis(1), .label = "middle axis"})
             .infer(infer_softmax)
             .reference(
                 [kind](const RefContext& c, const SoftmaxAttrs& a) { return softmax_grad_reference(kind, c, a); })

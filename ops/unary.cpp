@@ -103,9 +103,10 @@ std::unique_ptr<Kernel> loop_kernel(const KernelContext& c, F f) {
 // Registers a one-input eltwise op: `ref(x, attrs)` is the double reference, `params(attrs)` the primitive.
 template <class Attrs, class Ref, class Params>
 void add_eltwise(Registry& r, const char* name, const char* summary, Ref ref, Params params,
-                 std::function<GradResult(GradContext&)> gradient) {
+                 std::function<GradResult(GradContext&)> gradient, std::vector<OpExample> examples) {
   OpBuilder<Attrs> op(name, 1, 1);
   op.summary(summary)
+      .examples(std::move(examples))
       .infer([](const ShapeContext& c, const Attrs&) { return same_as_input(c); })
       .reference([ref](const RefContext& c, const Attrs& a) {
         return map_reference(c, [&](double x) { return ref(x, a); });
@@ -189,34 +190,52 @@ std::function<GradResult(GradContext&)> through_activation_grad(Activation act, 
   };
 }
 
+// One example on a [3, 5] input drawn from [low, high] with |x| >= gap.
+std::vector<OpExample> on_matrix(double low, double high, double gap = 0, AttrMap attrs = {}) {
+  return {{.inputs = {{{3, 5}}}, .attrs = std::move(attrs), .low = low, .high = high, .gap = gap}};
+}
+
 void register_activations(Registry& r) {
   using A = Activation;
   auto act = [](A a) { return [a](double x, const auto&) { return activate(a, x, 0); }; };
   add_eltwise<NoAttrs>(r, "relu", "max(x, 0)", act(A::relu),
                        [](const NoAttrs&) { return Eltwise{dnnl::algorithm::eltwise_relu}; },
-                       through_activation_grad<NoAttrs>(A::relu));
+                       through_activation_grad<NoAttrs>(A::relu), on_matrix(-1, 1, 0.05));
   add_eltwise<LeakyReluAttrs>(
       r, "leaky_relu", "x if x > 0 else alpha * x",
       [](double x, const LeakyReluAttrs& a) { return activate(A::leaky_relu, x, a.alpha); },
       [](const LeakyReluAttrs& a) { return Eltwise{dnnl::algorithm::eltwise_relu, a.alpha}; },
-      through_activation_grad<LeakyReluAttrs>(A::leaky_relu, &LeakyReluAttrs::alpha));
+      through_activation_grad<LeakyReluAttrs>(A::leaky_relu, &LeakyReluAttrs::alpha),
+      on_matrix(-1, 1, 0.05, {{"alpha", 0.2}}));
   add_eltwise<EluAttrs>(
       r, "elu", "x if x > 0 else alpha * (exp(x) - 1)",
       [](double x, const EluAttrs& a) { return activate(A::elu, x, a.alpha); },
       [](const EluAttrs& a) { return Eltwise{dnnl::algorithm::eltwise_elu, a.alpha}; },
-      through_activation_grad<EluAttrs>(A::elu, &EluAttrs::alpha));
+      through_activation_grad<EluAttrs>(A::elu, &EluAttrs::alpha), on_matrix(-3, 3, 0.05, {{"alpha", 0.5}}));
   add_eltwise<NoAttrs>(r, "sigmoid", "1 / (1 + exp(-x))", act(A::sigmoid),
                        [](const NoAttrs&) { return Eltwise{dnnl::algorithm::eltwise_logistic}; },
-                       through_activation_grad<NoAttrs>(A::sigmoid));
+                       through_activation_grad<NoAttrs>(A::sigmoid), on_matrix(-4, 4));
   add_eltwise<NoAttrs>(r, "tanh", "tanh(x)", act(A::tanh),
                        [](const NoAttrs&) { return Eltwise{dnnl::algorithm::eltwise_tanh}; },
-                       through_activation_grad<NoAttrs>(A::tanh));
+                       through_activation_grad<NoAttrs>(A::tanh), on_matrix(-3, 3));
   add_eltwise<NoAttrs>(r, "softplus", "log(1 + exp(x))", act(A::softplus),
                        [](const NoAttrs&) { return Eltwise{dnnl::algorithm::eltwise_soft_relu}; },
-                       through_activation_grad<NoAttrs>(A::softplus));
+                       through_activation_grad<NoAttrs>(A::softplus), on_matrix(-4, 4));
 
   r.add(OpBuilder<ActivationGradAttrs>("activation_grad", 2, 2)
             .summary("g * f'(x) of an activation f, computed from its output y = f(x); inputs g, y")
+            // y drawn from the activation's range: sigmoid's (0, 1); elu's (-alpha, inf), away from its kink.
+            .example({.inputs = {{{3, 5}}, {{3, 5}}},
+                      .attrs = {{"activation", std::string("sigmoid")}},
+                      .low = 0.05,
+                      .high = 0.95,
+                      .label = "sigmoid"})
+            .example({.inputs = {{{3, 5}}, {{3, 5}}},
+                      .attrs = {{"activation", std::string("elu")}, {"alpha", 1.0}},
+                      .low = -0.9,
+                      .high = 2,
+                      .gap = 0.05,
+                      .label = "elu"})
             .infer([](const ShapeContext& c, const ActivationGradAttrs&) {
               require_f32(c);
               if (c.in(0) != c.in(1)) c.fail("the gradient g and the activation output y must have the same shape");
@@ -240,31 +259,41 @@ void register_math(Registry& r) {
   };
   add_eltwise<NoAttrs>(r, "exp", "exp(x)", [](double x, const NoAttrs&) { return std::exp(x); },
                        fixed(alg::eltwise_exp),
-                       [](GradContext& c) { return GradResult{*c.grad() * c.output()}; });
+                       [](GradContext& c) { return GradResult{*c.grad() * c.output()}; }, on_matrix(-2, 2));
   add_eltwise<NoAttrs>(r, "log", "natural logarithm", [](double x, const NoAttrs&) { return std::log(x); },
-                       fixed(alg::eltwise_log), [](GradContext& c) { return GradResult{*c.grad() / c.input(0)}; });
+                       fixed(alg::eltwise_log), [](GradContext& c) { return GradResult{*c.grad() / c.input(0)}; },
+                       on_matrix(0.2, 3));
   add_eltwise<NoAttrs>(r, "square", "x * x", [](double x, const NoAttrs&) { return x * x; },
                        fixed(alg::eltwise_square),
-                       [](GradContext& c) { return GradResult{*c.grad() * scale(c.input(0), 2)}; });
+                       [](GradContext& c) { return GradResult{*c.grad() * scale(c.input(0), 2)}; },
+                       on_matrix(-2, 2));
   add_eltwise<NoAttrs>(r, "sqrt", "square root", [](double x, const NoAttrs&) { return std::sqrt(x); },
                        fixed(alg::eltwise_sqrt),
-                       [](GradContext& c) { return GradResult{*c.grad() / scale(c.output(), 2)}; });
+                       [](GradContext& c) { return GradResult{*c.grad() / scale(c.output(), 2)}; },
+                       on_matrix(0.2, 3));
   // abs' is taken as sign(x), 0 at the kink itself.
   add_eltwise<NoAttrs>(r, "abs", "|x|", [](double x, const NoAttrs&) { return std::abs(x); }, fixed(alg::eltwise_abs),
-                       [](GradContext& c) { return GradResult{*c.grad() * sign(c.input(0))}; });
+                       [](GradContext& c) { return GradResult{*c.grad() * sign(c.input(0))}; },
+                       on_matrix(-1, 1, 0.05));
   add_eltwise<NoAttrs>(r, "neg", "-x", [](double x, const NoAttrs&) { return -x; }, fixed(alg::eltwise_linear, -1),
-                       [](GradContext& c) { return GradResult{neg(*c.grad())}; });
+                       [](GradContext& c) { return GradResult{neg(*c.grad())}; }, on_matrix(-1, 1));
   add_eltwise<ScaleAttrs>(
       r, "scale", "factor * x", [](double x, const ScaleAttrs& a) { return a.factor * x; },
       [](const ScaleAttrs& a) { return Eltwise{alg::eltwise_linear, a.factor}; },
-      [](GradContext& c) { return GradResult{scale(*c.grad(), c.attrs<ScaleAttrs>().factor)}; });
+      [](GradContext& c) { return GradResult{scale(*c.grad(), c.attrs<ScaleAttrs>().factor)}; },
+      on_matrix(-1, 1, 0, {{"factor", 2.5}}));
 
   auto check_bounds = [](const ShapeContext& c, const ClipAttrs& a) {
     if (!(a.min <= a.max))
       fail(ErrorKind::spec, "node '{}' (op '{}'): min {} is above max {}; swap them", c.node, c.op, a.min, a.max);
   };
+  // Examples put one bound at 0, where the gap keeps inputs off the kink, and the other out of reach: inputs
+  // fall on both sides of the bound that acts.
+  const AttrMap lower = {{"min", 0.0}, {"max", 10.0}}, upper = {{"min", -10.0}, {"max", 0.0}};
   r.add(OpBuilder<ClipAttrs>("clip", 1, 1)
             .summary("x limited to [min, max]")
+            .example({.inputs = {{{3, 5}}}, .attrs = lower, .gap = 0.05, .label = "lower bound"})
+            .example({.inputs = {{{3, 5}}}, .attrs = upper, .gap = 0.05, .label = "upper bound"})
             .infer([check_bounds](const ShapeContext& c, const ClipAttrs& a) {
               check_bounds(c, a);
               return same_as_input(c);
@@ -285,6 +314,7 @@ void register_math(Registry& r) {
   // derivatives are zero almost everywhere: the rules return none rather than adding zero nodes.
   r.add(OpBuilder<NoAttrs>("sign", 1, 1)
             .summary("-1, 0 or 1 by the sign of x")
+            .examples(on_matrix(-1, 1, 0.05))
             .infer([](const ShapeContext& c, const NoAttrs&) { return same_as_input(c); })
             .reference([](const RefContext& c, const NoAttrs&) {
               return map_reference(c, [](double x) { return static_cast<double>((x > 0) - (x < 0)); });
@@ -296,6 +326,8 @@ void register_math(Registry& r) {
             .build());
   r.add(OpBuilder<ClipAttrs>("clip_grad", 2, 2)
             .summary("g where min < x < max, else 0; inputs g, x (the gradient of clip)")
+            .example({.inputs = {{{3, 5}}, {{3, 5}}}, .attrs = lower, .gap = 0.05, .label = "lower bound"})
+            .example({.inputs = {{{3, 5}}, {{3, 5}}}, .attrs = upper, .gap = 0.05, .label = "upper bound"})
             .infer([check_bounds](const ShapeContext& c, const ClipAttrs& a) {
               check_bounds(c, a);
               require_f32(c);

@@ -58,12 +58,12 @@ void load_parameters(const Checkpoint& checkpoint, const Graph& graph, ParamStor
 int gradcheck_ops(const std::string& which) {
   register_builtins();
   std::vector<std::string> names = which == "all" ? registry().names() : std::vector<std::string>{registry().get(which).name};
-  fmt::print("{:<30} {:<24} {:>11} {:>11} {:>11}  {}\n", "op", "example", "forward", "gradient", "f32 grad", "result");
+  fmt::print("{:<32} {:<26} {:>11} {:>11} {:>11}  {}\n", "op", "example", "forward", "gradient", "f32 grad", "result");
   int failures = 0;
   for (const std::string& name : names) {
     const OpDef& op = registry().get(name);
     if (op.examples.empty()) {
-      fmt::print("{:<30} {:<24} {:>11} {:>11} {:>11}  FAIL (no registered example)\n", name, "-", "-", "-", "-");
+      fmt::print("{:<32} {:<26} {:>11} {:>11} {:>11}  FAIL (no registered example)\n", name, "-", "-", "-", "-");
       ++failures;
       continue;
     }
@@ -78,7 +78,7 @@ int gradcheck_ops(const std::string& which) {
         if (!shapes.empty()) shapes += ' ';
         shapes += to_string(t.shape);
       }
-      fmt::print("{:<30} {:<24} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", name, example.label.empty() ? shapes : example.label,
+      fmt::print("{:<32} {:<26} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", name, example.label.empty() ? shapes : example.label,
                  r.forward_error, r.gradient_error, r.kernel_gradient_error, ok ? "ok" : "FAIL");
     }
   }

@@ -101,3 +101,42 @@ TEST_CASE("whole-graph gradient check of a small network", "[autodiff][gradcheck
     CHECK(e.max_rel_error < 1e-6);
   }
 }
+
+namespace {
+
+// An in-place op whose kernel adds `kernel_step` to its input while the reference adds 1: the harness must
+// see the difference although the op has no outputs.
+void register_test_update(const std::string& name, float kernel_step) {
+  struct AddKernel final : Kernel {
+    int64_t size;
+    float increment;
+    AddKernel(int64_t n, float step) : size(n), increment(step) {}
+    void run(const KernelArgs& args) override {
+      float* x = args.input(0);
+      for (int64_t i = 0; i < size; ++i) x[i] += increment;
+    }
+  };
+  registry().add(OpBuilder<NoAttrs>(name, 1, 1)
+                     .infer([](const ShapeContext&, const NoAttrs&) { return std::vector<TensorType>{}; })
+                     .reference([](const RefContext& c, const NoAttrs&) {
+                       for (double& v : c.inputs[0]->data) v += 1;
+                       return std::vector<RefTensor>{};
+                     })
+                     .kernel([kernel_step](const KernelContext& c, const NoAttrs&) -> std::unique_ptr<Kernel> {
+                       return std::make_unique<AddKernel>(c.inputs[0].numel(), kernel_step);
+                     })
+                     .mutates({0})
+                     .build());
+}
+
+}  // namespace
+
+TEST_CASE("check_op compares what in-place updates leave in their inputs", "[autodiff][gradcheck]") {
+  register_builtin_ops();
+  register_test_update("test_update_right", 1.0f);
+  register_test_update("test_update_wrong", 1.5f);
+  OpCheckResult right = check_op({.op = "test_update_right", .inputs = {{{6}}}, .no_grad = {0}});
+  OpCheckResult wrong = check_op({.op = "test_update_wrong", .inputs = {{{6}}}, .no_grad = {0}});
+  CHECK(right.forward_error < 1e-6);
+  CHECK(wrong.forward_error > 0.1);  // |0.5| relative to max(1, |x + 1|) <= 2
+}
