@@ -5,6 +5,7 @@
 #include "graph/graph.h"
 #include "ops/activation.h"
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -25,6 +26,7 @@ void register_loss_ops(Registry& r);       // loss.cpp: mse binary_crossentropy 
 void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
 void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
 void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
+void register_conv_ops(Registry& r);       // conv.cpp: conv2d conv2d_transpose (+ their backward_data and backward_weights ops)
 
 // ---- arithmetic (numpy broadcasting) ----
 Value operator+(Value a, Value b);
@@ -66,6 +68,31 @@ Value broadcast_to(Value x, Value like, std::vector<int64_t> axes = {}, bool mea
 Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = false);
 // x[batch, in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op.
 Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear, double alpha = 0);
+
+// ---- convolution (NCHW) ----
+// How conv2d and conv2d_transpose pad: `valid` not at all; `same` as TensorFlow (conv2d: output =
+// ceil(input / stride), an odd total pad puts the extra row/column at the bottom/right; conv2d_transpose:
+// output = input * stride, the adjoint of that); `explicit_pads`: the given [top, left, bottom, right].
+enum class Padding { valid, same, explicit_pads };
+std::span<const char* const> enum_names(Padding);  // "valid", "same", "explicit"
+
+struct Conv2dOptions {
+  std::array<int64_t, 2> stride = {1, 1};  // [height, width]
+  Padding padding = Padding::valid;
+  std::array<int64_t, 4> pads = {0, 0, 0, 0};  // [top, left, bottom, right], with Padding::explicit_pads
+  std::array<int64_t, 2> dilation = {1, 1};    // Keras' dilation_rate: 1 is a dense kernel
+  int64_t groups = 1;
+  Activation activation = Activation::linear;  // fused as a oneDNN post-op
+  double alpha = 0;                            // leaky_relu slope, elu saturation
+};
+// act(x ⋆ w + b): x[batch, channels, height, width], w[filters, channels / groups, kh, kw], b[filters].
+Value conv2d(Value x, Value w, std::optional<Value> b, const Conv2dOptions& options = {});
+// The adjoint of conv2d with the same weights (its gradient with respect to x), plus bias and activation:
+// x[batch, in, height, width], w[in, out / groups, kh, kw] (PyTorch's layout), b[out]. The output is
+// (input - 1) * stride + dilated kernel - pads + output_padding; output_padding (below the stride) adds the
+// rows and columns at the bottom and right that the stride leaves ambiguous.
+Value conv2d_transpose(Value x, Value w, std::optional<Value> b, const Conv2dOptions& options = {},
+                       std::array<int64_t, 2> output_padding = {0, 0});
 
 // ---- shapes ----
 Value reshape(Value x, Shape shape);  // one dimension may be -1; 0 copies the input's dimension

@@ -19,6 +19,7 @@ void register_builtin_ops() {
     register_random_ops(r);
     register_misc_ops(r);
     register_optimizer_ops(r);
+    register_conv_ops(r);
   });
 }
 
