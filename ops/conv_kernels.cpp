@@ -127,6 +127,7 @@ std::unique_ptr<Kernel> onednn_kernel(const dnnl::engine& engine, const KernelSp
 }  // namespace
 
 std::unique_ptr<Kernel> make_kernel(const KernelContext& c, const KernelSpec& spec) {
+  if (direct_kernel_suits(spec)) return make_direct_kernel(spec);
   if (spec.kind == Kind::conv) return onednn_kernel<ConvPrimitives>(c.engine, spec);
   return onednn_kernel<DeconvPrimitives>(c.engine, spec);
 }

@@ -98,6 +98,44 @@ TEST_CASE("conv2d_transpose against reference and finite differences", "[ops][co
   }));
 }
 
+// Most rows above have at most 4 channels on one side and stride 1, which runs the direct kernels
+// (ops/conv_direct.cpp); these have more on both sides, or stride 2 above, for oneDNN's.
+TEST_CASE("conv on oneDNN's kernels against reference and finite differences", "[ops][conv]") {
+  const AttrMap window = {{"stride", Ints{1, 1}}, {"pads", Ints{1, 1, 1, 1}}, {"dilation", Ints{1, 1}}, {"groups", int64_t{1}}};
+  AttrMap data = window, weights = window;
+  data.set("input_size", Ints{5, 4});
+  weights.set("kernel_size", Ints{3, 3});
+  weights.set("bias", true);
+  std::vector<OpCase> rows = cases_of({
+      {"conv2d", {1, 5, 5, 5}, {6, 5, 3, 3}, true, {{"padding", std::string("same")}, {"activation", std::string("relu")}}, "relu"},
+      {"conv2d", {2, 6, 6, 5}, {5, 6, 2, 3}, true,
+       {{"padding", explicit_}, {"pads", Ints{1, 0, 2, 1}}, {"dilation", Ints{2, 1}}, {"activation", std::string("sigmoid")}},
+       "explicit pads, dilation [2, 1]"},
+      {"conv2d", {1, 10, 5, 5}, {10, 5, 3, 3}, false, {{"groups", int64_t{2}}, {"padding", std::string("same")}}, "groups 2"},
+      {"conv2d_transpose", {1, 5, 4, 4}, {5, 6, 3, 3}, true, {{"padding", std::string("same")}, {"activation", std::string("relu")}},
+       "relu"},
+      {"conv2d_transpose", {1, 6, 3, 3}, {6, 5, 3, 3}, false, {{"dilation", int64_t{2}}}, "dilation 2"},
+  });
+  rows.push_back({.op = "conv2d_backward_data", .inputs = {{{1, 6, 5, 4}}, {{6, 5, 3, 3}}}, .attrs = data});
+  rows.push_back({.op = "conv2d_backward_weights", .inputs = {{{1, 6, 5, 4}}, {{1, 5, 5, 4}}}, .attrs = weights});
+  check_op_rows(rows);
+}
+
+TEST_CASE("conv direct kernels at their edges", "[ops][conv]") {
+  check_op_rows(cases_of({
+      // pads beyond the kernel's reach: the adjoint's mirrored padding crops
+      {"conv2d", {1, 2, 4, 4}, {3, 2, 3, 3}, true, {{"padding", explicit_}, {"pads", Ints{3, 0, 1, 3}}}, "pads beyond the reach"},
+      {"conv2d_transpose", {1, 3, 6, 4}, {3, 2, 3, 3}, false, {{"padding", explicit_}, {"pads", Ints{1, 1, 2, 0}}}, "transpose, cropped"},
+      // rows wider than one register block of 64 columns, and one narrower than a vector
+      {"conv2d", {1, 1, 3, 70}, {2, 1, 1, 3}, true, {{"padding", std::string("same")}, {"activation", std::string("tanh")}}, "70 wide"},
+      {"conv2d", {2, 3, 4, 2}, {1, 3, 3, 2}, true, {{"padding", std::string("same")}, {"activation", std::string("softplus")}},
+       "2 wide"},
+      {"conv2d", {1, 6, 3, 3}, {6, 2, 3, 3}, true,
+       {{"groups", int64_t{3}}, {"padding", std::string("same")}, {"activation", std::string("leaky_relu")}, {"alpha", 0.2}},
+       "groups 3, leaky_relu"},
+  }));
+}
+
 // The backward ops take any g, so random inputs test them directly; their gradient rules give second derivatives.
 TEST_CASE("conv backward ops and their gradients", "[ops][conv]") {
   const AttrMap window = {{"stride", Ints{2, 2}}, {"pads", Ints{1, 1, 0, 1}}, {"dilation", Ints{1, 1}}, {"groups", int64_t{1}}};
