@@ -352,13 +352,13 @@ class DirectKernel : public Kernel {
  public:
   explicit DirectKernel(const KernelSpec& spec)
       : spec_(spec), map_(map_of(spec.kind, spec.role)), k_(correlation_of(spec)),
-        chunks_(std::min(spec.geometry.batch, kMaxChunks)) {
-    const int64_t weights = spec.geometry.filters * (spec.geometry.channels / spec.geometry.groups) * k_.taps();
-    const int64_t db = map_ == Map::weight_grad && spec.bias ? channels_of_g() : 0;
+        chunks_(std::min(spec.geometry.batch, kMaxChunks)),
+        weights_(spec.geometry.filters * (spec.geometry.channels / spec.geometry.groups) * k_.taps()),
+        db_(map_ == Map::weight_grad && spec.bias ? channels_of_g() : 0) {
     chunk_bytes_ = floats(k_.in_group() * k_.padded_plane());
     if (map_ == Map::weight_grad)
-      chunk_bytes_ += floats(k_.out_size[0] * k_.vectors * kLanes) + floats(weights * kLanes) + floats(db);
-    shared_bytes_ = map_ == Map::adjoint ? floats(weights) : 0;
+      chunk_bytes_ += floats(k_.out_size[0] * k_.vectors * kLanes) + floats(weights_ * kLanes) + floats(db_);
+    shared_bytes_ = map_ == Map::adjoint ? floats(weights_) : 0;
     flops_ = 2 * spec.geometry.macs();
   }
   static size_t chunk_bytes(const KernelSpec& spec) { return DirectKernel(spec).chunk_bytes_; }
@@ -401,7 +401,7 @@ class DirectKernel : public Kernel {
     const float* x = args.input(g_on_x ? 0 : 1);
     const float* y = args.input(g_on_x ? 1 : 0);
     const float* g = args.input(0);
-    const int64_t weights = numel(spec_.geometry.w_shape()), db = spec_.bias ? channels_of_g() : 0;
+    const int64_t weights = weights_, db = db_;
     const int64_t plane = g_on_x ? k_.in_plane() : k_.out_plane();
     auto parts = [&](float* s) {  // this chunk's padded planes, y rows, dw (lane vectors) and db partial sums
       float* rows = s + floats(k_.in_group() * k_.padded_plane()) / sizeof(float);
@@ -435,6 +435,7 @@ class DirectKernel : public Kernel {
   Map map_;
   Correlation k_;
   int64_t chunks_;
+  int64_t weights_, db_;  // elements of w, and of db when the node outputs it
   size_t chunk_bytes_ = 0, shared_bytes_ = 0;
   double flops_ = 0;
 };

@@ -109,13 +109,14 @@ ReorderingKernel::ReorderingKernel(const dnnl::engine& engine, dnnl::primitive p
 }
 
 void ReorderingKernel::run(const KernelArgs& args) {
+  // Inside oneDNN from here: setting the handle of a blocked memory with padded channels zero-pads it.
+  ForeignCall in_onednn;
   for (Buffer& b : buffers_) {
     void* p = b.from == Binding::From::input    ? args.in[static_cast<size_t>(b.index)]
               : b.from == Binding::From::output ? args.out[static_cast<size_t>(b.index)]
                                                 : static_cast<std::byte*>(args.scratch) + b.offset;
     b.memory.set_data_handle(p);
   }
-  ForeignCall in_onednn;
   for (Call& c : calls_)
     dnnl::error::wrap_c_api(dnnl_primitive_execute(c.primitive.get(), args.stream->get(), static_cast<int>(c.args.size()),
                                                    c.args.data()),
