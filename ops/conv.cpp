@@ -106,6 +106,10 @@ struct Check {
     if (context) context->fail(what);
     throw Error(ErrorKind::shape, what);
   }
+  [[noreturn]] void dtype(const std::string& what) const {
+    if (context) fail(ErrorKind::dtype, "node '{}' (op '{}'): {}", context->node, context->op, what);
+    throw Error(ErrorKind::dtype, what);
+  }
 };
 
 std::string str(const Pair& p) { return fmt::format("[{}, {}]", p[0], p[1]); }
@@ -128,7 +132,7 @@ void set_pads(Geometry& g, const std::vector<int64_t>& pads, const Check& fail) 
 }
 
 void require_rank4(const TensorType& t, const char* what, const char* layout, const Check& fail) {
-  if (t.dtype != DType::f32) fail(fmt::format("{} must be f32, but is {}", what, to_string(t)));
+  if (t.dtype != DType::f32) fail.dtype(fmt::format("{} must be f32, but is {}", what, to_string(t)));
   if (t.shape.size() != 4) fail(fmt::format("{} must have rank 4 ({}), but is {}", what, layout, to_string(t.shape)));
 }
 
@@ -169,6 +173,7 @@ void check_sizes(const Geometry& g, const Check& fail) {
 }
 
 void check_bias(std::span<const TensorType> in, int64_t channels, const Check& fail) {
+  if (in.size() > 2 && in[2].dtype != DType::f32) fail.dtype(fmt::format("b must be f32, but is {}", to_string(in[2])));
   if (in.size() > 2 && in[2].shape != Shape{channels})
     fail(fmt::format("b must be [{}] for the {} output channels, but is {}", channels, channels, to_string(in[2])));
 }

@@ -229,6 +229,9 @@ TEST_CASE("conv shape errors name what mismatched", "[ops][conv]") {
                      AttrMap{{"pads", Ints{0, 0, 0, 0}}, {"input_size", Ints{6, 6}}});
              }),
              Contains("take an input of [6, 6] to an output of [4, 4], not [3, 3]"));
+  Graph dtypes("dtypes");
+  CHECK_THROWS_WITH(conv2d(dtypes.input("x", {1, 1, 3, 3}, DType::s32), dtypes.input("w", {1, 1, 3, 3}), std::nullopt),
+                    Contains("node 'conv2d' (op 'conv2d'): x must be f32, but is s32[1, 1, 3, 3]"));
   Graph g("bad padding");
   CHECK_THROWS_WITH(g.add("conv2d", {g.input("x", {1, 1, 3, 3}), g.input("w", {1, 1, 3, 3})}, AttrMap{{"padding", std::string("full")}}),
                     Contains("valid") && Contains("same") && Contains("explicit"));
