@@ -300,3 +300,25 @@ TEST_CASE("conv2d gradient emits only what is needed", "[ops][conv]") {
     CHECK(count_new(g, before, "sum") == 0);
   }
 }
+
+TEST_CASE("a conv training graph re-instantiates for another batch size", "[ops][conv]") {
+  Graph g("batch");
+  Value x = g.input("x", {2, 1, 6, 6});
+  Value w1 = g.param("w1", {3, 1, 3, 3}, Init::glorot_uniform(9, 27));
+  Value w2 = g.param("w2", {3, 1, 3, 3}, Init::glorot_uniform(27, 9));
+  Value code = conv2d(x, w1, std::nullopt, {.stride = {2, 2}, .padding = Padding::same, .activation = Activation::relu});
+  Value out = conv2d_transpose(code, w2, std::nullopt, {.stride = {2, 2}, .padding = Padding::same});
+  Value loss = mse(out, x);
+  g.add_alias("loss", loss);
+  gradients(loss, {w1, w2});
+  Graph bigger = g.with_batch(5);
+  CHECK(bigger["w1/grad"].shape() == Shape{3, 1, 3, 3});
+  CHECK(bigger[out.name()].shape() == Shape{5, 1, 6, 6});
+  ParamStore store;
+  store.materialize(bigger, 1);
+  Plan plan(bigger, store, {.threads = 1, .fetch = {"loss", "w1/grad", "w2/grad"}});
+  std::vector<float> xs(5 * 36, 0.5f);
+  plan.feed("x", xs.data());
+  plan.run();
+  CHECK(std::isfinite(plan.fetch("loss")[0]));
+}
