@@ -240,26 +240,40 @@ FLOWGRAD_SIMD_CLONES void correlate_images(const Correlation& k, const float* in
     }
 }
 
-// total += sum over rows of y rows (`stride` apart) times x rows (`columns` apart), V vectors from `column`:
-// four rows at a time into separate accumulators, so that FMA latency is hidden.
-template <int V>
+// totals[kx] += sum over rows of y rows (`stride` apart) times x rows (`columns` apart) shifted by kx
+// dilated columns, V vectors from `column` on, for the KW taps of one kernel row: each y load feeds KW
+// FMAs, and two rows at a time go to separate accumulators, so that FMA latency is hidden.
+template <int V, int KW>
 [[gnu::always_inline]] inline void row_products(const float* y, int64_t stride, const float* x, int64_t columns,
-                                                int64_t rows, int64_t column, Vec& total) {
-  Vec acc[4][V] = {};
+                                                int64_t dilation, int64_t rows, int64_t column, Vec* totals) {
+  Vec acc[2][KW][V] = {};
   auto add = [&](int64_t row, int j) {
     for (int v = 0; v < V; ++v) {
-      Vec a, b;
+      Vec a;
       std::memcpy(&a, y + row * stride + column + v * kLanes, sizeof a);
-      std::memcpy(&b, x + row * columns + column + v * kLanes, sizeof b);
-      acc[j][v] += a * b;
+      for (int kx = 0; kx < KW; ++kx) {
+        Vec b;
+        std::memcpy(&b, x + row * columns + kx * dilation + column + v * kLanes, sizeof b);
+        acc[j][kx][v] += a * b;
+      }
     }
   };
   int64_t row = 0;
-  for (; row + 4 <= rows; row += 4)
-    for (int j = 0; j < 4; ++j) add(row + j, j);
-  for (; row < rows; ++row) add(row, 0);
-  for (int j = 0; j < 4; ++j)
-    for (int v = 0; v < V; ++v) total += acc[j][v];
+  for (; row + 2 <= rows; row += 2) add(row, 0), add(row + 1, 1);
+  if (row < rows) add(row, 0);
+  for (int kx = 0; kx < KW; ++kx)
+    for (int v = 0; v < V; ++v) totals[kx] += acc[0][kx][v] + acc[1][kx][v];
+}
+
+// The taps of one kernel row, KW at a time (1 to 3), for V vectors.
+template <int V>
+[[gnu::always_inline]] inline void kernel_row_products(const float* y, int64_t stride, const float* x, int64_t columns,
+                                                       int64_t dilation, int64_t rows, int64_t column, int64_t kw,
+                                                       Vec* totals) {
+  int64_t kx = 0;
+  for (; kx + 3 <= kw; kx += 3) row_products<V, 3>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+  if (kw - kx == 2) row_products<V, 2>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+  if (kw - kx == 1) row_products<V, 1>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
 }
 
 // partial[q, r, tap] += out-plane q times padded in-plane r shifted by the tap, for images [first, last),
@@ -285,15 +299,15 @@ FLOWGRAD_SIMD_CLONES void weight_grad_images(const Correlation& k, const float* 
           for (; i < width; ++i) rows[row * stride + i] = plane[row * width + i];
         }
         for (int64_t r = 0; r < k.in_group(); ++r)
-          for (int64_t tap = 0; tap < k.taps(); ++tap) {
-            const float* x = padded + r * k.padded_plane() + tap / kw * k.dilation[0] * k.padded[1] + tap % kw * k.dilation[1];
-            Vec& total = partial[(q * k.in_group() + r) * k.taps() + tap];
+          for (int64_t ky = 0; ky < k.kernel[0]; ++ky) {
+            const float* x = padded + r * k.padded_plane() + ky * k.dilation[0] * k.padded[1];
+            Vec* totals = partial + (q * k.in_group() + r) * k.taps() + ky * kw;
             for (int64_t column = 0; column < stride; column += kBlock * kLanes)
               switch (std::min(kBlock, (stride - column) / kLanes)) {
-                case 1: row_products<1>(rows, stride, x, k.padded[1], height, column, total); break;
-                case 2: row_products<2>(rows, stride, x, k.padded[1], height, column, total); break;
-                case 3: row_products<3>(rows, stride, x, k.padded[1], height, column, total); break;
-                default: row_products<4>(rows, stride, x, k.padded[1], height, column, total); break;
+                case 1: kernel_row_products<1>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                case 2: kernel_row_products<2>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                case 3: kernel_row_products<3>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                default: kernel_row_products<4>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
               }
           }
       }
