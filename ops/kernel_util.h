@@ -72,7 +72,6 @@ class ReorderingKernel : public Kernel {
   void run(const KernelArgs& args) override;
   size_t scratch_bytes() const override { return scratch_bytes_; }
   double flops() const override { return flops_; }
-  size_t reorders() const { return calls_.size() - 1; }
 
  private:
   struct Buffer {  // a memory object and where its data lives on each run
