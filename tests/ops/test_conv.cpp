@@ -322,3 +322,34 @@ TEST_CASE("a conv training graph re-instantiates for another batch size", "[ops]
   plan.run();
   CHECK(std::isfinite(plan.fetch("loss")[0]));
 }
+
+TEST_CASE("direct conv kernels give the same bits for any thread count", "[ops][conv]") {
+  // Large enough that the planner gives the conv nodes every thread (ops/conv_direct.cpp splits the batch
+  // into fixed chunks and adds weight-gradient partial sums in chunk order).
+  Graph g("threads");
+  Value x = g.input("x", {32, 1, 28, 28});
+  Value w = g.param("w", {16, 1, 3, 3}, Init::glorot_uniform(9, 144));
+  Value b = g.param("b", {16}, Init::constant(0.1));
+  Value y = conv2d(x, w, b, {.padding = Padding::same, .activation = Activation::relu});
+  Value loss = mean(square(y));
+  g.add_alias("loss", loss);
+  gradients(loss, {w, b});
+  std::vector<float> xs(32 * 784);
+  for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(random_uniform(5, 0, i) - 0.5);
+  std::vector<std::vector<float>> results;
+  for (int threads : {1, 2}) {
+    ParamStore store;
+    store.materialize(g, 1);
+    Plan plan(g, store, {.threads = threads, .fetch = {y.name(), "w/grad", "b/grad"}});
+    if (threads == 2) CHECK_THAT(plan.describe(), Catch::Matchers::Contains("conv2d(2)"));
+    plan.feed("x", xs.data());
+    plan.run();
+    std::vector<float> all;
+    for (const std::string& name : {y.name(), std::string("w/grad"), std::string("b/grad")}) {
+      const float* values = plan.fetch(name);
+      all.insert(all.end(), values, values + numel(plan.graph().info(g[name].id()).type.shape));
+    }
+    results.push_back(std::move(all));
+  }
+  CHECK(results[0] == results[1]);
+}
