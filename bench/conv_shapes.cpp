@@ -7,6 +7,10 @@
 //   dX   conv2d_backward_data(g, w)           (not needed for the first layer, whose input is data)
 //   dW   conv2d_backward_weights(g, x) with db
 //
+// Next to each figure, the alternative: oneDNN's primitive alone, created with format_tag::any (blocked
+// layouts), plus the reorders from and to the plan's NCHW buffers; for the thin layers that is what the
+// direct kernels (ops/conv_direct.cpp) were chosen over, for the others what flowgrad runs, without a plan.
+//
 // Prints ms and GFLOP/s, best and median over blocks (the machines are shared: the best is the steadier
 // figure), the process CPU time per run (all threads; on a loaded machine it stays near the unloaded
 // wall time times the thread count, where wall times do not), and per thread count the sum over what one
@@ -17,7 +21,9 @@
 #include "graph/tensor.h"
 #include "ops/ops.h"
 
+#include <dnnl.hpp>
 #include <fmt/format.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -25,6 +31,7 @@
 #include <cstdlib>
 #include <functional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 using namespace flowgrad;
@@ -94,6 +101,75 @@ struct OneNode {
 };
 
 using Ints = std::vector<int64_t>;
+using dnnl::memory;
+
+// A oneDNN primitive with blocked layouts between reorders from and to plain buffers.
+struct Alternative {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::vector<std::pair<dnnl::primitive, std::unordered_map<int, memory>>> calls;
+  std::vector<std::vector<float>> buffers;
+
+  memory buffer(const memory::desc& desc) {
+    buffers.push_back(filled(static_cast<int64_t>(desc.get_size() / sizeof(float))));
+    return memory(desc, engine, buffers.back().data());
+  }
+  // pd's primitive with each (arg, plain desc, input?) bound, through a reorder where pd chose another layout.
+  template <class PrimitiveDesc, class Primitive>
+  void set(const PrimitiveDesc& pd, const std::vector<std::tuple<int, memory::desc, bool>>& args) {
+    std::unordered_map<int, memory> bound;
+    std::vector<std::pair<dnnl::primitive, std::unordered_map<int, memory>>> after;
+    for (const auto& [arg, plain, input] : args) {
+      const memory::desc chosen = pd.query_md(dnnl::query::exec_arg_md, arg);
+      memory outer = buffer(plain), inner = chosen == plain ? outer : buffer(chosen);
+      bound[arg] = inner;
+      if (chosen == plain) continue;
+      auto& list = input ? calls : after;
+      list.push_back({dnnl::reorder(input ? outer : inner, input ? inner : outer),
+                      {{DNNL_ARG_FROM, input ? outer : inner}, {DNNL_ARG_TO, input ? inner : outer}}});
+    }
+    calls.push_back({Primitive(pd), bound});
+    for (auto& c : after) calls.push_back(std::move(c));
+  }
+  void run() {
+    for (auto& [primitive, args] : calls) primitive.execute(stream, args);
+    stream.wait();
+  }
+};
+
+memory::desc plain(const memory::dims& dims) {
+  return memory::desc(dims, memory::data_type::f32, dims.size() == 4 ? memory::format_tag::nchw : memory::format_tag::x);
+}
+memory::desc any(const memory::dims& dims) { return memory::desc(dims, memory::data_type::f32, memory::format_tag::any); }
+
+void set_alternative(Alternative& alt, const char* pass, const Layer& l, int64_t batch) {
+  const memory::dims x = {batch, l.channels, l.size, l.size}, w = {l.filters, l.channels, 3, 3}, b = {l.filters},
+                     y = {batch, l.filters, l.size, l.size}, ones = {1, 1}, none = {0, 0};
+  using Fwd = dnnl::convolution_forward;
+  dnnl::post_ops ops;
+  ops.append_eltwise(1.f, forward_algorithm(l.activation), 0.f, 0.f);
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  Fwd::primitive_desc forward({dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, any(x), any(w),
+                               plain(b), any(y), ones, none, ones, ones},
+                              std::string(pass) == "fwd" ? attr : dnnl::primitive_attr(), alt.engine);
+  if (std::string(pass) == "fwd") {
+    alt.set<Fwd::primitive_desc, Fwd>(forward, {{DNNL_ARG_SRC, plain(x), true}, {DNNL_ARG_WEIGHTS, plain(w), true},
+                                                {DNNL_ARG_BIAS, plain(b), true}, {DNNL_ARG_DST, plain(y), false}});
+  } else if (std::string(pass) == "dX") {
+    using Bwd = dnnl::convolution_backward_data;
+    Bwd::primitive_desc pd({dnnl::algorithm::convolution_direct, any(x), any(w), any(y), ones, none, ones, ones},
+                           alt.engine, forward);
+    alt.set<Bwd::primitive_desc, Bwd>(pd, {{DNNL_ARG_DIFF_DST, plain(y), true}, {DNNL_ARG_WEIGHTS, plain(w), true},
+                                           {DNNL_ARG_DIFF_SRC, plain(x), false}});
+  } else {
+    using Bwd = dnnl::convolution_backward_weights;
+    Bwd::primitive_desc pd({dnnl::algorithm::convolution_direct, any(x), any(w), plain(b), any(y), ones, none, ones, ones},
+                           alt.engine, forward);
+    alt.set<Bwd::primitive_desc, Bwd>(pd, {{DNNL_ARG_DIFF_DST, plain(y), true}, {DNNL_ARG_SRC, plain(x), true},
+                                           {DNNL_ARG_DIFF_WEIGHTS, plain(w), false}, {DNNL_ARG_DIFF_BIAS, plain(b), false}});
+  }
+}
 
 }  // namespace
 
@@ -114,8 +190,8 @@ int main(int argc, char** argv) {
 
   fmt::print("# flowgrad conv kernels, batch {}, 3x3 same; ms and GFLOP/s, best/median of {} blocks of {} s\n", batch,
              blocks, seconds);
-  fmt::print("{:<20} {:<4} {:>3} | {:>8} {:>8} | {:>7} {:>7} | {:>7}\n", "layer", "pass", "thr", "ms best", "median", "GF/s",
-             "median", "cpu ms");
+  fmt::print("{:<20} {:<4} {:>3} | {:>8} {:>8} | {:>7} {:>7} | {:>7} | {:>8} {:>7}\n", "layer", "pass", "thr", "ms best",
+             "median", "GF/s", "median", "cpu ms", "alt best", "median");
   for (int threads = 1; threads <= max_threads; ++threads) {
     double step_best = 0, step_median = 0, step_cpu = 0, step_flops = 0;
     for (const Layer& l : layers) {
@@ -125,8 +201,13 @@ int main(int argc, char** argv) {
       const double flops = 2.0 * static_cast<double>(numel(y) * l.channels * 9);
       auto report = [&](const char* pass, OneNode& node) {
         Figures f = measure([&] { node.plan->run(); }, seconds, blocks);
-        fmt::print("{:<20} {:<4} {:>3} | {:>8.3f} {:>8.3f} | {:>7.1f} {:>7.1f} | {:>7.3f}\n", l.name, pass, threads, f.best_ms,
-                   f.median_ms, flops / f.best_ms / 1e6, flops / f.median_ms / 1e6, f.cpu_ms);
+        omp_set_num_threads(threads);
+        Alternative alt;
+        set_alternative(alt, pass, l, batch);
+        Figures a = measure([&] { alt.run(); }, seconds, blocks);
+        fmt::print("{:<20} {:<4} {:>3} | {:>8.3f} {:>8.3f} | {:>7.1f} {:>7.1f} | {:>7.3f} | {:>8.3f} {:>7.3f}\n", l.name, pass,
+                   threads, f.best_ms, f.median_ms, flops / f.best_ms / 1e6, flops / f.median_ms / 1e6, f.cpu_ms, a.best_ms,
+                   a.median_ms);
         std::fflush(stdout);
         step_best += f.best_ms, step_median += f.median_ms, step_cpu += f.cpu_ms, step_flops += flops;
       };

@@ -63,8 +63,8 @@ struct KernelSpec {
 // The node's kernel: a direct one where it suits (below), else oneDNN's (conv_kernels.cpp).
 std::unique_ptr<Kernel> make_kernel(const KernelContext& c, const KernelSpec& spec);
 
-// Direct kernels (conv_direct.cpp) for what oneDNN 2.6 does poorly: stride 1 with very few channels per
-// group on one side.
+// Direct kernels (conv_direct.cpp) for what oneDNN 2.6 does poorly: stride 1 with very few filters per
+// group (the y side), or with very few channels on either side for the adjoint.
 bool direct_kernel_suits(const KernelSpec& spec);
 std::unique_ptr<Kernel> make_direct_kernel(const KernelSpec& spec);
 

@@ -1,13 +1,14 @@
-// Direct kernels for thin convolutions: stride 1 with at most a few channels per group on one side, such
-// as the conv autoencoder's first (1 -> 32) and last (32 -> 1) layers.
+// Direct kernels for thin convolutions: stride 1 with at most 4 filters per group (the y side), or for the
+// adjoint at most 4 channels on either side, such as the conv autoencoder's last layer (32 -> 1).
 //
 // Why not oneDNN there: its direct kernels vectorize over output channels (forward, weight gradient) or input
-// channels (backward data) in blocks of 16, so a side with one channel wastes 15/16 of every vector, and its
-// blocked layouts need the 32-channel side reordered to and from the plan's NCHW buffers, 12.8 MB each way
-// at 28x28 and batch 128. Measured on the decoder's 32 -> 1 layer (batch 128, one thread, oneDNN 2.6,
-// AVX-512): every oneDNN implementation and layout ran forward and weight gradient at 6-10 GFLOP/s; this
-// file's kernels vectorize along output rows of the NCHW planes instead and need no reorder (figures in
-// bench/conv_shapes.cpp's comment and the commit log).
+// channels (backward data) in blocks of 16 and reduce over the other side in blocks too, so a side with one
+// channel wastes 15/16 of every vector, and its blocked layouts need the wide side reordered to and from the
+// plan's NCHW buffers, 12.8 MB each way at 28x28 and batch 128. On the decoder's 32 -> 1 layer (batch 128,
+// one thread, oneDNN 2.6 on AVX-512) every oneDNN implementation and layout ran forward and weight gradient
+// at 6-10 GFLOP/s; with these kernels the layer's three passes take 1.0-2.0 ms against 5.9-7.8 ms for
+// oneDNN plus its reorders (bench/conv_shapes.cpp, which prints both). A thin x side alone (the encoder's
+// 1 -> 32) stays with oneDNN, which has special kernels for it and was faster there.
 //
 // Two loops cover the three maps (ops/conv.h):
 //   correlation:  out[q] = sum over the group's inputs r and taps of W[q, r, tap] * padded in[r], shifted by
@@ -34,7 +35,7 @@ namespace {
 typedef float Vec __attribute__((vector_size(64)));
 constexpr int64_t kLanes = 16;
 constexpr int64_t kBlock = 4;           // vectors per register block of an output row
-constexpr int64_t kThinChannels = 4;    // at most this many channels per group on one side
+constexpr int64_t kThinChannels = 4;    // at most this many channels per group is thin
 constexpr int64_t kMaxChunks = 16;      // image chunks: enough to balance 16 threads
 constexpr size_t kMaxChunkBytes = 8 << 20;
 
@@ -456,9 +457,13 @@ class DirectKernel : public Kernel {
 
 }  // namespace
 
+// Where oneDNN's blocks of 16 channels run mostly empty: measured side by side (bench/conv_shapes.cpp's
+// alternative column), oneDNN handles a thin x side well in forward and weight gradient (special kernels
+// for one input channel), but not a thin y side, and in the adjoint neither.
 bool direct_kernel_suits(const KernelSpec& spec) {
   const Geometry& g = spec.geometry;
-  const bool thin = std::min(g.channels, g.filters) / g.groups <= kThinChannels;
+  const bool thin_y = g.filters / g.groups <= kThinChannels, thin_x = g.channels / g.groups <= kThinChannels;
+  const bool thin = thin_y || (thin_x && map_of(spec.kind, spec.role) == Map::adjoint);
   return thin && g.stride == Pair{1, 1} && DirectKernel::chunk_bytes(spec) <= kMaxChunkBytes;
 }
 

@@ -98,8 +98,8 @@ TEST_CASE("conv2d_transpose against reference and finite differences", "[ops][co
   }));
 }
 
-// Most rows above have at most 4 channels on one side and stride 1, which runs the direct kernels
-// (ops/conv_direct.cpp); these have more on both sides, or stride 2 above, for oneDNN's.
+// Most rows above have at most 4 filters and stride 1, which runs the direct kernels (ops/conv_direct.cpp);
+// these have more channels on both sides, as do the stride 2 rows above, for oneDNN's.
 TEST_CASE("conv on oneDNN's kernels against reference and finite differences", "[ops][conv]") {
   const AttrMap window = {{"stride", Ints{1, 1}}, {"pads", Ints{1, 1, 1, 1}}, {"dilation", Ints{1, 1}}, {"groups", int64_t{1}}};
   AttrMap data = window, weights = window;
@@ -324,28 +324,30 @@ TEST_CASE("a conv training graph re-instantiates for another batch size", "[ops]
 }
 
 TEST_CASE("direct conv kernels give the same bits for any thread count", "[ops][conv]") {
-  // Large enough that the planner gives the conv nodes every thread (ops/conv_direct.cpp splits the batch
-  // into fixed chunks and adds weight-gradient partial sums in chunk order).
+  // A thin output layer (16 -> 1 channels: direct kernels in all three passes), large enough that the
+  // planner gives its nodes every thread. ops/conv_direct.cpp splits the batch into fixed chunks and adds
+  // weight-gradient partial sums in chunk order.
   Graph g("threads");
-  Value x = g.input("x", {32, 1, 28, 28});
-  Value w = g.param("w", {16, 1, 3, 3}, Init::glorot_uniform(9, 144));
-  Value b = g.param("b", {16}, Init::constant(0.1));
-  Value y = conv2d(x, w, b, {.padding = Padding::same, .activation = Activation::relu});
+  Value x = g.input("x", {32, 16, 28, 28});
+  Value w = g.param("w", {1, 16, 3, 3}, Init::glorot_uniform(144, 9));
+  Value b = g.param("b", {1}, Init::constant(0.1));
+  Value y = conv2d(x, w, b, {.padding = Padding::same, .activation = Activation::sigmoid});
   Value loss = mean(square(y));
   g.add_alias("loss", loss);
-  gradients(loss, {w, b});
-  std::vector<float> xs(32 * 784);
+  gradients(loss, {x, w, b});
+  std::vector<float> xs(32 * 16 * 784);
   for (size_t i = 0; i < xs.size(); ++i) xs[i] = static_cast<float>(random_uniform(5, 0, i) - 0.5);
   std::vector<std::vector<float>> results;
   for (int threads : {1, 2}) {
     ParamStore store;
     store.materialize(g, 1);
-    Plan plan(g, store, {.threads = threads, .fetch = {y.name(), "w/grad", "b/grad"}});
+    const std::vector<std::string> fetched = {y.name(), "x/grad", "w/grad", "b/grad"};
+    Plan plan(g, store, {.threads = threads, .fetch = fetched});
     if (threads == 2) CHECK_THAT(plan.describe(), Catch::Matchers::Contains("conv2d(2)"));
     plan.feed("x", xs.data());
     plan.run();
     std::vector<float> all;
-    for (const std::string& name : {y.name(), std::string("w/grad"), std::string("b/grad")}) {
+    for (const std::string& name : fetched) {
       const float* values = plan.fetch(name);
       all.insert(all.end(), values, values + numel(plan.graph().info(g[name].id()).type.shape));
     }
