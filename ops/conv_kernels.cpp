@@ -5,10 +5,11 @@
 //
 // Layouts: graph buffers are plain NCHW, but primitives are created with format_tag::any and the
 // arguments oneDNN lays out otherwise (blocked nChw16c activations, blocked weights) are reordered through
-// scratch (kernels::ReorderingKernel). Measured with bench/conv_shapes.cpp and a oneDNN 2.6 probe on the
-// conv autoencoder (batch 128, AVX-512, one thread): forced NCHW runs oneDNN's im2col + GEMM at 40-70
-// GFLOP/s on the 32->32 channel layers, the blocked direct kernels at 150-210 GFLOP/s, and reordering
-// their 3.2 MB activations costs about 0.09 ms each way, so blocked plus reorders is 2.5-3x faster.
+// scratch (kernels::ReorderingKernel). Measured on the conv autoencoder's 32 -> 32 layers (batch 128,
+// 14x14 and 7x7, one thread, oneDNN 2.6 on AVX-512): forced NCHW runs oneDNN's im2col + GEMM at 40-70
+// GFLOP/s, the blocked direct kernels at 130-210, and reordering a 3.2 MB activation costs about 0.09 ms,
+// so blocked plus reorders is 2.5-3x faster; through a plan, reorders included, the three passes run at
+// 150-190 GFLOP/s (bench/conv_shapes.cpp). Layers with very few filters go to conv_direct.cpp instead.
 #include "ops/conv.h"
 #include "ops/kernel_util.h"
 
