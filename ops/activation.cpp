@@ -27,6 +27,24 @@ dnnl::algorithm forward_algorithm(Activation activation) {
   return algorithm::eltwise_linear;
 }
 
+dnnl::post_ops activation_post_ops(Activation activation, double alpha) {
+  dnnl::post_ops ops;
+  if (activation == Activation::linear) return ops;
+  const bool uses_alpha = activation == Activation::leaky_relu || activation == Activation::elu;
+  ops.append_eltwise(1.f, forward_algorithm(activation), uses_alpha ? static_cast<float>(alpha) : 0.f, 0.f);
+  return ops;
+}
+
+std::optional<std::pair<Activation, double>> activation_of_op(const OpDef& consumer, const AttrMap& consumer_attrs) {
+  auto names = enum_names(Activation{});
+  for (size_t i = 1; i < names.size(); ++i) {  // from 1: linear is no op of its own
+    if (consumer.name != names[i]) continue;
+    const AttrEntry* alpha = consumer_attrs.find("alpha");
+    return std::pair{static_cast<Activation>(i), alpha ? std::get<double>(alpha->value) : 0.0};
+  }
+  return std::nullopt;
+}
+
 double activate(Activation activation, double x, double alpha) {
   switch (activation) {
     case Activation::linear: return x;

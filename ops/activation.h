@@ -1,9 +1,13 @@
 // Activations shared by the unary ops, the fused activation of `dense`, and their gradient op.
 #pragma once
 
+#include "graph/op.h"
+
 #include <dnnl.hpp>
 
+#include <optional>
 #include <span>
+#include <utility>
 
 namespace flowgrad {
 
@@ -16,5 +20,12 @@ dnnl::algorithm forward_algorithm(Activation activation);
 // (every activation here is invertible enough for that), so backward never needs the pre-activation.
 double activate(Activation activation, double x, double alpha);
 double derivative_from_output(Activation activation, double y, double alpha);
+
+// Fused activations (dense, conv2d): a oneDNN eltwise post-op computing the activation on the primitive's
+// output; empty for linear. Plain relu ignores alpha, as activate() does.
+dnnl::post_ops activation_post_ops(Activation activation, double alpha);
+// When `consumer` is one of the activation ops (relu, leaky_relu, ...), the activation and alpha it computes:
+// what an op with a fused activation absorbs under planner fusion (OpDef::absorb).
+std::optional<std::pair<Activation, double>> activation_of_op(const OpDef& consumer, const AttrMap& consumer_attrs);
 
 }  // namespace flowgrad

@@ -33,14 +33,9 @@ struct DenseAttrs {
 // A linear dense followed by an activation op is one matmul with the activation as a post-op.
 std::optional<DenseAttrs> absorb_activation(const DenseAttrs& a, const OpDef& consumer, const AttrMap& consumer_attrs) {
   if (a.activation != Activation::linear) return std::nullopt;
-  auto names = enum_names(Activation{});
-  for (size_t i = 1; i < names.size(); ++i) {
-    if (consumer.name != names[i]) continue;
-    DenseAttrs fused{static_cast<Activation>(i), 0};
-    if (const AttrEntry* alpha = consumer_attrs.find("alpha")) fused.alpha = std::get<double>(alpha->value);
-    return fused;
-  }
-  return std::nullopt;
+  auto activation = activation_of_op(consumer, consumer_attrs);
+  if (!activation) return std::nullopt;
+  return DenseAttrs{activation->first, activation->second};
 }
 
 struct DenseGeometry {
@@ -73,11 +68,6 @@ DenseGeometry geometry_of(std::span<const TensorType> inputs, const ShapeContext
   return g;
 }
 
-// oneDNN's eltwise alpha for each activation; plain relu must ignore the attribute, as activate() does.
-float onednn_alpha(const DenseAttrs& a) {
-  return a.activation == Activation::leaky_relu || a.activation == Activation::elu ? static_cast<float>(a.alpha) : 0.f;
-}
-
 std::unique_ptr<Kernel> dense_kernel(const KernelContext& c, const DenseAttrs& a) {
   const DenseGeometry g = geometry_of(c.inputs, nullptr);
   const bool with_bias = c.inputs.size() > 2;
@@ -86,11 +76,7 @@ std::unique_ptr<Kernel> dense_kernel(const KernelContext& c, const DenseAttrs& a
   auto b_md = kernels::plain_desc({1, g.out});  // matmul wants the bias with the output's rank
   auto y_md = kernels::plain_desc({g.rows, g.out});
   dnnl::primitive_attr attr = kernels::base_attr();
-  if (a.activation != Activation::linear) {
-    dnnl::post_ops ops;
-    ops.append_eltwise(1.f, forward_algorithm(a.activation), onednn_alpha(a), 0.f);
-    attr.set_post_ops(ops);
-  }
+  attr.set_post_ops(activation_post_ops(a.activation, a.alpha));
   auto desc = with_bias ? dnnl::matmul::desc(x_md, w_md, b_md, y_md) : dnnl::matmul::desc(x_md, w_md, y_md);
   dnnl::matmul::primitive_desc pd(desc, attr, c.engine);
   std::vector<Binding> bindings = {{DNNL_ARG_SRC, Binding::From::input, 0, x_md},

@@ -62,6 +62,43 @@ template <class PrimitiveDesc, class Primitive = dnnl::primitive>
 std::unique_ptr<Kernel> primitive_kernel(const dnnl::engine& engine, const PrimitiveDesc& pd,
                                          std::vector<Binding> bindings, double flops);
 
+// A primitive created with format_tag::any, run on the plan's plain buffers: each argument whose layout the
+// primitive chose differently from its binding's desc goes through a reorder primitive, into scratch before
+// the primitive (inputs) or out of scratch after it (outputs). Reorders and their buffers are set up once.
+class ReorderingKernel : public Kernel {
+ public:
+  // `chosen`: the primitive's desc for each binding, in order; `scratchpad`: the primitive's scratchpad.
+  ReorderingKernel(const dnnl::engine& engine, dnnl::primitive primitive, const std::vector<Binding>& bindings,
+                   const std::vector<dnnl::memory::desc>& chosen, const dnnl::memory::desc& scratchpad, double flops);
+  void run(const KernelArgs& args) override;
+  size_t scratch_bytes() const override { return scratch_bytes_; }
+  double flops() const override { return flops_; }
+
+ private:
+  struct Buffer {  // a memory object and where its data lives on each run
+    dnnl::memory memory;
+    Binding::From from;
+    int index;      // input or output index
+    size_t offset;  // in the scratch, for From::scratch
+  };
+  struct Call {
+    dnnl::primitive primitive;
+    std::vector<dnnl_exec_arg_t> args;
+  };
+  std::vector<Buffer> buffers_;
+  std::vector<Call> calls_;  // input reorders, the primitive, output reorders
+  size_t scratch_bytes_ = 0;
+  double flops_;
+};
+
+template <class PrimitiveDesc, class Primitive = dnnl::primitive>
+std::unique_ptr<Kernel> reordering_kernel(const dnnl::engine& engine, const PrimitiveDesc& pd,
+                                          const std::vector<Binding>& bindings, double flops) {
+  std::vector<dnnl::memory::desc> chosen;
+  for (const Binding& b : bindings) chosen.push_back(pd.query_md(dnnl::query::exec_arg_md, b.arg));
+  return std::make_unique<ReorderingKernel>(engine, Primitive(pd), bindings, chosen, pd.scratchpad_desc(), flops);
+}
+
 // A kernel around a function, for ops oneDNN has no primitive for.
 class FunctionKernel : public Kernel {
  public:

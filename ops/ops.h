@@ -5,6 +5,7 @@
 #include "graph/graph.h"
 #include "ops/activation.h"
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -30,6 +31,7 @@ void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_upd
 void register_pool_ops(Registry& r);       // pool.cpp: max_pool2d avg_pool2d (+ their gradient ops, max_pool2d_gather)
 void register_resample_ops(Registry& r);   // resample.cpp: upsample upsample_grad
 void register_batch_norm_ops(Registry& r); // batch_norm.cpp: batch_norm batch_norm_grad batch_norm_update
+void register_conv_ops(Registry& r);       // conv.cpp: conv2d conv2d_transpose (+ their backward_data and backward_weights ops)
 
 // ---- arithmetic (numpy broadcasting) ----
 Value operator+(Value a, Value b);
@@ -72,6 +74,31 @@ Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = fals
 // x[batch, in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op.
 Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear, double alpha = 0);
 
+// ---- convolution (NCHW) ----
+// How conv2d and conv2d_transpose pad: `valid` not at all; `same` as TensorFlow (conv2d: output =
+// ceil(input / stride), an odd total pad puts the extra row/column at the bottom/right; conv2d_transpose:
+// output = input * stride, the adjoint of that); `explicit_pads`: the given [top, left, bottom, right].
+enum class Padding { valid, same, explicit_pads };
+std::span<const char* const> enum_names(Padding);  // "valid", "same", "explicit"
+
+struct Conv2dOptions {
+  std::array<int64_t, 2> stride = {1, 1};  // [height, width]
+  Padding padding = Padding::valid;
+  std::array<int64_t, 4> pads = {0, 0, 0, 0};  // [top, left, bottom, right], with Padding::explicit_pads
+  std::array<int64_t, 2> dilation = {1, 1};    // Keras' dilation_rate: 1 is a dense kernel
+  int64_t groups = 1;
+  Activation activation = Activation::linear;  // fused as a oneDNN post-op
+  double alpha = 0;                            // leaky_relu slope, elu saturation
+};
+// act(x ⋆ w + b): x[batch, channels, height, width], w[filters, channels / groups, kh, kw], b[filters].
+Value conv2d(Value x, Value w, std::optional<Value> b, const Conv2dOptions& options = {});
+// The adjoint of conv2d with the same weights (its gradient with respect to x), plus bias and activation:
+// x[batch, in, height, width], w[in, out / groups, kh, kw] (PyTorch's layout), b[out]. The output is
+// (input - 1) * stride + dilated kernel - pads + output_padding; output_padding (below the stride) adds the
+// rows and columns at the bottom and right that the stride leaves ambiguous.
+Value conv2d_transpose(Value x, Value w, std::optional<Value> b, const Conv2dOptions& options = {},
+                       std::array<int64_t, 2> output_padding = {0, 0});
+
 // ---- shapes ----
 Value reshape(Value x, Shape shape);  // one dimension may be -1; 0 copies the input's dimension
 Value transpose(Value x, std::vector<int64_t> permutation);
@@ -80,10 +107,8 @@ Value slice(Value x, std::vector<int64_t> axes, std::vector<int64_t> starts, std
 Value flatten(Value x);  // [batch, d1, d2, ...] -> [batch, d1 * d2 * ...]
 
 // ---- images: x[batch, channels, height, width] ----
-// Spatial padding: `valid` (none) or `same` (output = ceil(input / stride), the extra row and column going
-// to the bottom and right, as TensorFlow does); explicit `pads` [top, left, bottom, right] replace both.
-enum class Padding { valid, same };
-std::span<const char* const> enum_names(Padding);
+// Pooling pads like conv2d (Padding above): `valid`, `same` (output = ceil(input / stride)), or explicit
+// `pads` [top, left, bottom, right] (padding `explicit`, or left `valid`).
 struct Window2d {
   std::vector<int64_t> kernel;       // [height, width], or one size for both
   std::vector<int64_t> stride = {};  // the same; empty: the kernel (non-overlapping windows)

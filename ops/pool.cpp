@@ -26,11 +26,6 @@
 
 namespace flowgrad {
 
-std::span<const char* const> enum_names(Padding) {
-  static const char* const names[] = {"valid", "same"};
-  return names;
-}
-
 namespace {
 
 using kernels::Binding;
@@ -119,8 +114,10 @@ Geometry resolve(const Window2d& w, const Shape& x, const ShapeContext* c) {
   g.kernel_h = kernel[0], g.kernel_w = kernel[1];
   const auto stride = w.stride.empty() ? std::array<int64_t, 2>{g.kernel_h, g.kernel_w} : pair_of(w.stride, "stride", c);
   g.stride_h = stride[0], g.stride_w = stride[1];
+  if (w.padding == Padding::explicit_pads && w.pads.empty())
+    shape_fail(c, "padding: explicit needs pads: [top, left, bottom, right]");
   if (!w.pads.empty()) {
-    if (w.padding != Padding::valid)
+    if (w.padding == Padding::same)
       shape_fail(c, fmt::format("give either padding: same or pads {}, not both", to_string(w.pads)));
     if (w.pads.size() != 4)
       shape_fail(c, fmt::format("pads must be [top, left, bottom, right], not {}", to_string(w.pads)));

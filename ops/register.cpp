@@ -22,6 +22,7 @@ void register_builtin_ops() {
     register_pool_ops(r);
     register_resample_ops(r);
     register_batch_norm_ops(r);
+    register_conv_ops(r);
   });
 }
 

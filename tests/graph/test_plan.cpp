@@ -101,16 +101,45 @@ Graph image_network(int64_t batch) {
   gradients(loss, {gamma, beta});
   return g;
 }
+
+// The same for convolutions: a direct-kernel layer (one input channel), oneDNN ones with and without
+// stride (their reorders into scratch), and a transposed one back to the input size.
+Graph conv_network(int64_t batch) {
+  Graph g;
+  Value x = g.input("x", {batch, 1, 8, 8});
+  Value w1 = g.param("w1", {4, 1, 3, 3}, Init::glorot_uniform(9, 36));
+  Value b1 = g.param("b1", {4}, Init::zeros());
+  Value w2 = g.param("w2", {6, 4, 3, 3}, Init::glorot_uniform(36, 54));
+  Value w3 = g.param("w3", {6, 6, 3, 3}, Init::glorot_uniform(54, 54));
+  Value w4 = g.param("w4", {6, 1, 3, 3}, Init::glorot_uniform(54, 9));
+  Value h = conv2d(x, w1, b1, {.padding = Padding::same, .activation = Activation::relu});
+  h = conv2d(h, w2, std::nullopt, {.stride = {2, 2}, .padding = Padding::same, .activation = Activation::relu});
+  h = conv2d(h, w3, std::nullopt, {.padding = Padding::same, .activation = Activation::tanh});
+  Value p = conv2d_transpose(h, w4, std::nullopt, {.stride = {2, 2}, .padding = Padding::same, .activation = Activation::sigmoid});
+  Value loss = mse(p, x);
+  g.add_alias("loss", loss);
+  gradients(loss, {w1, b1, w2, w3, w4});
+  return g;
+}
 }  // namespace
 
 #if FLOWGRAD_COUNT_ALLOCATIONS
 TEST_CASE("a steady-state step makes no heap allocation", "[plan][memory]") {
+  struct Network {
+    Graph graph;
+    std::vector<std::string> fetch;
+    int64_t inputs;
+  };
+  const std::vector<Network> networks = {
+      {small_network(16), {"loss", "w1/grad", "b1/grad", "w2/grad"}, 16 * 64},
+      {conv_network(4), {"loss", "w1/grad", "b1/grad", "w2/grad", "w3/grad", "w4/grad"}, 4 * 64}};
+  for (const Network& network : networks)
   for (int threads : {1, 2}) {
-    Graph g = small_network(16);
+    const Graph& g = network.graph;
     ParamStore store;
     store.materialize(g, 1);
-    Plan plan(g, store, {.threads = threads, .fetch = {"loss", "w1/grad", "b1/grad", "w2/grad"}});
-    std::vector<float> x(16 * 64, 0.25f);
+    Plan plan(g, store, {.threads = threads, .fetch = network.fetch});
+    std::vector<float> x(static_cast<size_t>(network.inputs), 0.25f);
     plan.feed("x", x.data());
     plan.run(0);  // warm-up: first-touch of buffers, OpenMP teams, TBB workers
     plan.run(1);
@@ -119,7 +148,7 @@ TEST_CASE("a steady-state step makes no heap allocation", "[plan][memory]") {
     counting = true;
     for (uint64_t step = 2; step < 12; ++step) plan.run(step);
     counting = false;
-    INFO("threads " << threads);
+    INFO("threads " << threads << ", " << plan.describe());
     CHECK(allocations.load() == 0);
     WARN("oneDNN-internal allocations per step (argument maps, sgemm packing): " << onednn_allocations.load() / 10.0
                                                                         << " over " << plan.stats().nodes << " nodes");

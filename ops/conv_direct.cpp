@@ -1,0 +1,472 @@
+// Direct kernels for thin convolutions: stride 1 with at most 4 filters per group (the y side), or for the
+// adjoint at most 4 channels on either side, such as the conv autoencoder's last layer (32 -> 1).
+//
+// Why not oneDNN there: its direct kernels vectorize over output channels (forward, weight gradient) or input
+// channels (backward data) in blocks of 16 and reduce over the other side in blocks too, so a side with one
+// channel wastes 15/16 of every vector, and its blocked layouts need the wide side reordered to and from the
+// plan's NCHW buffers, 12.8 MB each way at 28x28 and batch 128. On the decoder's 32 -> 1 layer (batch 128,
+// one thread, oneDNN 2.6 on AVX-512) every oneDNN implementation and layout ran forward and weight gradient
+// at 6-10 GFLOP/s; with these kernels the layer's three passes take 1.0-2.0 ms against 5.9-7.8 ms for
+// oneDNN plus its reorders (bench/conv_shapes.cpp, which prints both). A thin x side alone (the encoder's
+// 1 -> 32) stays with oneDNN, which has special kernels for it and was faster there.
+//
+// Two loops cover the three maps (ops/conv.h):
+//   correlation:  out[q] = sum over the group's inputs r and taps of W[q, r, tap] * padded in[r], shifted by
+//                 the tap. correlate is this with in = x, W = w; with stride 1 the adjoint is too, with in = y,
+//                 W = w with its channel axes swapped and its taps flipped, and the padding mirrored.
+//   weight grad:  dw[f, c, tap] = sum over images and y positions of y[f] * padded x[c], shifted by the tap.
+// Each output row is built in registers, 16 columns per vector (a GCC vector type: one zmm in the AVX-512
+// clone, two ymm or four xmm in the others), from zero-padded copies of the input planes in scratch.
+// Images are split into fixed chunks run side by side; weight gradients add per-chunk partial sums in chunk
+// order, so results do not depend on the thread count.
+#include "ops/conv.h"
+#include "ops/fast_math.h"
+#include "ops/kernel_util.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <tuple>
+#include <type_traits>
+
+namespace flowgrad::conv {
+namespace {
+
+typedef float Vec __attribute__((vector_size(64)));
+constexpr int64_t kLanes = 16;
+constexpr int64_t kBlock = 4;           // vectors per register block of an output row
+constexpr int64_t kThinChannels = 4;    // at most this many channels per group is thin
+constexpr int64_t kMaxChunks = 16;      // image chunks: enough to balance 16 threads
+constexpr size_t kMaxChunkBytes = 8 << 20;
+
+// One correlation of padded input planes with a bank of filters, per image and group.
+struct Correlation {
+  int64_t batch = 0, groups = 1, in_planes = 0, out_planes = 0;  // planes per image, all groups
+  Pair in_size{}, out_size{}, kernel{}, dilation{}, offset{};    // offset: padding before in's first row/column
+  int64_t vectors = 0;                                           // per output row
+  Pair padded{};                                                 // a padded input plane's [rows, columns]
+
+  Correlation(int64_t batch_, int64_t groups_, int64_t in_planes_, int64_t out_planes_, Pair in, Pair out,
+              const Geometry& g, Pair offset_)
+      : batch(batch_), groups(groups_), in_planes(in_planes_), out_planes(out_planes_), in_size(in), out_size(out),
+        kernel(g.kernel), dilation(g.dilation), offset(offset_) {
+    vectors = (out_size[1] + kLanes - 1) / kLanes;
+    padded = {out_size[0] + (kernel[0] - 1) * dilation[0], vectors * kLanes + (kernel[1] - 1) * dilation[1]};
+  }
+  int64_t in_group() const { return in_planes / groups; }
+  int64_t out_group() const { return out_planes / groups; }
+  int64_t taps() const { return kernel[0] * kernel[1]; }
+  int64_t in_plane() const { return in_size[0] * in_size[1]; }
+  int64_t out_plane() const { return out_size[0] * out_size[1]; }
+  int64_t padded_plane() const { return padded[0] * padded[1]; }
+};
+
+// The part of a padded plane that in covers: rows [first_row, last_row), columns [first, first + width).
+struct Interior {
+  int64_t first_row, last_row, first, width;
+  explicit Interior(const Correlation& k)
+      : first_row(std::clamp<int64_t>(k.offset[0], 0, k.padded[0])),
+        last_row(std::clamp<int64_t>(k.offset[0] + k.in_size[0], 0, k.padded[0])),
+        first(std::clamp<int64_t>(k.offset[1], 0, k.padded[1])),
+        width(std::max<int64_t>(std::clamp<int64_t>(k.offset[1] + k.in_size[1], 0, k.padded[1]) - first, 0)) {}
+};
+
+// Zeroes what copy_interior never writes, once per run: the plan's arena may reuse scratch in between.
+void zero_border(const Correlation& k, float* padded, int64_t planes) {
+  const Interior in(k);
+  const auto [rows, columns] = k.padded;
+  for (int64_t p = 0; p < planes; ++p, padded += k.padded_plane())
+    for (int64_t py = 0; py < rows; ++py) {
+      float* row = padded + py * columns;
+      if (py < in.first_row || py >= in.last_row || in.width == 0) {
+        std::fill(row, row + columns, 0.f);
+        continue;
+      }
+      std::fill(row, row + in.first, 0.f);
+      std::fill(row + in.first + in.width, row + columns, 0.f);
+    }
+}
+
+// Copies an input plane into its zero-padded place, padded[py][px] = in[py - offset_y][px - offset_x],
+// writing only the interior: the border is zero from zero_border.
+[[gnu::always_inline]] inline void copy_interior(const Correlation& k, const Interior& interior, const float* in,
+                                                 float* padded) {
+  const auto [first_row, last_row, first, width] = interior;
+  for (int64_t py = first_row; py < last_row; ++py) {
+    const float* src = in + (py - k.offset[0]) * k.in_size[1] + (first - k.offset[1]);
+    float* dst = padded + py * k.padded[1] + first;
+    int64_t i = 0;
+    for (; i + kLanes <= width; i += kLanes) std::memcpy(dst + i, src + i, sizeof(Vec));
+    for (; i < width; ++i) dst[i] = src[i];
+  }
+}
+
+// The activation on a finished row, in float (fast_math's exp) so that the loops vectorize.
+[[gnu::always_inline]] inline void activate_row(float* row, int64_t n, Activation activation, float alpha) {
+  switch (activation) {
+    case Activation::linear: return;
+    case Activation::relu:
+      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : 0;
+      return;
+    case Activation::leaky_relu:
+      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : alpha * row[i];
+      return;
+    case Activation::elu:
+      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : alpha * (fast::exp(std::min(row[i], 0.f)) - 1);
+      return;
+    case Activation::sigmoid:
+      for (int64_t i = 0; i < n; ++i) row[i] = 1 / (1 + fast::exp(-row[i]));
+      return;
+    case Activation::tanh:
+      for (int64_t i = 0; i < n; ++i) row[i] = 1 - 2 / (fast::exp(2 * row[i]) + 1);
+      return;
+    case Activation::softplus:
+      for (int64_t i = 0; i < n; ++i) row[i] = std::max(row[i], 0.f) + fast::log(1 + fast::exp(-std::abs(row[i])));
+      return;
+  }
+}
+
+constexpr int kPlaneBlock = 4;  // output planes built together: each input load feeds this many FMAs
+
+// Activates and stores Q finished row blocks of V vectors to dst[q]: whole vectors when `whole` (what
+// spills past a row's end lands in the plane's next rows, which are written later), else the first `count`
+// floats. Sizes are compile-time constants so that no copy becomes a library memcpy.
+template <int Q, int V>
+[[gnu::always_inline]] inline void store_rows(Vec (&acc)[Q][V], float* const* dst, bool whole, int64_t count,
+                                              Activation activation, float alpha) {
+  for (int q = 0; q < Q; ++q) {
+    if (activation == Activation::relu) {
+      for (int v = 0; v < V; ++v) acc[q][v] = acc[q][v] > 0 ? acc[q][v] : Vec{};
+    } else if (activation != Activation::linear) {
+      alignas(64) float row[V * kLanes];
+      std::memcpy(row, acc[q], sizeof row);
+      activate_row(row, V * kLanes, activation, alpha);
+      std::memcpy(acc[q], row, sizeof row);
+    }
+    if (whole) {
+      for (int v = 0; v < V; ++v) std::memcpy(dst[q] + v * kLanes, &acc[q][v], sizeof(Vec));
+    } else {
+      alignas(64) float row[V * kLanes];
+      std::memcpy(row, acc[q], sizeof row);
+      for (int64_t i = 0; i < count; ++i) dst[q][i] = row[i];
+    }
+  }
+}
+
+// Q output planes' rows, V vectors from `column` on: sums over the group's in-planes and taps, plus `start`.
+// With few accumulators (Q * V small) P in-planes go to separate accumulator sets, so that enough FMA
+// chains run side by side to hide their latency; the sets are added in a fixed order.
+template <int Q, int V>
+[[gnu::always_inline]] inline void correlate_block(const Correlation& k, const float* planes, const float* weights,
+                                                   const float* start, int64_t row, int64_t column, float* const* dst,
+                                                   bool whole, int64_t count, Activation activation, float alpha) {
+  constexpr int P = Q * V <= 2 ? 4 : (Q * V <= 4 ? 2 : 1);
+  Vec acc[P][Q][V];
+  for (int p = 0; p < P; ++p)
+    for (int q = 0; q < Q; ++q)
+      for (int v = 0; v < V; ++v) acc[p][q][v] = Vec{} + (p == 0 ? start[q] : 0.f);
+  const int64_t kh = k.kernel[0], kw = k.kernel[1], columns = k.padded[1], per_plane = k.in_group() * k.taps();
+  auto accumulate = [&](int64_t r, auto sets) {  // in-planes r .. r + sets - 1, one accumulator set each
+    constexpr int S = decltype(sets)::value;
+    for (int64_t ky = 0; ky < kh; ++ky)
+      for (int64_t kx = 0; kx < kw; ++kx) {
+        for (int p = 0; p < S; ++p) {
+          const float* x = planes + (r + p) * k.padded_plane() + (row + ky * k.dilation[0]) * columns + column + kx * k.dilation[1];
+          Vec xs[V];
+          for (int v = 0; v < V; ++v) std::memcpy(&xs[v], x + v * kLanes, sizeof(Vec));
+          for (int q = 0; q < Q; ++q) {
+            const float tap = weights[q * per_plane + (r + p) * k.taps() + ky * kw + kx];
+            for (int v = 0; v < V; ++v) acc[p][q][v] += tap * xs[v];
+          }
+        }
+      }
+  };
+  int64_t r = 0;
+  for (; r + P <= k.in_group(); r += P) accumulate(r, std::integral_constant<int, P>{});
+  for (; r < k.in_group(); ++r) accumulate(r, std::integral_constant<int, 1>{});
+  for (int p = 1; p < P; ++p)
+    for (int q = 0; q < Q; ++q)
+      for (int v = 0; v < V; ++v) acc[0][q][v] += acc[p][q][v];
+  store_rows<Q, V>(acc[0], dst, whole, count, activation, alpha);
+}
+
+template <int Q>
+[[gnu::always_inline]] inline void correlate_planes(const Correlation& k, const float* planes, const float* weights,
+                                                    const float* start, int64_t row, int64_t column, int64_t vectors,
+                                                    float* const* dst, bool whole, int64_t count, Activation activation,
+                                                    float alpha) {
+  switch (vectors) {
+    case 1: return correlate_block<Q, 1>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+    case 2: return correlate_block<Q, 2>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+    case 3: return correlate_block<Q, 3>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+    default: return correlate_block<Q, 4>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+  }
+}
+
+// Output planes of images [first, last): W[out_planes, in_group, taps], bias per out plane or null.
+// `padded` holds the group's padded in-planes.
+FLOWGRAD_SIMD_CLONES void correlate_images(const Correlation& k, const float* in, const float* weights, const float* bias,
+                                           Activation activation, float alpha, float* out, int64_t first, int64_t last,
+                                           float* padded) {
+  const int64_t width = k.out_size[1];
+  const Interior interior(k);
+  zero_border(k, padded, k.in_group());
+  for (int64_t n = first; n < last; ++n)
+    for (int64_t group = 0; group < k.groups; ++group) {
+      for (int64_t r = 0; r < k.in_group(); ++r)
+        copy_interior(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
+                      padded + r * k.padded_plane());
+      const int64_t end = (group + 1) * k.out_group();
+      for (int64_t q0 = group * k.out_group(); q0 < end; q0 += kPlaneBlock) {
+        const int planes = static_cast<int>(std::min<int64_t>(kPlaneBlock, end - q0));
+        const float* w = weights + q0 * k.in_group() * k.taps();
+        float start[kPlaneBlock] = {};
+        for (int q = 0; q < planes && bias; ++q) start[q] = bias[q0 + q];
+        for (int64_t row = 0; row < k.out_size[0]; ++row)
+          for (int64_t column = 0; column < width; column += kBlock * kLanes) {
+            const int64_t vectors = std::min(kBlock, (width - column + kLanes - 1) / kLanes);
+            float* dst[kPlaneBlock];
+            for (int q = 0; q < planes; ++q) dst[q] = out + ((n * k.out_planes + q0 + q) * k.out_size[0] + row) * width + column;
+            // Whole vectors may spill into the plane's next rows, never into the next plane (already written).
+            const bool whole = row * width + column + vectors * kLanes <= k.out_plane();
+            const int64_t count = std::min(kBlock * kLanes, width - column);
+            switch (planes) {
+              case 1: correlate_planes<1>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+              case 2: correlate_planes<2>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+              case 3: correlate_planes<3>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+              default: correlate_planes<4>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+            }
+          }
+      }
+    }
+}
+
+// totals[kx] += sum over rows of y rows (`stride` apart) times x rows (`columns` apart) shifted by kx
+// dilated columns, V vectors from `column` on, for the KW taps of one kernel row: each y load feeds KW
+// FMAs, and two rows at a time go to separate accumulators, so that FMA latency is hidden.
+template <int V, int KW>
+[[gnu::always_inline]] inline void row_products(const float* y, int64_t stride, const float* x, int64_t columns,
+                                                int64_t dilation, int64_t rows, int64_t column, Vec* totals) {
+  Vec acc[2][KW][V] = {};
+  auto add = [&](int64_t row, int j) {
+    for (int v = 0; v < V; ++v) {
+      Vec a;
+      std::memcpy(&a, y + row * stride + column + v * kLanes, sizeof a);
+      for (int kx = 0; kx < KW; ++kx) {
+        Vec b;
+        std::memcpy(&b, x + row * columns + kx * dilation + column + v * kLanes, sizeof b);
+        acc[j][kx][v] += a * b;
+      }
+    }
+  };
+  int64_t row = 0;
+  for (; row + 2 <= rows; row += 2) add(row, 0), add(row + 1, 1);
+  if (row < rows) add(row, 0);
+  for (int kx = 0; kx < KW; ++kx)
+    for (int v = 0; v < V; ++v) totals[kx] += acc[0][kx][v] + acc[1][kx][v];
+}
+
+// The taps of one kernel row, KW at a time (1 to 3), for V vectors.
+template <int V>
+[[gnu::always_inline]] inline void kernel_row_products(const float* y, int64_t stride, const float* x, int64_t columns,
+                                                       int64_t dilation, int64_t rows, int64_t column, int64_t kw,
+                                                       Vec* totals) {
+  int64_t kx = 0;
+  for (; kx + 3 <= kw; kx += 3) row_products<V, 3>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+  if (kw - kx == 2) row_products<V, 2>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+  if (kw - kx == 1) row_products<V, 1>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+}
+
+// partial[q, r, tap] += out-plane q times padded in-plane r shifted by the tap, for images [first, last),
+// as one vector of 16 lane sums each (lanes are added up once, after all chunks). Out planes are copied to
+// `rows`, zero-padded to whole vectors. Correlation as for correlate (in = x, out = y).
+FLOWGRAD_SIMD_CLONES void weight_grad_images(const Correlation& k, const float* in, const float* out, Vec* partial,
+                                             int64_t first, int64_t last, float* padded, float* rows) {
+  const int64_t stride = k.vectors * kLanes, kw = k.kernel[1], width = k.out_size[1], height = k.out_size[0];
+  const Interior interior(k);
+  std::fill(partial, partial + k.out_planes * k.in_group() * k.taps(), Vec{});
+  zero_border(k, padded, k.in_group());
+  std::fill(rows, rows + height * stride, 0.f);
+  for (int64_t n = first; n < last; ++n)
+    for (int64_t group = 0; group < k.groups; ++group) {
+      for (int64_t r = 0; r < k.in_group(); ++r)
+        copy_interior(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
+                      padded + r * k.padded_plane());
+      for (int64_t q = group * k.out_group(); q < (group + 1) * k.out_group(); ++q) {
+        const float* plane = out + (n * k.out_planes + q) * k.out_plane();
+        for (int64_t row = 0; row < height; ++row) {
+          int64_t i = 0;
+          for (; i + kLanes <= width; i += kLanes) std::memcpy(rows + row * stride + i, plane + row * width + i, sizeof(Vec));
+          for (; i < width; ++i) rows[row * stride + i] = plane[row * width + i];
+        }
+        for (int64_t r = 0; r < k.in_group(); ++r)
+          for (int64_t ky = 0; ky < k.kernel[0]; ++ky) {
+            const float* x = padded + r * k.padded_plane() + ky * k.dilation[0] * k.padded[1];
+            Vec* totals = partial + (q * k.in_group() + r) * k.taps() + ky * kw;
+            for (int64_t column = 0; column < stride; column += kBlock * kLanes)
+              switch (std::min(kBlock, (stride - column) / kLanes)) {
+                case 1: kernel_row_products<1>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                case 2: kernel_row_products<2>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                case 3: kernel_row_products<3>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                default: kernel_row_products<4>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+              }
+          }
+      }
+    }
+}
+
+// sums[p] += the sum of plane p, for `planes` planes of `size` floats, in a fixed order.
+FLOWGRAD_SIMD_CLONES void add_plane_sums(const float* data, int64_t planes, int64_t size, float* sums) {
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* plane = data + p * size;
+    Vec acc[4] = {};
+    int64_t i = 0;
+    for (; i + 4 * kLanes <= size; i += 4 * kLanes)
+      for (int j = 0; j < 4; ++j) {
+        Vec v;
+        std::memcpy(&v, plane + i + j * kLanes, sizeof v);
+        acc[j] += v;
+      }
+    float total = 0;
+    for (; i < size; ++i) total += plane[i];
+    Vec all = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+    for (int lane = 0; lane < kLanes; ++lane) total += all[lane];
+    sums[p] += total;
+  }
+}
+
+// Runs body(chunk, first image, last image) over the fixed image chunks, side by side with threads.
+template <class Body>
+void for_chunks(int64_t batch, int64_t chunks, int threads, Body&& body) {
+  auto run = [&](int64_t c) { body(c, c * batch / chunks, (c + 1) * batch / chunks); };
+  if (threads <= 1 || chunks <= 1) {
+    for (int64_t c = 0; c < chunks; ++c) run(c);
+    return;
+  }
+  tbb::parallel_for(
+      tbb::blocked_range<int64_t>(0, chunks, 1),
+      [&](const tbb::blocked_range<int64_t>& r) {
+        for (int64_t c = r.begin(); c < r.end(); ++c) run(c);
+      },
+      tbb::static_partitioner());
+}
+
+size_t floats(int64_t n) { return (static_cast<size_t>(n) * sizeof(float) + 63) / 64 * 64; }
+
+// The correlation behind a spec: correlate reads the x side, the adjoint (mirrored padding) the y side.
+Correlation correlation_of(const KernelSpec& s) {
+  const Geometry& g = s.geometry;
+  if (map_of(s.kind, s.role) == Map::adjoint) {
+    const Pair mirrored = {g.reach(0) - 1 - g.pad_begin[0], g.reach(1) - 1 - g.pad_begin[1]};
+    return Correlation(g.batch, g.groups, g.filters, g.channels, g.y_size, g.x_size, g, mirrored);
+  }
+  return Correlation(g.batch, g.groups, g.channels, g.filters, g.x_size, g.y_size, g, g.pad_begin);
+}
+
+class DirectKernel : public Kernel {
+ public:
+  explicit DirectKernel(const KernelSpec& spec)
+      : spec_(spec), map_(map_of(spec.kind, spec.role)), k_(correlation_of(spec)),
+        chunks_(std::min(spec.geometry.batch, kMaxChunks)),
+        weights_(spec.geometry.filters * (spec.geometry.channels / spec.geometry.groups) * k_.taps()),
+        db_(map_ == Map::weight_grad && spec.bias ? channels_of_g() : 0) {
+    chunk_bytes_ = floats(k_.in_group() * k_.padded_plane());
+    if (map_ == Map::weight_grad)
+      chunk_bytes_ += floats(k_.out_size[0] * k_.vectors * kLanes) + floats(weights_ * kLanes) + floats(db_);
+    shared_bytes_ = map_ == Map::adjoint ? floats(weights_) : 0;
+    flops_ = 2 * spec.geometry.macs();
+  }
+  static size_t chunk_bytes(const KernelSpec& spec) { return DirectKernel(spec).chunk_bytes_; }
+
+  size_t scratch_bytes() const override { return shared_bytes_ + static_cast<size_t>(chunks_) * chunk_bytes_; }
+  double flops() const override { return flops_; }
+
+  void run(const KernelArgs& args) override {
+    auto* scratch = static_cast<std::byte*>(args.scratch);
+    auto chunk_scratch = [&](int64_t c) { return reinterpret_cast<float*>(scratch + shared_bytes_ + static_cast<size_t>(c) * chunk_bytes_); };
+    if (map_ == Map::weight_grad) return weight_grad(args, chunk_scratch);
+    const float* weights = args.input(1);
+    if (map_ == Map::adjoint) weights = mirrored_weights(args.input(1), reinterpret_cast<float*>(scratch));
+    const float* bias = spec_.role == Role::forward && spec_.bias ? args.input(2) : nullptr;
+    const auto alpha = static_cast<float>(spec_.alpha);
+    for_chunks(k_.batch, chunks_, args.threads, [&](int64_t c, int64_t first, int64_t last) {
+      correlate_images(k_, args.input(0), weights, bias, spec_.activation, alpha, args.output(0), first, last, chunk_scratch(c));
+    });
+  }
+
+ private:
+  int64_t channels_of_g() const { return first_input_on_x_side(spec_.kind, spec_.role) ? spec_.geometry.channels : spec_.geometry.filters; }
+
+  // W'[c, f within the group, taps reversed] = w[f, c within the group, taps]: the adjoint as a correlation.
+  const float* mirrored_weights(const float* w, float* out) const {
+    const Geometry& g = spec_.geometry;
+    const int64_t fg = g.filters / g.groups, cg = g.channels / g.groups, taps = k_.taps();
+    for (int64_t f = 0; f < g.filters; ++f)
+      for (int64_t local = 0; local < cg; ++local) {
+        const int64_t c = f / fg * cg + local;
+        for (int64_t tap = 0; tap < taps; ++tap)
+          out[(c * fg + f % fg) * taps + (taps - 1 - tap)] = w[(f * cg + local) * taps + tap];
+      }
+    return out;
+  }
+
+  template <class ChunkScratch>
+  void weight_grad(const KernelArgs& args, ChunkScratch chunk_scratch) {
+    const bool g_on_x = first_input_on_x_side(spec_.kind, spec_.role);
+    const float* x = args.input(g_on_x ? 0 : 1);
+    const float* y = args.input(g_on_x ? 1 : 0);
+    const float* g = args.input(0);
+    const int64_t weights = weights_, db = db_;
+    const int64_t plane = g_on_x ? k_.in_plane() : k_.out_plane();
+    auto parts = [&](float* s) {  // this chunk's padded planes, y rows, dw (lane vectors) and db partial sums
+      float* rows = s + floats(k_.in_group() * k_.padded_plane()) / sizeof(float);
+      float* dw = rows + floats(k_.out_size[0] * k_.vectors * kLanes) / sizeof(float);
+      return std::tuple{rows, reinterpret_cast<Vec*>(dw), dw + floats(weights * kLanes) / sizeof(float)};
+    };
+    for_chunks(k_.batch, chunks_, args.threads, [&](int64_t c, int64_t first, int64_t last) {
+      float* s = chunk_scratch(c);
+      auto [rows, dw, db_part] = parts(s);
+      weight_grad_images(k_, x, y, dw, first, last, s, rows);
+      std::fill(db_part, db_part + db, 0.f);
+      for (int64_t n = first; n < last && db; ++n) add_plane_sums(g + n * db * plane, db, plane, db_part);
+    });
+    // Chunks in order, then lanes in order: the same sums for any thread count.
+    float* dw_out = args.output(0);
+    for (int64_t i = 0; i < weights; ++i) {
+      Vec total{};
+      for (int64_t c = 0; c < chunks_; ++c) total += std::get<1>(parts(chunk_scratch(c)))[i];
+      float sum = 0;
+      for (int lane = 0; lane < kLanes; ++lane) sum += total[lane];
+      dw_out[i] = sum;
+    }
+    for (int64_t ch = 0; ch < db; ++ch) {
+      float total = 0;
+      for (int64_t c = 0; c < chunks_; ++c) total += std::get<2>(parts(chunk_scratch(c)))[ch];
+      args.output(1)[ch] = total;
+    }
+  }
+
+  KernelSpec spec_;
+  Map map_;
+  Correlation k_;
+  int64_t chunks_;
+  int64_t weights_, db_;  // elements of w, and of db when the node outputs it
+  size_t chunk_bytes_ = 0, shared_bytes_ = 0;
+  double flops_ = 0;
+};
+
+}  // namespace
+
+// Where oneDNN's blocks of 16 channels run mostly empty: measured side by side (bench/conv_shapes.cpp's
+// alternative column), oneDNN handles a thin x side well in forward and weight gradient (special kernels
+// for one input channel), but not a thin y side, and in the adjoint neither.
+bool direct_kernel_suits(const KernelSpec& spec) {
+  const Geometry& g = spec.geometry;
+  const bool thin_y = g.filters / g.groups <= kThinChannels, thin_x = g.channels / g.groups <= kThinChannels;
+  const bool thin = thin_y || (thin_x && map_of(spec.kind, spec.role) == Map::adjoint);
+  return thin && g.stride == Pair{1, 1} && DirectKernel::chunk_bytes(spec) <= kMaxChunkBytes;
+}
+
+std::unique_ptr<Kernel> make_direct_kernel(const KernelSpec& spec) { return std::make_unique<DirectKernel>(spec); }
+
+}  // namespace flowgrad::conv
