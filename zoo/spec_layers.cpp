@@ -61,6 +61,66 @@ std::vector<Value> build_dense(LayerContext& ctx) {
   return ctx.graph.add("dense", inputs, attrs, ctx.name, ctx.where());
 }
 
+// A size pair written as one integer (both axes) or [height, width].
+std::vector<int64_t> read_pair(MapReader& keys, const std::string& key, std::vector<int64_t> fallback) {
+  auto node = keys.get(key);
+  if (!node) return fallback;
+  if (node->IsScalar()) {
+    const int64_t n = read_int(*node, keys.file(), key);
+    fallback = {n, n};
+  } else {
+    AttrValue v = read_attr(*node, keys.file(), key);
+    auto* list = std::get_if<std::vector<int64_t>>(&v);
+    if (!list || list->size() != 2)
+      throw Error(ErrorKind::spec, fmt::format("'{}' must be one integer or [height, width], got {}", key, describe_node(*node)),
+                  location_of(*node, keys.file()));
+    fallback = *list;
+  }
+  for (int64_t n : fallback)
+    if (n <= 0)
+      throw Error(ErrorKind::spec, fmt::format("'{}' must be positive, got {}", key, n), location_of(*node, keys.file()));
+  return fallback;
+}
+
+// conv2d / conv2d_transpose: x[batch, channels, height, width]; `filters` output channels, `kernel_size`,
+// `strides`, `padding` (valid, same), `dilation`, `groups`, `activation`, `use_bias`. The kernel is
+// [filters, channels / groups, kh, kw] for conv2d and [channels, filters / groups, kh, kw] (PyTorch's
+// layout) for conv2d_transpose; He-uniform as PyTorch's default family, zero bias.
+std::vector<Value> build_conv(LayerContext& ctx, bool transpose) {
+  MapReader& keys = ctx.keys;
+  const char* op = transpose ? "conv2d_transpose" : "conv2d";
+  Value x = ctx.inputs[0];
+  if (x.rank() != 4)
+    throw Error(ErrorKind::shape,
+                fmt::format("{} layer '{}' needs x[batch, channels, height, width], got '{}' with shape {}", op, ctx.name,
+                            x.name(), to_string(x.shape())),
+                ctx.where());
+  const int64_t filters = read_positive(keys, "filters", ", the number of output channels, e.g. filters: 32");
+  const std::vector<int64_t> kernel = read_pair(keys, "kernel_size", {3, 3});
+  int64_t groups = 1;
+  if (auto g = keys.get("groups")) groups = read_int(*g, keys.file(), "groups");
+  const int64_t channels = x.shape()[1];
+  if (groups <= 0 || channels % groups != 0 || filters % groups != 0)
+    throw Error(ErrorKind::shape,
+                fmt::format("{} layer '{}': groups {} must divide the {} input channels and the {} filters", op, ctx.name,
+                            groups, channels, filters),
+                ctx.where());
+  AttrMap attrs = read_activation(keys);
+  attrs.set("stride", read_pair(keys, "strides", {1, 1}));
+  attrs.set("dilation", read_pair(keys, "dilation", {1, 1}));
+  attrs.set("groups", groups);
+  if (auto p = keys.get("padding")) attrs.set("padding", read_string(*p, keys.file(), "padding"), location_of(*p, keys.file()));
+  if (transpose) attrs.set("output_padding", read_pair(keys, "output_padding", {0, 0}));
+  bool use_bias = true;
+  if (auto b = keys.get("use_bias")) use_bias = read_bool(*b, keys.file(), "use_bias");
+  const Shape kernel_shape = transpose ? Shape{channels, filters / groups, kernel[0], kernel[1]}
+                                       : Shape{filters, channels / groups, kernel[0], kernel[1]};
+  Init fallback = with_fans(Init{Init::Kind::glorot_uniform}, transpose ? Shape{filters, channels / groups, kernel[0], kernel[1]} : kernel_shape);
+  std::vector<Value> inputs{x, ctx.param("kernel", kernel_shape, init_or(keys, "kernel_init", kernel_shape, fallback))};
+  if (use_bias) inputs.push_back(ctx.param("bias", {filters}, init_or(keys, "bias_init", {filters}, Init::zeros())));
+  return ctx.graph.add(op, inputs, attrs, ctx.name, ctx.where());
+}
+
 // batch_norm: x[batch, channels, ...] normalized per channel; gamma (ones) and beta (zeros) are parameters,
 // the running mean (zeros) and variance (ones) are state, updated in training as PyTorch does.
 std::vector<Value> build_batch_norm(LayerContext& ctx) {
@@ -86,6 +146,10 @@ std::vector<Value> build_batch_norm(LayerContext& ctx) {
 
 void register_builtin_layers(LayerRegistry& registry) {
   registry.add({"dense", "x[..., in] -> activation(x · kernel + bias), kernel [in, units]", 1, 1, build_dense});
+  registry.add({"conv2d", "x[batch, channels, h, w] -> activation(x ⋆ kernel + bias), kernel [filters, channels/groups, kh, kw]",
+                1, 1, [](LayerContext& ctx) { return build_conv(ctx, false); }});
+  registry.add({"conv2d_transpose", "the adjoint of conv2d plus bias and activation, kernel [channels, filters/groups, kh, kw]",
+                1, 1, [](LayerContext& ctx) { return build_conv(ctx, true); }});
   registry.add({"batch_norm", "per-channel normalization with learned gamma, beta and running statistics", 1, 1,
                 build_batch_norm});
 }
