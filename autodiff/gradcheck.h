@@ -51,7 +51,8 @@ struct OpCheckResult {
 
 // Builds a one-node graph from the case, then checks its forward kernel against the reference and its
 // gradient rule against central differences (both in double), and the gradient graph's f32 kernels
-// against the double result. The loss is sum(output_k * w_k) with fixed random weights w_k.
+// against the double result. The loss is sum(output_k * w_k) with fixed random weights w_k over the f32
+// outputs; other outputs (an opaque workspace such as the LSTM's) are neither compared nor differentiated.
 OpCheckResult check_op(const OpCase& op_case, uint64_t seed = 1);
 
 }  // namespace flowgrad

@@ -6,6 +6,8 @@
 #include "ops/activation.h"
 
 #include <cstdint>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace flowgrad {
@@ -25,6 +27,8 @@ void register_loss_ops(Registry& r);       // loss.cpp: mse binary_crossentropy 
 void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
 void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
 void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
+void register_lstm_ops(Registry& r);       // lstm.cpp: lstm lstm_grad
+void register_sequence_ops(Registry& r);   // sequence.cpp: repeat reverse
 
 // ---- arithmetic (numpy broadcasting) ----
 Value operator+(Value a, Value b);
@@ -64,7 +68,8 @@ Value broadcast_to(Value x, Value like, std::vector<int64_t> axes = {}, bool mea
 // ---- linear algebra ----
 // Batched matrix product over the last two axes; leading axes broadcast.
 Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = false);
-// x[batch, in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op.
+// x[batch..., in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op. Leading axes are all
+// batch: on x[batch, steps, in] it is a time-distributed dense layer.
 Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear, double alpha = 0);
 
 // ---- shapes ----
@@ -72,6 +77,26 @@ Value reshape(Value x, Shape shape);  // one dimension may be -1; 0 copies the i
 Value transpose(Value x, std::vector<int64_t> permutation);
 Value concat(const std::vector<Value>& xs, int64_t axis);
 Value slice(Value x, std::vector<int64_t> axes, std::vector<int64_t> starts, std::vector<int64_t> ends);
+
+// ---- sequences (batch-first: x[batch, steps, features]) ----
+// x[batch, rest...] -> [batch, times, rest...]: every step sees the same x.
+Value repeat(Value x, int64_t times);
+// x with the order along `axis` reversed (axis 1 of a sequence is time).
+Value reverse(Value x, int64_t axis = 1);
+
+struct LstmState {
+  Value h, c;  // [batch, units] each
+};
+struct LstmResult {
+  Value sequence;  // y[batch, steps, units]: h after every step
+  Value h, c;      // the final states, [batch, units]
+};
+// One unidirectional LSTM layer (oneDNN's vanilla LSTM, gates i, f, c~, o side by side in the weights):
+// x[batch, steps, in], w_x[in, 4 units], w_h[units, 4 units], b[4 units]; the initial state defaults to zeros.
+// The node is called `name` (a unique "lstm..." when empty); its fourth output is the workspace that the
+// gradient reads.
+LstmResult lstm(Value x, Value w_x, Value w_h, Value b, std::optional<LstmState> initial = std::nullopt,
+                std::string name = {});
 
 // ---- softmax ----
 Value softmax(Value x, int64_t axis = -1);

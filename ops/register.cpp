@@ -19,6 +19,8 @@ void register_builtin_ops() {
     register_random_ops(r);
     register_misc_ops(r);
     register_optimizer_ops(r);
+    register_lstm_ops(r);
+    register_sequence_ops(r);
   });
 }
 
