@@ -1,13 +1,18 @@
 // lstm: one unidirectional vanilla LSTM layer over a batch-first sequence, on oneDNN's lstm_forward, and its
-// gradient lstm_grad on lstm_backward.
+// gradient lstm_grad on lstm_backward. Here: the ops' shape rules, double-precision reference and gradient
+// rule; their kernels are in ops/lstm_kernels.cpp.
 //
 //   lstm(x[N, T, C], w_x[C, 4H], w_h[H, 4H], b[4H], optional h0[N, H] and c0[N, H] (both or neither))
 //     -> y[N, T, H] (h after every step), h[N, H] and c[N, H] (the final states), workspace[bytes] (u8)
 //
 // Gates in oneDNN's order i, f, c~, o (also Keras'): with z = x_t·w_x + h·w_h + b cut into four blocks of H,
 //   i = σ(z_i), f = σ(z_f), c~ = tanh(z_c), o = σ(z_o);  c' = f c + i c~;  h' = o tanh(c').
-// w_x[C, 4H] row-major is oneDNN's ldigo layout with L = D = 1 exactly, w_h likewise and b is ldgo, so the
-// parameters are used as stored; x and y are oneDNN's ntc (batch-first) layout.
+// w_x[C, 4H] row-major is oneDNN's ldigo layout with L = D = 1 exactly (and Keras' kernel; PyTorch's
+// weight_ih_l0 is its transpose, with b = bias_ih + bias_hh), w_h likewise, b is ldgo; x and y are oneDNN's
+// ntc (batch-first) layout: all are bound where they lie.
+//
+// Attribute batch_parts (default 2): the kernels run that many slices of the batch side by side (see
+// ops/lstm_kernels.cpp); the result does not depend on it.
 //
 // The workspace: forward_training keeps every step's gates and states in an opaque buffer that
 // lstm_backward reads. It is an ordinary u8 output whose size oneDNN reports at shape inference, so the
@@ -20,31 +25,19 @@
 // The lstm gradient rule feeds zeros (fill_like) for outputs the loss does not depend on. lstm_grad has no
 // gradient rule: second derivatives through an LSTM are not supported, and the autodiff pass says so, naming
 // lstm_grad, when a loss depends on one.
-#include "ops/kernel_util.h"
+#include "ops/lstm.h"
 #include "ops/ops.h"
 
 #include <fmt/format.h>
 
 #include <array>
 #include <cmath>
-#include <cstring>
 
 namespace flowgrad {
 namespace {
 
-using kernels::Binding;
-using dnnl::memory;
-
-struct LstmGeometry {
-  int64_t batch = 0, steps = 0, in = 0, units = 0;
-  bool initial_state = false;
-  int64_t gates() const { return 4 * units; }
-  Shape state() const { return {batch, units}; }
-  // GEMM flops of the forward: every step multiplies [batch, in + units] by [in + units, 4 units].
-  double gemm_flops() const {
-    return 2.0 * static_cast<double>(batch * steps * (in + units) * gates());
-  }
-};
+using recurrent::LstmAttrs;
+using recurrent::LstmGeometry;
 
 // From the shapes of x and w_h, unchecked (the shape rule has checked them).
 LstmGeometry geometry_of(const Shape& x, const Shape& w_h, bool initial_state) {
@@ -52,11 +45,12 @@ LstmGeometry geometry_of(const Shape& x, const Shape& w_h, bool initial_state) {
 }
 
 // Checks x, w_x, w_h, b and the optional h0, c0: the first `count` inputs.
-LstmGeometry check_forward_inputs(const ShapeContext& c, size_t count) {
+LstmGeometry check_forward_inputs(const ShapeContext& c, size_t count, const LstmAttrs& a) {
   for (size_t i = 0; i < count; ++i)
     if (c.inputs[i].dtype != DType::f32)
       c.fail(fmt::format("input {} is {}; the LSTM computes in f32", i, to_string(c.inputs[i].dtype)));
   if (count == 5) c.fail("h0 and c0 go together: give both initial states or neither");
+  if (a.batch_parts < 1) c.fail(fmt::format("batch_parts must be at least 1, not {}", a.batch_parts));
   const Shape &x = c.in(0), &w_x = c.in(1), &w_h = c.in(2), &b = c.in(3);
   if (x.size() != 3) c.fail(fmt::format("x must be [batch, steps, features], but is {}", to_string(x)));
   if (w_h.size() != 2 || w_h[1] != 4 * w_h[0])
@@ -74,61 +68,25 @@ LstmGeometry check_forward_inputs(const ShapeContext& c, size_t count) {
   return g;
 }
 
-// ---- oneDNN descriptors ------------------------------------------------------------------------------------
-
-memory::desc sequence_desc(int64_t batch, int64_t steps, int64_t features) {
-  return memory::desc({steps, batch, features}, memory::data_type::f32, memory::format_tag::ntc);
-}
-memory::desc state_desc(const LstmGeometry& g) {
-  return memory::desc({1, 1, g.batch, g.units}, memory::data_type::f32, memory::format_tag::ldnc);
-}
-memory::desc weights_desc(int64_t rows, const LstmGeometry& g, memory::format_tag tag) {
-  return memory::desc({1, 1, rows, 4, g.units}, memory::data_type::f32, tag);
-}
-memory::desc bias_desc(const LstmGeometry& g) {
-  return memory::desc({1, 1, 4, g.units}, memory::data_type::f32, memory::format_tag::ldgo);
-}
-
-// Weights in the layout oneDNN prefers (`any`): it pads the leading dimension against cache aliasing, which
-// we measured faster than the plain layout (bench/lstm_shapes.cpp); the kernels reorder at every run.
-dnnl::lstm_forward::primitive_desc forward_pd(const LstmGeometry& g, const dnnl::engine& engine) {
-  const memory::desc initial = g.initial_state ? state_desc(g) : memory::desc();
-  dnnl::lstm_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::rnn_direction::unidirectional_left2right,
-                                sequence_desc(g.batch, g.steps, g.in), initial, initial,
-                                weights_desc(g.in, g, memory::format_tag::any),
-                                weights_desc(g.units, g, memory::format_tag::any), bias_desc(g),
-                                sequence_desc(g.batch, g.steps, g.units), state_desc(g), state_desc(g));
-  return {desc, kernels::base_attr(), engine};
-}
-
-size_t workspace_bytes(const LstmGeometry& g) {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return forward_pd(g, engine).workspace_desc().get_size();
-}
-
-std::vector<TensorType> infer_lstm(const ShapeContext& c) {
-  const LstmGeometry g = check_forward_inputs(c, c.inputs.size());
+// y, h, c and the workspace.
+std::vector<TensorType> lstm_outputs(const LstmGeometry& g, const LstmAttrs& a) {
   return {{{g.batch, g.steps, g.units}}, {g.state()}, {g.state()},
-          {{static_cast<int64_t>(workspace_bytes(g))}, DType::u8}};
+          {{static_cast<int64_t>(recurrent::workspace_bytes(g, a.batch_parts))}, DType::u8}};
 }
 
 // lstm_grad's inputs: the forward's inputs, its four outputs, then the gradients of y, h and c.
-std::vector<TensorType> infer_lstm_grad(const ShapeContext& c) {
+std::vector<TensorType> infer_lstm_grad(const ShapeContext& c, const LstmAttrs& a) {
   if (c.inputs.size() != 11 && c.inputs.size() != 13)
     c.fail(fmt::format("takes x, w_x, w_h, b, [h0, c0], y, h, c, workspace, dy, dh, dc: 11 or 13 inputs, not {}",
                        c.inputs.size()));
   const size_t forward = c.inputs.size() - 7;
-  const LstmGeometry g = check_forward_inputs(c, forward);
-  const std::array<TensorType, 7> expected = {
-      TensorType{{g.batch, g.steps, g.units}}, TensorType{g.state()}, TensorType{g.state()},
-      TensorType{{static_cast<int64_t>(workspace_bytes(g))}, DType::u8}, TensorType{{g.batch, g.steps, g.units}},
-      TensorType{g.state()}, TensorType{g.state()}};
+  std::vector<TensorType> expected = lstm_outputs(check_forward_inputs(c, forward, a), a);
+  for (size_t k = 0; k < 3; ++k) expected.push_back(expected[k]);  // dy, dh, dc
   const std::array<const char*, 7> names = {"y", "h", "c", "workspace", "dy", "dh", "dc"};
   for (size_t k = 0; k < expected.size(); ++k)
     if (c.inputs[forward + k] != expected[k])
       c.fail(fmt::format("{} must be {}, but is {}", names[k], to_string(expected[k]), to_string(c.inputs[forward + k])));
-  std::vector<TensorType> grads(c.inputs.begin(), c.inputs.begin() + static_cast<std::ptrdiff_t>(forward));
-  return grads;
+  return {c.inputs.begin(), c.inputs.begin() + static_cast<std::ptrdiff_t>(forward)};
 }
 
 // ---- double-precision reference -----------------------------------------------------------------------------
@@ -177,7 +135,7 @@ LstmGeometry reference_geometry(const RefContext& c, size_t forward_inputs) {
   return geometry_of(c.in(0).shape, c.in(2).shape, forward_inputs == 6);
 }
 
-std::vector<RefTensor> lstm_reference(const RefContext& c, const NoAttrs&) {
+std::vector<RefTensor> lstm_reference(const RefContext& c, const LstmAttrs&) {
   const LstmGeometry g = reference_geometry(c, c.inputs.size());
   const LstmTrace tr = trace_forward(c, g);
   const int64_t N = g.batch, T = g.steps, H = g.units;
@@ -196,7 +154,7 @@ std::vector<RefTensor> lstm_reference(const RefContext& c, const NoAttrs&) {
 // gradients reaching h_t and c_t:  dc += dh o (1 - tanh²(c_t));  then the pre-activation gradients
 //   dz_i = dc c~ i (1 - i),  dz_f = dc c_{t-1} f (1 - f),  dz_c = dc i (1 - c~²),  dz_o = dh tanh(c_t) o (1 - o)
 // give dx_t = dz·w_xᵀ, dh_{t-1} = dz·w_hᵀ, dc_{t-1} = dc f, and accumulate dw_x, dw_h, db.
-std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const NoAttrs&) {
+std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const LstmAttrs&) {
   const size_t forward = c.inputs.size() - 7;
   const LstmGeometry g = reference_geometry(c, forward);
   const LstmTrace tr = trace_forward(c, g);
@@ -248,190 +206,6 @@ std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const NoAttrs&) 
   return grads;
 }
 
-// ---- kernels ------------------------------------------------------------------------------------------------------
-
-size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
-
-// Runs a sub-kernel on buffers the caller picks (arrays on the stack: run() must not allocate).
-void run_on(Kernel& kernel, const KernelArgs& outer, std::span<void* const> in, std::span<void* const> out,
-            void* scratch) {
-  kernel.run(KernelArgs{in, out, scratch, outer.threads, outer.step, outer.stream});
-}
-
-// A weight matrix in the layout a primitive wants, when that differs from the plain one (a padded leading
-// dimension, or lstm_backward's transposed ldgoi): a copy in the kernel's scratch and the reorder that fills
-// it (input weights) or empties it (weight gradients). Without a reorder the plain buffer serves as it is.
-struct Relayout {
-  std::unique_ptr<Kernel> reorder;
-  size_t offset = 0;  // of the copy in scratch
-  void* place(void* plain, std::byte* scratch) const { return reorder ? scratch + offset : plain; }
-  void copy(void* from, void* to, const KernelArgs& outer, void* scratchpad) const {
-    std::array<void*, 1> in = {from}, out = {to};
-    run_on(*reorder, outer, in, out, scratchpad);
-  }
-};
-
-// Copies go first in scratch, from `end` on; oneDNN's scratchpads come after all of them.
-Relayout relayout(const dnnl::engine& engine, const memory::desc& from, const memory::desc& to, size_t& end) {
-  if (from == to) return {};
-  dnnl::reorder::primitive_desc pd(engine, from, engine, to, kernels::base_attr());
-  Relayout r;
-  r.reorder = kernels::primitive_kernel<dnnl::reorder::primitive_desc, dnnl::reorder>(
-      engine, pd, {{DNNL_ARG_FROM, Binding::From::input, 0, from}, {DNNL_ARG_TO, Binding::From::output, 0, to}}, 0.0);
-  r.offset = end;
-  end += round_up(std::max(from.get_size(), to.get_size()));
-  return r;
-}
-
-size_t scratchpad_of(const Relayout& r) { return r.reorder ? r.reorder->scratch_bytes() : 0; }
-
-void check_workspace(const KernelContext& c, const memory::desc& workspace, const TensorType& reserved) {
-  if (workspace.get_size() != reserved.bytes())
-    fail(ErrorKind::runtime, "node '{}': oneDNN wants a {}-byte LSTM workspace, but shape inference reserved {} bytes",
-         c.node, workspace.get_size(), reserved.bytes());
-}
-
-// Forward buffers, in the order the primitive's bindings index them.
-enum ForwardIn { fx, fw_x, fw_h, fb, fh0, fc0 };
-
-class LstmKernel : public Kernel {
- public:
-  explicit LstmKernel(const KernelContext& c)
-      : g_(geometry_of(c.inputs[0].shape, c.inputs[2].shape, c.inputs.size() == 6)) {
-    auto pd = forward_pd(g_, c.engine);
-    check_workspace(c, pd.workspace_desc(), c.outputs[3]);
-    w_x_ = relayout(c.engine, weights_desc(g_.in, g_, memory::format_tag::ldigo), pd.weights_layer_desc(), scratchpad_offset_);
-    w_h_ = relayout(c.engine, weights_desc(g_.units, g_, memory::format_tag::ldigo), pd.weights_iter_desc(), scratchpad_offset_);
-    std::vector<Binding> bindings = {
-        {DNNL_ARG_SRC_LAYER, Binding::From::input, fx, pd.src_layer_desc()},
-        {DNNL_ARG_WEIGHTS_LAYER, Binding::From::input, fw_x, pd.weights_layer_desc()},
-        {DNNL_ARG_WEIGHTS_ITER, Binding::From::input, fw_h, pd.weights_iter_desc()},
-        {DNNL_ARG_BIAS, Binding::From::input, fb, pd.bias_desc()},
-        {DNNL_ARG_DST_LAYER, Binding::From::output, 0, pd.dst_layer_desc()},
-        {DNNL_ARG_DST_ITER, Binding::From::output, 1, pd.dst_iter_desc()},
-        {DNNL_ARG_DST_ITER_C, Binding::From::output, 2, pd.dst_iter_c_desc()},
-        {DNNL_ARG_WORKSPACE, Binding::From::output, 3, pd.workspace_desc()}};
-    if (g_.initial_state) {
-      bindings.push_back({DNNL_ARG_SRC_ITER, Binding::From::input, fh0, pd.src_iter_desc()});
-      bindings.push_back({DNNL_ARG_SRC_ITER_C, Binding::From::input, fc0, pd.src_iter_c_desc()});
-    }
-    lstm_ = kernels::primitive_kernel<dnnl::lstm_forward::primitive_desc, dnnl::lstm_forward>(c.engine, pd, bindings, 0.0);
-    scratch_bytes_ = scratchpad_offset_ + std::max({lstm_->scratch_bytes(), scratchpad_of(w_x_), scratchpad_of(w_h_)});
-  }
-
-  void run(const KernelArgs& args) override {
-    auto* scratch = static_cast<std::byte*>(args.scratch);
-    void* scratchpad = scratch + scratchpad_offset_;
-    std::array<void*, 6> in = {args.in[0], w_x_.place(args.in[1], scratch), w_h_.place(args.in[2], scratch), args.in[3],
-                               g_.initial_state ? args.in[4] : nullptr, g_.initial_state ? args.in[5] : nullptr};
-    if (w_x_.reorder) w_x_.copy(args.in[1], in[fw_x], args, scratchpad);
-    if (w_h_.reorder) w_h_.copy(args.in[2], in[fw_h], args, scratchpad);
-    run_on(*lstm_, args, in, args.out, scratchpad);
-  }
-  size_t scratch_bytes() const override { return scratch_bytes_; }
-  // The GEMMs, and about ten operations per gate value for the activations and the state update.
-  double flops() const override {
-    return g_.gemm_flops() + 10.0 * static_cast<double>(g_.batch * g_.steps * g_.gates());
-  }
-
- private:
-  LstmGeometry g_;
-  Relayout w_x_, w_h_;
-  std::unique_ptr<Kernel> lstm_;
-  size_t scratchpad_offset_ = 0, scratch_bytes_ = 0;
-};
-
-// Backward buffers: the forward's inputs (h0, c0 slots empty without an initial state), its outputs, the
-// incoming gradients; and the gradients it produces.
-enum BackwardIn { bx, bw_x, bw_h, bb, bh0, bc0, by, bh, bc, bworkspace, bdy, bdh, bdc };
-enum BackwardOut { gx, gw_x, gw_h, gb, gh0, gc0 };
-
-class LstmGradKernel : public Kernel {
- public:
-  explicit LstmGradKernel(const KernelContext& c)
-      : g_(geometry_of(c.inputs[0].shape, c.inputs[2].shape, c.inputs.size() == 13)) {
-    using tag = memory::format_tag;
-    auto hint = forward_pd(g_, c.engine);
-    const memory::desc initial = g_.initial_state ? state_desc(g_) : memory::desc();
-    const memory::desc x = sequence_desc(g_.batch, g_.steps, g_.in), y = sequence_desc(g_.batch, g_.steps, g_.units);
-    const memory::desc state = state_desc(g_), bias = bias_desc(g_);
-    auto any_weights = [&](int64_t rows) { return weights_desc(rows, g_, tag::any); };
-    dnnl::lstm_backward::desc desc(dnnl::prop_kind::backward, dnnl::rnn_direction::unidirectional_left2right, x, initial,
-                                   initial, any_weights(g_.in), any_weights(g_.units), bias, y, state, state, x, initial,
-                                   initial, any_weights(g_.in), any_weights(g_.units), bias, y, state, state);
-    dnnl::lstm_backward::primitive_desc pd(desc, kernels::base_attr(), c.engine, hint);
-    check_workspace(c, pd.workspace_desc(), c.inputs[static_cast<size_t>(g_.initial_state ? 9 : 7)]);
-    const memory::desc plain_w_x = weights_desc(g_.in, g_, tag::ldigo), plain_w_h = weights_desc(g_.units, g_, tag::ldigo);
-    w_x_ = relayout(c.engine, plain_w_x, pd.weights_layer_desc(), scratchpad_offset_);
-    w_h_ = relayout(c.engine, plain_w_h, pd.weights_iter_desc(), scratchpad_offset_);
-    dw_x_ = relayout(c.engine, pd.diff_weights_layer_desc(), plain_w_x, scratchpad_offset_);
-    dw_h_ = relayout(c.engine, pd.diff_weights_iter_desc(), plain_w_h, scratchpad_offset_);
-    dw_x_bytes_ = pd.diff_weights_layer_desc().get_size();
-    dw_h_bytes_ = pd.diff_weights_iter_desc().get_size();
-    db_bytes_ = pd.diff_bias_desc().get_size();
-    using From = Binding::From;
-    std::vector<Binding> bindings = {{DNNL_ARG_SRC_LAYER, From::input, bx, x},
-                                     {DNNL_ARG_WEIGHTS_LAYER, From::input, bw_x, pd.weights_layer_desc()},
-                                     {DNNL_ARG_WEIGHTS_ITER, From::input, bw_h, pd.weights_iter_desc()},
-                                     {DNNL_ARG_BIAS, From::input, bb, bias},
-                                     {DNNL_ARG_DST_LAYER, From::input, by, y},
-                                     {DNNL_ARG_DST_ITER, From::input, bh, state},
-                                     {DNNL_ARG_DST_ITER_C, From::input, bc, state},
-                                     {DNNL_ARG_WORKSPACE, From::input, bworkspace, pd.workspace_desc()},
-                                     {DNNL_ARG_DIFF_DST_LAYER, From::input, bdy, y},
-                                     {DNNL_ARG_DIFF_DST_ITER, From::input, bdh, state},
-                                     {DNNL_ARG_DIFF_DST_ITER_C, From::input, bdc, state},
-                                     {DNNL_ARG_DIFF_SRC_LAYER, From::output, gx, x},
-                                     {DNNL_ARG_DIFF_WEIGHTS_LAYER, From::output, gw_x, pd.diff_weights_layer_desc()},
-                                     {DNNL_ARG_DIFF_WEIGHTS_ITER, From::output, gw_h, pd.diff_weights_iter_desc()},
-                                     {DNNL_ARG_DIFF_BIAS, From::output, gb, bias}};
-    if (g_.initial_state)
-      for (const auto& [arg, diff_arg, index, diff_index] : {std::array<int, 4>{DNNL_ARG_SRC_ITER, DNNL_ARG_DIFF_SRC_ITER, bh0, gh0},
-                                                             std::array<int, 4>{DNNL_ARG_SRC_ITER_C, DNNL_ARG_DIFF_SRC_ITER_C, bc0, gc0}}) {
-        bindings.push_back({arg, From::input, index, state});
-        bindings.push_back({diff_arg, From::output, diff_index, state});
-      }
-    lstm_ = kernels::primitive_kernel<dnnl::lstm_backward::primitive_desc, dnnl::lstm_backward>(c.engine, pd, bindings, 0.0);
-    scratch_bytes_ = scratchpad_offset_ + std::max({lstm_->scratch_bytes(), scratchpad_of(w_x_), scratchpad_of(w_h_),
-                                                    scratchpad_of(dw_x_), scratchpad_of(dw_h_)});
-  }
-
-  void run(const KernelArgs& args) override {
-    auto* scratch = static_cast<std::byte*>(args.scratch);
-    void* scratchpad = scratch + scratchpad_offset_;
-    const size_t shift = g_.initial_state ? 0 : 2;  // without h0 and c0, y comes right after b
-    std::array<void*, 13> in{};
-    for (size_t i = 0; i < args.in.size(); ++i) in[i < 4 ? i : i + shift] = args.in[i];
-    in[bw_x] = w_x_.place(args.in[1], scratch);
-    in[bw_h] = w_h_.place(args.in[2], scratch);
-    std::array<void*, 6> out{};
-    for (size_t i = 0; i < args.out.size(); ++i) out[i] = args.out[i];
-    out[gw_x] = dw_x_.place(args.out[1], scratch);
-    out[gw_h] = dw_h_.place(args.out[2], scratch);
-    if (w_x_.reorder) w_x_.copy(args.in[1], in[bw_x], args, scratchpad);
-    if (w_h_.reorder) w_h_.copy(args.in[2], in[bw_h], args, scratchpad);
-    // lstm_backward adds to the weight and bias gradients it finds.
-    std::memset(out[gw_x], 0, dw_x_bytes_);
-    std::memset(out[gw_h], 0, dw_h_bytes_);
-    std::memset(out[gb], 0, db_bytes_);
-    run_on(*lstm_, args, in, out, scratchpad);
-    if (dw_x_.reorder) dw_x_.copy(out[gw_x], args.out[1], args, scratchpad);
-    if (dw_h_.reorder) dw_h_.copy(out[gw_h], args.out[2], args, scratchpad);
-  }
-  size_t scratch_bytes() const override { return scratch_bytes_; }
-  // Twice the forward's GEMMs (input and weight gradients) and the gate derivatives.
-  double flops() const override {
-    return 2.0 * g_.gemm_flops() + 20.0 * static_cast<double>(g_.batch * g_.steps * g_.gates());
-  }
-
- private:
-  LstmGeometry g_;
-  Relayout w_x_, w_h_, dw_x_, dw_h_;
-  size_t dw_x_bytes_ = 0, dw_h_bytes_ = 0, db_bytes_ = 0;
-  std::unique_ptr<Kernel> lstm_;
-  size_t scratchpad_offset_ = 0, scratch_bytes_ = 0;
-};
-
 // ---- gradient rule -----------------------------------------------------------------------------------------------
 
 // One lstm_grad node for every input; outputs the loss does not depend on contribute zero gradients.
@@ -444,7 +218,7 @@ GradResult lstm_gradient(GradContext& c) {
     inputs.push_back(c.grad(k) ? *c.grad(k)
                                : c.graph.apply("fill_like", {c.output(k)}, AttrMap{{"value", 0.0}},
                                                c.name(names[static_cast<size_t>(k)])));
-  std::vector<Value> grads = c.graph.add("lstm_grad", inputs, AttrMap{}, c.name("lstm"));
+  std::vector<Value> grads = c.graph.add("lstm_grad", inputs, c.attrs<LstmAttrs>(), c.name("lstm"));
   GradResult result;
   for (int i = 0; i < c.num_inputs(); ++i)
     result.push_back(c.needs(i) ? std::optional<Value>(grads[static_cast<size_t>(i)]) : std::nullopt);
@@ -454,23 +228,21 @@ GradResult lstm_gradient(GradContext& c) {
 }  // namespace
 
 void register_lstm_ops(Registry& r) {
-  r.add(OpBuilder<NoAttrs>("lstm", 4, 6)
+  r.add(OpBuilder<LstmAttrs>("lstm", 4, 6)
             .summary("one LSTM layer: x[batch, steps, in], w_x[in, 4u], w_h[u, 4u], b[4u], [h0, c0] -> y, h, c, workspace")
-            .infer([](const ShapeContext& c, const NoAttrs&) { return infer_lstm(c); })
-            .reference(lstm_reference)
-            .kernel([](const KernelContext& c, const NoAttrs&) -> std::unique_ptr<Kernel> {
-              return std::make_unique<LstmKernel>(c);
+            .infer([](const ShapeContext& c, const LstmAttrs& a) {
+              return lstm_outputs(check_forward_inputs(c, c.inputs.size(), a), a);
             })
+            .reference(lstm_reference)
+            .kernel(recurrent::lstm_kernel)
             .gradient(lstm_gradient)
             .build());
   // No gradient rule: second derivatives through an LSTM are not supported.
-  r.add(OpBuilder<NoAttrs>("lstm_grad", 11, 13)
+  r.add(OpBuilder<LstmAttrs>("lstm_grad", 11, 13)
             .summary("the gradient of lstm; inputs the lstm's inputs and outputs, then dy, dh, dc")
-            .infer([](const ShapeContext& c, const NoAttrs&) { return infer_lstm_grad(c); })
+            .infer(infer_lstm_grad)
             .reference(lstm_grad_reference)
-            .kernel([](const KernelContext& c, const NoAttrs&) -> std::unique_ptr<Kernel> {
-              return std::make_unique<LstmGradKernel>(c);
-            })
+            .kernel(recurrent::lstm_grad_kernel)
             .build());
 }
 

@@ -27,7 +27,7 @@ void register_loss_ops(Registry& r);       // loss.cpp: mse binary_crossentropy 
 void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
 void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
 void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
-void register_lstm_ops(Registry& r);       // lstm.cpp: lstm lstm_grad
+void register_lstm_ops(Registry& r);       // lstm.cpp (+ lstm_kernels.cpp): lstm lstm_grad
 void register_sequence_ops(Registry& r);   // sequence.cpp: repeat reverse
 
 // ---- arithmetic (numpy broadcasting) ----

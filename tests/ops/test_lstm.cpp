@@ -67,29 +67,36 @@ void check_graph(const Graph& forward, const std::string& loss, const std::vecto
   for (const auto& name : wrt) targets.push_back(g[name]);
   const std::vector<Value> grads = gradients(g[loss], targets);
   const std::vector<RefTensor> expected = evaluate_reference(g, given);
-  ParamStore store;
-  store.materialize(g, 1);
-  PlanOptions options{.threads = 2};
-  for (const Value& grad : grads) options.fetch.push_back(grad.name());
-  Plan plan(g, store, options);
-  std::vector<std::vector<float>> buffers;
-  for (const auto& [name, tensor] : given) {
-    if (store.contains(name)) {
-      std::copy(tensor.data.begin(), tensor.data.end(), store.get(name).f32());
-      continue;
+  // heavy_flops = 0 makes every node take both threads, so the batch slices run side by side.
+  for (int threads : {1, 2}) {
+    ParamStore store;
+    store.materialize(g, 1);
+    PlanOptions options{.threads = threads, .heavy_flops = 0};
+    for (const Value& grad : grads) options.fetch.push_back(grad.name());
+    Plan plan(g, store, options);
+    std::vector<std::vector<float>> buffers;
+    for (const auto& [name, tensor] : given) {
+      if (store.contains(name)) {
+        std::copy(tensor.data.begin(), tensor.data.end(), store.get(name).f32());
+        continue;
+      }
+      buffers.emplace_back(tensor.data.begin(), tensor.data.end());
+      plan.feed(name, buffers.back().data());
     }
-    buffers.emplace_back(tensor.data.begin(), tensor.data.end());
-    plan.feed(name, buffers.back().data());
-  }
-  plan.run();
-  for (size_t k = 0; k < grads.size(); ++k) {
-    const RefTensor& want = expected[static_cast<size_t>(grads[k].id())];
-    const float* got = plan.fetch(grads[k].name());
-    double worst = 0;
-    for (int64_t i = 0; i < want.size(); ++i)
-      worst = std::max(worst, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
-    INFO("f32 kernels, d" << loss << "/d" << wrt[k]);
-    CHECK(worst < 2e-3);
+    plan.run();
+    std::vector<Tensor> first;
+    for (const Value& grad : grads) first.push_back(plan.fetch_copy(grad.name()));
+    plan.run();
+    for (size_t k = 0; k < grads.size(); ++k) {
+      const RefTensor& want = expected[static_cast<size_t>(grads[k].id())];
+      const float* got = plan.fetch(grads[k].name());
+      double worst = 0;
+      for (int64_t i = 0; i < want.size(); ++i)
+        worst = std::max(worst, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+      INFO("f32 kernels on " << threads << " threads, d" << loss << "/d" << wrt[k]);
+      CHECK(worst < 2e-3);
+      CHECK(std::equal(first[k].span().begin(), first[k].span().end(), got));  // run after run, bit for bit
+    }
   }
 }
 
@@ -112,6 +119,11 @@ TEST_CASE("lstm against reference and finite differences", "[ops][lstm]") {
   for (const Config& c : {Config{2, 3, 4, 5, false}, Config{2, 3, 4, 5, true}, Config{3, 4, 2, 3, false},
                           Config{3, 4, 2, 3, true}, Config{1, 1, 3, 2, true}})
     rows.push_back(lstm_row(c));
+  // The batch in one slice, in slices of one row, and more slices asked for than there are rows.
+  for (int64_t parts : {1, 3, 5}) {
+    rows.push_back(lstm_row({3, 4, 2, 3, true}));
+    rows.back().attrs = {{"batch_parts", parts}};
+  }
   check_op_rows(rows);
 }
 
@@ -214,6 +226,10 @@ TEST_CASE("lstm shape errors name the node and what mismatched", "[ops][lstm]") 
   CHECK_THAT(lstm_error({x, w_x, w_h, b, state}), Contains("h0 and c0 go together"));
   CHECK_THAT(lstm_error({x, w_x, w_h, b, state, {2, 4}}), Contains("c0 must be [batch, units] = [2, 5]"));
   CHECK_THAT(lstm_error({x, w_x, w_h, b, state, state}), Contains("no error"));
+  Graph g("parts");
+  std::vector<Value> inputs;
+  for (const Shape& shape : {x, w_x, w_h, b}) inputs.push_back(g.input(fmt::format("in{}", inputs.size()), shape));
+  CHECK_THROWS_WITH(g.add("lstm", inputs, AttrMap{{"batch_parts", int64_t{0}}}), Contains("batch_parts must be at least 1"));
 }
 
 TEST_CASE("second derivatives through lstm are refused by name", "[ops][lstm]") {
