@@ -52,8 +52,10 @@ struct OpCheckResult {
 
 // Builds a one-node graph from the case, then checks its forward kernel against the reference and its
 // gradient rule against central differences (both in double), and the gradient graph's f32 kernels
-// against the double result. The loss is sum(output_k * w_k) with fixed random weights w_k. For an op that
-// mutates inputs (optimizer updates), the forward check also compares the inputs it updated in place.
+// against the double result. The loss is sum(output_k * w_k) with fixed random weights w_k over the f32
+// outputs; integer outputs (a pooling workspace) are compared exactly, opaque ones (OpDef::opaque_outputs,
+// e.g. the LSTM workspace) not at all. For an op that mutates inputs (optimizer updates), the forward check
+// also compares the inputs it updated in place.
 OpCheckResult check_op(const OpCase& op_case, uint64_t seed = 1);
 
 // The harness row for one of an op's registered examples, with the default tolerances.

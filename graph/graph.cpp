@@ -8,8 +8,9 @@
 namespace flowgrad {
 
 std::span<const char* const> enum_names(Init::Kind) {
-  static constexpr std::array<const char*, 8> names = {"zeros",          "constant",      "uniform",    "normal",
-                                                       "glorot_uniform", "glorot_normal", "he_uniform", "he_normal"};
+  static constexpr std::array<const char*, 10> names = {"zeros",      "constant",      "uniform",    "normal",
+                                                        "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                                                        "orthogonal", "blocks"};
   return names;
 }
 

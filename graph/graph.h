@@ -16,11 +16,16 @@ enum class ValueKind { input, param, state, node };
 
 // How a parameter or state tensor is initialized; fans are set by the layer that creates it.
 struct Init {
-  enum class Kind { zeros, constant, uniform, normal, glorot_uniform, glorot_normal, he_uniform, he_normal };
+  enum class Kind {
+    zeros, constant, uniform, normal, glorot_uniform, glorot_normal, he_uniform, he_normal,
+    orthogonal,  // the tensor as a [rows = all but the last axis, columns] matrix with orthonormal rows or columns
+    blocks,      // equal consecutive blocks of the flattened tensor, block k filled with blocks[k]
+  };
   Kind kind = Kind::zeros;
   double value = 0;  // constant: the value; uniform: the half-width; normal: the standard deviation
   int64_t fan_in = 0;
   int64_t fan_out = 0;
+  std::vector<double> blocks = {};
   static Init zeros() { return {}; }
   static Init constant(double v) { return {Kind::constant, v}; }
   static Init glorot_uniform(int64_t fan_in, int64_t fan_out) { return {Kind::glorot_uniform, 0, fan_in, fan_out}; }
@@ -29,6 +34,10 @@ struct Init {
   static Init he_normal(int64_t fan_in) { return {Kind::he_normal, 0, fan_in, 0}; }
   static Init uniform(double half_width) { return {Kind::uniform, half_width}; }
   static Init normal(double stddev) { return {Kind::normal, stddev}; }
+  // Keras' Orthogonal: a random matrix whose rows (or columns, whichever are fewer) are orthonormal.
+  static Init orthogonal() { return {Kind::orthogonal}; }
+  // E.g. blocks({0, 1, 0, 0}) for an LSTM bias [4 * units] with the forget gate's block set to 1.
+  static Init constant_blocks(std::vector<double> values) { return {Kind::blocks, 0, 0, 0, std::move(values)}; }
 };
 std::span<const char* const> enum_names(Init::Kind);
 

@@ -126,6 +126,9 @@ struct OpDef {
       absorb;
   std::vector<int> mutates;  // inputs written in place (optimizer updates); run after all other readers
   std::vector<OpExample> examples;
+  // Outputs that are kernel state with no meaningful reference value (the LSTM's workspace): the op
+  // harness neither compares nor differentiates them.
+  std::vector<int> opaque_outputs;
   bool random = false;       // output depends on the step counter and a seed attribute
 };
 
@@ -182,6 +185,7 @@ class OpBuilder {
   }
   OpBuilder& mutates(std::vector<int> inputs) { return def_.mutates = std::move(inputs), *this; }
   OpBuilder& random() { return def_.random = true, *this; }
+  OpBuilder& opaque_outputs(std::vector<int> outputs) { return def_.opaque_outputs = std::move(outputs), *this; }
   OpBuilder& example(OpExample e) { return def_.examples.push_back(std::move(e)), *this; }
   // For registration helpers shared by several ops: each op's own examples, passed in by the caller.
   OpBuilder& examples(std::vector<OpExample> es) {

@@ -2,8 +2,10 @@
 
 #include "graph/random.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
 namespace flowgrad {
 
@@ -23,9 +25,53 @@ Tensor::Tensor(Shape shape, std::span<const float> data) : Tensor(TensorType{std
   std::memcpy(f32(), data.data(), data.size() * sizeof(float));
 }
 
+namespace {
+
+// Modified Gram-Schmidt on min(rows, columns) standard normal vectors of length max(rows, columns), which
+// is QR of a normal matrix with R's diagonal made positive, as Keras does; the shorter side gets the
+// orthonormal vectors. Keras' gain is 1, so there is none here.
+void orthogonal(Tensor& tensor, uint64_t seed, uint64_t stream) {
+  const Shape& shape = tensor.shape();
+  const int64_t columns = shape.empty() ? 1 : shape.back();
+  const int64_t rows = tensor.numel() / std::max<int64_t>(1, columns);
+  const int64_t count = std::min(rows, columns), length = std::max(rows, columns);
+  std::vector<double> q(static_cast<size_t>(count * length));
+  for (int64_t k = 0; k < count; ++k) {
+    double* v = q.data() + k * length;
+    for (int64_t i = 0; i < length; ++i) v[i] = random_normal(seed, stream, static_cast<uint64_t>(k * length + i));
+    for (int64_t j = 0; j < k; ++j) {
+      const double* u = q.data() + j * length;
+      double dot = 0;
+      for (int64_t i = 0; i < length; ++i) dot += u[i] * v[i];
+      for (int64_t i = 0; i < length; ++i) v[i] -= dot * u[i];
+    }
+    double norm = 0;
+    for (int64_t i = 0; i < length; ++i) norm += v[i] * v[i];
+    norm = std::sqrt(norm);
+    for (int64_t i = 0; i < length; ++i) v[i] /= norm;
+  }
+  float* data = tensor.f32();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < columns; ++c)
+      data[r * columns + c] = static_cast<float>(rows <= columns ? q[static_cast<size_t>(r * length + c)]
+                                                                 : q[static_cast<size_t>(c * length + r)]);
+}
+
+void constant_blocks(Tensor& tensor, const std::vector<double>& blocks, const std::string& name) {
+  const int64_t n = tensor.numel(), count = static_cast<int64_t>(blocks.size());
+  if (count == 0 || n % count != 0)
+    fail(ErrorKind::shape, "'{}' has {} elements, which {} constant blocks cannot split evenly", name, n, count);
+  float* data = tensor.f32();
+  for (int64_t i = 0; i < n; ++i) data[i] = static_cast<float>(blocks[static_cast<size_t>(i / (n / count))]);
+}
+
+}  // namespace
+
 void initialize(Tensor& tensor, const Init& init, uint64_t seed, const std::string& name) {
   using K = Init::Kind;
   const uint64_t stream = hash_name(name);
+  if (init.kind == K::orthogonal) return orthogonal(tensor, seed, stream);
+  if (init.kind == K::blocks) return constant_blocks(tensor, init.blocks, name);
   const double fan_sum = static_cast<double>(std::max<int64_t>(1, init.fan_in + init.fan_out));
   const double fan_in = static_cast<double>(std::max<int64_t>(1, init.fan_in));
   double limit = 0;
@@ -39,6 +85,8 @@ void initialize(Tensor& tensor, const Init& init, uint64_t seed, const std::stri
     case K::glorot_normal: limit = std::sqrt(2.0 / fan_sum), normal = true; break;
     case K::he_uniform: limit = std::sqrt(6.0 / fan_in); break;
     case K::he_normal: limit = std::sqrt(2.0 / fan_in), normal = true; break;
+    case K::orthogonal:
+    case K::blocks: break;  // handled above
   }
   float* data = tensor.f32();
   for (int64_t i = 0; i < tensor.numel(); ++i) {

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdint>
 #include <span>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,8 @@ void register_pool_ops(Registry& r);       // pool.cpp: max_pool2d avg_pool2d (+
 void register_resample_ops(Registry& r);   // resample.cpp: upsample upsample_grad
 void register_batch_norm_ops(Registry& r); // batch_norm.cpp: batch_norm batch_norm_grad batch_norm_update
 void register_conv_ops(Registry& r);       // conv.cpp: conv2d conv2d_transpose (+ their backward_data and backward_weights ops)
+void register_lstm_ops(Registry& r);       // lstm.cpp (+ lstm_kernels.cpp): lstm lstm_grad
+void register_sequence_ops(Registry& r);   // sequence.cpp: repeat reverse
 
 // ---- arithmetic (numpy broadcasting) ----
 Value operator+(Value a, Value b);
@@ -71,7 +74,8 @@ Value broadcast_to(Value x, Value like, std::vector<int64_t> axes = {}, bool mea
 // ---- linear algebra ----
 // Batched matrix product over the last two axes; leading axes broadcast.
 Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = false);
-// x[batch, in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op.
+// x[batch..., in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op. Leading axes are all
+// batch: on x[batch, steps, in] it is a time-distributed dense layer.
 Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear, double alpha = 0);
 
 // ---- convolution (NCHW) ----
@@ -139,6 +143,26 @@ struct BatchNorm {
 // `name` names the node (and "<name>/update"); empty: generated.
 Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value running_var, const BatchNorm& options = {},
                  std::string name = {});
+
+// ---- sequences (batch-first: x[batch, steps, features]) ----
+// x[batch, rest...] -> [batch, times, rest...]: every step sees the same x.
+Value repeat(Value x, int64_t times);
+// x with the order along `axis` reversed (axis 1 of a sequence is time).
+Value reverse(Value x, int64_t axis = 1);
+
+struct LstmState {
+  Value h, c;  // [batch, units] each
+};
+struct LstmResult {
+  Value sequence;  // y[batch, steps, units]: h after every step
+  Value h, c;      // the final states, [batch, units]
+};
+// One unidirectional LSTM layer (oneDNN's vanilla LSTM, gates i, f, c~, o side by side in the weights):
+// x[batch, steps, in], w_x[in, 4 units], w_h[units, 4 units], b[4 units]; the initial state defaults to zeros.
+// The node is called `name` (a unique "lstm..." when empty); its fourth output is the workspace that the
+// gradient reads.
+LstmResult lstm(Value x, Value w_x, Value w_h, Value b, std::optional<LstmState> initial = std::nullopt,
+                std::string name = {});
 
 // ---- softmax ----
 Value softmax(Value x, int64_t axis = -1);

@@ -23,6 +23,8 @@ void register_builtin_ops() {
     register_resample_ops(r);
     register_batch_norm_ops(r);
     register_conv_ops(r);
+    register_lstm_ops(r);
+    register_sequence_ops(r);
   });
 }
 

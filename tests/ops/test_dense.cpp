@@ -145,3 +145,11 @@ TEST_CASE("dense shape errors name what mismatched", "[ops][dense]") {
   CHECK_THAT(shape_error({784}, {784, 32}, std::nullopt), Contains("rank >= 2"));
   CHECK_THAT(shape_error({2, 784}, {784, 32, 1}, std::nullopt), Contains("w of rank 2"));
 }
+
+TEST_CASE("time-distributed dense at the LSTM autoencoder's size", "[ops][dense]") {
+  // The decoder's output layer: [batch, steps, units] -> [batch, steps, pixels], one GEMM over batch x steps.
+  check_op_rows({{.op = "dense",
+                  .inputs = {{{128, 28, 128}}, {{128, 28}}, {{28}}},
+                  .attrs = {{"activation", std::string("sigmoid")}},
+                  .no_grad = {0, 1, 2}}});
+}

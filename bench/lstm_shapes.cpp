@@ -1,0 +1,265 @@
+// The LSTM autoencoder's recurrent layers (anchors model d: x[128, 28, 28] -> encoder LSTM 128 -> last h ->
+// repeat 28 -> decoder LSTM 128 -> dense 28 sigmoid -> MSE, Adam) through flowgrad's kernels:
+//   - lstm and lstm_grad of the encoder (28 -> 128) and the decoder (128 -> 128) at batch 128, 28 steps, each
+//     a one-node Plan run the way training runs it, with the default two batch slices side by side and
+//     with one slice (one primitive on all threads), next to the bare oneDNN primitive given the plain
+//     weight layouts (ldigo forward, ldgoi backward, already transposed): the alternatives the kernels'
+//     slices and `any` layouts with reorders were chosen over;
+//   - the whole training step of the autoencoder, with PyTorch's tuned figure (../shared/anchors) in the
+//     same run when python3-torch is present.
+// Prints ms per call (best and median of blocks; the machines are shared, the best is the steadier figure)
+// and GFLOP/s of the GEMMs; asserts nothing. Per-node times of the whole step: --profile.
+#include "autodiff/training.h"
+#include "graph/plan.h"
+#include "tools/benchmark.h"
+#include "tools/openmp_spin.h"
+#include "zoo/layers.h"
+
+#include <CLI/CLI.hpp>
+#include <dnnl.hpp>
+#include <fmt/format.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <regex>
+
+using namespace flowgrad;
+
+namespace {
+
+constexpr int64_t batch = 128, steps = 28, units = 128;
+
+struct Layer {
+  const char* name;
+  int64_t in;
+  double gemm_flops() const { return 2.0 * static_cast<double>(batch * steps * (in + units) * 4 * units); }
+};
+
+std::vector<float> filled(int64_t n, float scale) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = scale * static_cast<float>(static_cast<double>(i * 7919 % 1000) / 1000.0 - 0.5);
+  return v;
+}
+
+// A graph of inputs only, feeding one node, planned to run as training runs it.
+struct OneNode {
+  Graph graph{"bench"};
+  ParamStore store;
+  std::vector<std::vector<float>> buffers;
+  std::unique_ptr<Plan> plan;
+
+  Value input(const std::string& name, Shape shape, DType dtype = DType::f32) {
+    return graph.input(name, std::move(shape), dtype, false);
+  }
+  void compile(const std::vector<std::string>& fetch, int threads) {
+    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = fetch});
+  }
+  void feed_own(const std::string& name, float scale) {
+    buffers.push_back(filled(graph[name].type().numel(), scale));
+    plan->feed(name, buffers.back().data());
+  }
+};
+
+// The lstm node and the lstm_grad node of one layer, the backward fed with the forward's outputs.
+struct LayerPlans {
+  OneNode forward, backward;
+  LayerPlans(const Layer& l, int threads, int64_t batch_parts) {
+    const Shape x = {batch, steps, l.in}, w_x = {l.in, 4 * units}, w_h = {units, 4 * units}, b = {4 * units};
+    const AttrMap attrs{{"batch_parts", batch_parts}};
+    forward.graph.add("lstm", {forward.input("x", x), forward.input("w_x", w_x), forward.input("w_h", w_h), forward.input("b", b)},
+                      attrs, "layer");
+    forward.compile({"layer", "layer:1", "layer:2", "layer:3"}, threads);
+    for (const char* name : {"x", "w_x", "w_h", "b"}) forward.feed_own(name, name[0] == 'x' ? 1.f : 0.2f);
+
+    std::vector<Value> inputs;
+    for (const auto& [name, shape] : std::vector<std::pair<std::string, Shape>>{{"x", x}, {"w_x", w_x}, {"w_h", w_h}, {"b", b}})
+      inputs.push_back(backward.input(name, shape));
+    for (const char* name : {"layer", "layer:1", "layer:2", "layer:3"})
+      inputs.push_back(backward.input(name, forward.graph[name].shape(), forward.graph[name].type().dtype));
+    for (const char* name : {"dy", "dh", "dc"})
+      inputs.push_back(backward.input(name, inputs[static_cast<size_t>(name[1] == 'y' ? 4 : 5)].shape()));
+    backward.graph.add("lstm_grad", inputs, attrs, "grad");
+    backward.compile({"grad"}, threads);
+    for (const char* name : {"x", "w_x", "w_h", "b", "layer", "layer:1", "layer:2", "layer:3"})
+      backward.plan->feed(name, forward.plan->fetch(name));
+    for (const char* name : {"dy", "dh", "dc"}) backward.feed_own(name, 0.1f);
+    forward.plan->run();
+  }
+};
+
+// The same primitives on plain weight layouts, on their own buffers.
+struct PlainPrimitives {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  dnnl::lstm_forward forward;
+  dnnl::lstm_backward backward;
+  std::vector<std::vector<float>> buffers;
+  std::unordered_map<int, dnnl::memory> forward_args, backward_args;
+
+  explicit PlainPrimitives(const Layer& l) {
+    using tag = dnnl::memory::format_tag;
+    auto md = [](dnnl::memory::dims dims, tag t) { return dnnl::memory::desc(dims, dnnl::memory::data_type::f32, t); };
+    const auto x = md({steps, batch, l.in}, tag::ntc), y = md({steps, batch, units}, tag::ntc);
+    const auto state = md({1, 1, batch, units}, tag::ldnc), bias = md({1, 1, 4, units}, tag::ldgo);
+    auto weights = [&](int64_t rows, tag t) { return md({1, 1, rows, 4, units}, t); };
+    const dnnl::memory::desc none;
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    dnnl::lstm_forward::primitive_desc fpd(
+        {dnnl::prop_kind::forward_training, dnnl::rnn_direction::unidirectional_left2right, x, none, none,
+         weights(l.in, tag::ldigo), weights(units, tag::ldigo), bias, y, state, state},
+        attr, engine);
+    dnnl::lstm_backward::primitive_desc bpd(
+        {dnnl::prop_kind::backward, dnnl::rnn_direction::unidirectional_left2right, x, none, none,
+         weights(l.in, tag::ldgoi), weights(units, tag::ldgoi), bias, y, state, state, x, none, none,
+         weights(l.in, tag::ldigo), weights(units, tag::ldigo), bias, y, state, state},
+        attr, engine, fpd);
+    forward = dnnl::lstm_forward(fpd);
+    backward = dnnl::lstm_backward(bpd);
+    auto bind = [&](std::unordered_map<int, dnnl::memory>& args, int arg, const dnnl::memory::desc& desc) {
+      buffers.push_back(filled(static_cast<int64_t>(desc.get_size() / sizeof(float)), 0.2f));
+      args.emplace(arg, dnnl::memory(desc, engine, buffers.back().data()));
+    };
+    for (auto [arg, desc] : {std::pair{DNNL_ARG_SRC_LAYER, x}, {DNNL_ARG_WEIGHTS_LAYER, fpd.weights_layer_desc()},
+                             {DNNL_ARG_WEIGHTS_ITER, fpd.weights_iter_desc()}, {DNNL_ARG_BIAS, bias}, {DNNL_ARG_DST_LAYER, y},
+                             {DNNL_ARG_DST_ITER, state}, {DNNL_ARG_DST_ITER_C, state},
+                             {DNNL_ARG_WORKSPACE, fpd.workspace_desc()}, {DNNL_ARG_SCRATCHPAD, fpd.scratchpad_desc()}})
+      bind(forward_args, arg, desc);
+    backward_args = forward_args;
+    for (auto [arg, desc] : {std::pair{DNNL_ARG_WEIGHTS_LAYER, bpd.weights_layer_desc()},
+                             {DNNL_ARG_WEIGHTS_ITER, bpd.weights_iter_desc()}, {DNNL_ARG_SCRATCHPAD, bpd.scratchpad_desc()},
+                             {DNNL_ARG_DIFF_SRC_LAYER, x}, {DNNL_ARG_DIFF_WEIGHTS_LAYER, bpd.diff_weights_layer_desc()},
+                             {DNNL_ARG_DIFF_WEIGHTS_ITER, bpd.diff_weights_iter_desc()}, {DNNL_ARG_DIFF_BIAS, bias},
+                             {DNNL_ARG_DIFF_DST_LAYER, y}, {DNNL_ARG_DIFF_DST_ITER, state}, {DNNL_ARG_DIFF_DST_ITER_C, state}})
+      backward_args.erase(arg), bind(backward_args, arg, desc);
+  }
+};
+
+struct Figures {
+  double best = 0, median = 0;  // ms per call
+};
+
+Figures time_calls(const std::function<void()>& call, double seconds, int blocks) {
+  using clock = std::chrono::steady_clock;
+  for (int i = 0; i < 3; ++i) call();
+  auto t0 = clock::now();
+  call();
+  const double once = std::max(1e-6, std::chrono::duration<double>(clock::now() - t0).count());
+  const long repeats = std::max(1L, static_cast<long>(seconds / once));
+  std::vector<double> ms;
+  for (int b = 0; b < std::max(1, blocks); ++b) {
+    auto start = clock::now();
+    for (long i = 0; i < repeats; ++i) call();
+    ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - start).count() / static_cast<double>(repeats));
+  }
+  std::sort(ms.begin(), ms.end());
+  return {ms.front(), ms[ms.size() / 2]};
+}
+
+void print_row(const std::string& label, int threads, double flops, Figures ours, Figures one_slice, Figures plain) {
+  fmt::print("{:<22} {:>3} | {:>7.2f} {:>7.2f} {:>7.1f} | {:>7.2f} {:>7.2f} | {:>7.2f} {:>7.2f}\n", label, threads, ours.best,
+             ours.median, flops / (ours.best * 1e6), one_slice.best, one_slice.median, plain.best, plain.median);
+  std::fflush(stdout);
+}
+
+// The whole training step of the LSTM autoencoder; returns median ms.
+StepTiming time_training_step(int threads, const TimingOptions& timing, bool profile) {
+  Graph g("lstm_autoencoder");
+  Value x = g.input("x", {batch, steps, 28});
+  LstmResult encoder = zoo::lstm_layer("encoder", x, units);
+  LstmResult decoder = zoo::lstm_layer("decoder", repeat(encoder.h, steps), units);
+  Value reconstruction = zoo::dense_layer("reconstruction", decoder.sequence, 28, Activation::sigmoid);
+  g.add_alias("loss", mse(reconstruction, x));
+  TrainingGraph training = build_training_graph(g, "loss", OptimizerConfig{});
+  ParamStore store;
+  store.materialize(training.graph, 1);
+  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}, .profile = profile});
+  std::vector<float> pixels = filled(batch * steps * 28, 1.f);
+  for (float& p : pixels) p += 0.5f;
+  float lr = 1e-3f;
+  plan.feed("x", pixels.data());
+  plan.feed("lr", &lr);
+  StepTiming t = time_steps(plan, timing);
+  if (profile) fmt::print("# training step, {} threads\n{}{}", threads, plan.describe(), plan.profile_table());
+  return t;
+}
+
+// PyTorch's tuned model d: median ms per step by thread count.
+std::map<int, double> torch_reference(const std::string& anchors, const std::string& threads) {
+  std::map<int, double> result;
+  if (!std::filesystem::exists(anchors + "/tuned.sh") ||
+      std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
+    return result;
+  const std::string command =
+      fmt::format("sh '{}/tuned.sh' --models d --batch {} --threads {} --repeats 7 --target-s 0.3 2>&1", anchors, batch, threads);
+  FILE* pipe = popen(command.c_str(), "r");
+  if (!pipe) return result;
+  const std::regex line(R"(step \[tuned\] model=d batch=\d+ threads=(\d+) .*ms/step min/med/max=[\d.]+/([\d.]+)/)");
+  char buffer[4096];
+  while (fgets(buffer, sizeof buffer, pipe)) {
+    std::smatch m;
+    const std::string s(buffer);
+    if (std::regex_search(s, m, line)) result[std::stoi(m[1])] = std::stod(m[2]);
+  }
+  pclose(pipe);
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bound_openmp_spinning(argv);
+  CLI::App app{"flowgrad LSTM kernels at the LSTM autoencoder's shapes"};
+  std::vector<int> thread_counts{1, 2};
+  double seconds = 0.2;
+  int blocks = 7;
+  bool no_reference = false, profile = false;
+  std::string anchors = FLOWGRAD_ANCHORS_DIR;
+  app.add_option("--threads", thread_counts, "thread counts")->delimiter(',');
+  app.add_option("--block-seconds", seconds, "seconds per timed block");
+  app.add_option("--blocks", blocks, "timed blocks per figure");
+  app.add_option("--anchors", anchors, "PyTorch reference scripts (../shared/anchors)");
+  app.add_flag("--no-reference", no_reference, "skip PyTorch's training step");
+  app.add_flag("--profile", profile, "print the training step's schedule and per-node times");
+  CLI11_PARSE(app, argc, argv);
+  register_builtin_ops();
+
+  fmt::print("# batch {}, {} steps, {} units; ms per call, best/median of {} blocks of {} s; GFLOP/s of the GEMMs at best\n",
+             batch, steps, units, blocks, seconds);
+  fmt::print("{:<22} {:>3} | {:>23} | {:>15} | {:>15}\n", "kernel", "thr", "2 slices: best median GF/s", "1 slice",
+             "plain layouts");
+  for (const Layer& layer : {Layer{"encoder 28->128", 28}, Layer{"decoder 128->128", 128}})
+    for (int threads : thread_counts) {
+      LayerPlans ours(layer, threads, 2), one_slice(layer, threads, 1);
+      omp_set_num_threads(threads);
+      PlainPrimitives plain(layer);
+      auto time = [&](OneNode& node) { return time_calls([&] { node.plan->run(); }, seconds, blocks); };
+      auto plain_forward = [&] { plain.forward.execute(plain.stream, plain.forward_args); };
+      auto plain_backward = [&] { plain.backward.execute(plain.stream, plain.backward_args); };
+      print_row(fmt::format("{} fwd", layer.name), threads, layer.gemm_flops(), time(ours.forward), time(one_slice.forward),
+                time_calls(plain_forward, seconds, blocks));
+      print_row(fmt::format("{} bwd", layer.name), threads, 2 * layer.gemm_flops(), time(ours.backward),
+                time(one_slice.backward), time_calls(plain_backward, seconds, blocks));
+    }
+
+  std::string thread_list;
+  for (int t : thread_counts) thread_list += (thread_list.empty() ? "" : ",") + std::to_string(t);
+  const std::map<int, double> torch = no_reference ? std::map<int, double>{} : torch_reference(anchors, thread_list);
+  fmt::print("\n{:<22} {:>3} | {:>22} | {:>9} {:>7}\n", "training step (Adam)", "thr", "ms min/median/max", "torch ms", "ratio");
+  for (int threads : thread_counts) {
+    const StepTiming t = time_training_step(threads, TimingOptions{.warmup = 5, .blocks = blocks, .block_seconds = seconds}, profile);
+    auto it = torch.find(threads);
+    fmt::print("{:<22} {:>3} | {:>6.2f}/{:>6.2f}/{:>6.2f}   | {:>9} {:>7}\n", "lstm autoencoder", threads, t.ms_min,
+               t.ms_median, t.ms_max, it == torch.end() ? "-" : fmt::format("{:.2f}", it->second),
+               it == torch.end() ? "-" : fmt::format("{:.2f}x", it->second / t.ms_median));
+    std::fflush(stdout);
+  }
+  fmt::print("# ratio = PyTorch median / flowgrad median (higher is better for flowgrad); {}\n",
+             torch.empty() ? "PyTorch not run" : "PyTorch tuned, same run");
+  return 0;
+}

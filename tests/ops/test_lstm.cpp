@@ -1,0 +1,243 @@
+#include <catch2/catch.hpp>
+
+#include "op_harness.h"
+
+#include "autodiff/autodiff.h"
+#include "autodiff/gradcheck.h"
+#include "graph/plan.h"
+#include "graph/random.h"
+#include "graph/reference.h"
+#include "graph/tensor.h"
+#include "ops/ops.h"
+#include "zoo/layers.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace flowgrad;
+
+namespace {
+
+struct Config {
+  int64_t batch, steps, in, units;
+  bool initial_state;
+};
+
+// Weights in [-0.5, 0.5]: pre-activations of a few units, where the gates are not saturated.
+void moderate_weights(int input, RefTensor& t) {
+  if (input >= 1 && input <= 3)
+    for (double& v : t.data) v *= 0.5;
+}
+
+OpCase lstm_row(const Config& c) {
+  OpCase row{.op = "lstm",
+             .inputs = {{{c.batch, c.steps, c.in}}, {{c.in, 4 * c.units}}, {{c.units, 4 * c.units}}, {{4 * c.units}}},
+             .fill = moderate_weights,
+             .label = fmt::format("batch {} steps {} in {} units {}{}", c.batch, c.steps, c.in, c.units,
+                                  c.initial_state ? " with h0, c0" : "")};
+  if (c.initial_state) row.inputs.insert(row.inputs.end(), {{{c.batch, c.units}}, {{c.batch, c.units}}});
+  return row;
+}
+
+// Random values for every input and parameter of a graph, in [-scale, scale] (exactly representable in f32).
+std::map<std::string, RefTensor> random_values(const Graph& g, double scale) {
+  std::map<std::string, RefTensor> given;
+  for (const ValueInfo& v : g.values()) {
+    if (v.kind == ValueKind::node) continue;
+    RefTensor t(v.type.shape);
+    for (int64_t i = 0; i < t.size(); ++i)
+      t[i] = static_cast<float>(scale * (2 * random_uniform(7, hash_name(v.name), static_cast<uint64_t>(i)) - 1));
+    given[v.name] = std::move(t);
+  }
+  return given;
+}
+
+// The gradients of `loss` w.r.t. `wrt`: the rules against central differences (double), then the f32
+// kernels of the whole gradient graph (one plan: forward, workspace, lstm_grad) against the double values.
+void check_graph(const Graph& forward, const std::string& loss, const std::vector<std::string>& wrt) {
+  const std::map<std::string, RefTensor> given = random_values(forward, 0.5);
+  const GradCheckReport report = check_graph_gradients(forward, loss, wrt, given);
+  for (const auto& e : report.entries) {
+    INFO("d" << loss << "/d" << e.value);
+    CHECK(e.max_rel_error < 1e-5);
+  }
+
+  Graph g(forward);
+  std::vector<Value> targets;
+  for (const auto& name : wrt) targets.push_back(g[name]);
+  const std::vector<Value> grads = gradients(g[loss], targets);
+  const std::vector<RefTensor> expected = evaluate_reference(g, given);
+  // heavy_flops = 0 makes every node take both threads, so the batch slices run side by side.
+  for (int threads : {1, 2}) {
+    ParamStore store;
+    store.materialize(g, 1);
+    PlanOptions options{.threads = threads, .heavy_flops = 0};
+    for (const Value& grad : grads) options.fetch.push_back(grad.name());
+    Plan plan(g, store, options);
+    std::vector<std::vector<float>> buffers;
+    for (const auto& [name, tensor] : given) {
+      if (store.contains(name)) {
+        std::copy(tensor.data.begin(), tensor.data.end(), store.get(name).f32());
+        continue;
+      }
+      buffers.emplace_back(tensor.data.begin(), tensor.data.end());
+      plan.feed(name, buffers.back().data());
+    }
+    plan.run();
+    std::vector<Tensor> first;
+    for (const Value& grad : grads) first.push_back(plan.fetch_copy(grad.name()));
+    plan.run();
+    for (size_t k = 0; k < grads.size(); ++k) {
+      const RefTensor& want = expected[static_cast<size_t>(grads[k].id())];
+      const float* got = plan.fetch(grads[k].name());
+      double worst = 0;
+      for (int64_t i = 0; i < want.size(); ++i)
+        worst = std::max(worst, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
+      INFO("f32 kernels on " << threads << " threads, d" << loss << "/d" << wrt[k]);
+      CHECK(worst < 2e-3);
+      CHECK(std::equal(first[k].span().begin(), first[k].span().end(), got));  // run after run, bit for bit
+    }
+  }
+}
+
+std::string lstm_error(const std::vector<Shape>& shapes) {
+  Graph g("bad");
+  std::vector<Value> inputs;
+  for (size_t i = 0; i < shapes.size(); ++i) inputs.push_back(g.input(fmt::format("in{}", i), shapes[i], DType::f32, false));
+  try {
+    g.add("lstm", inputs, AttrMap{}, "encoder");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("lstm against reference and finite differences", "[ops][lstm]") {
+  std::vector<OpCase> rows;
+  for (const Config& c : {Config{2, 3, 4, 5, false}, Config{2, 3, 4, 5, true}, Config{3, 4, 2, 3, false},
+                          Config{3, 4, 2, 3, true}, Config{1, 1, 3, 2, true}})
+    rows.push_back(lstm_row(c));
+  // The batch in one slice, in slices of one row, and more slices asked for than there are rows.
+  for (int64_t parts : {1, 3, 5}) {
+    rows.push_back(lstm_row({3, 4, 2, 3, true}));
+    rows.back().attrs = {{"batch_parts", parts}};
+  }
+  check_op_rows(rows);
+}
+
+TEST_CASE("lstm forward at a larger size", "[ops][lstm]") {
+  OpCase row = lstm_row({16, 12, 24, 32, true});
+  row.no_grad = {0, 1, 2, 3, 4, 5};
+  check_op_rows({row});
+}
+
+TEST_CASE("lstm reference: one step by hand", "[ops][lstm]") {
+  // x = 0.5, h0 = 0.2, c0 = -0.3; z = x w_x + h0 w_h + b = [0.25, 1.0, 0.2, 0.05] for gates i, f, c~, o:
+  // i = σ(0.25) = 0.562177, f = σ(1) = 0.731059, c~ = tanh(0.2) = 0.197375, o = σ(0.05) = 0.512497;
+  // c = f c0 + i c~ = -0.219318 + 0.110960 = -0.108358; h = o tanh(c) = 0.512497 · -0.107936 = -0.055317.
+  Graph g("step");
+  auto input = [&](const char* name, Shape shape) { return g.input(name, std::move(shape), DType::f32, false); };
+  LstmResult r = lstm(input("x", {1, 1, 1}), input("w_x", {1, 4}), input("w_h", {1, 4}), input("b", {4}),
+                      LstmState{input("h0", {1, 1}), input("c0", {1, 1})});
+  std::map<std::string, RefTensor> given;
+  auto set = [&](const char* name, Shape shape, std::vector<double> values) {
+    RefTensor t(std::move(shape));
+    t.data = std::move(values);
+    given[name] = std::move(t);
+  };
+  set("x", {1, 1, 1}, {0.5});
+  set("w_x", {1, 4}, {0.1, 0.2, 0.3, 0.4});
+  set("w_h", {1, 4}, {0.5, -0.5, 0.25, -0.25});
+  set("b", {4}, {0.1, 1.0, 0.0, -0.1});
+  set("h0", {1, 1}, {0.2});
+  set("c0", {1, 1}, {-0.3});
+  const std::vector<RefTensor> values = evaluate_reference(g, given);
+  CHECK(values[static_cast<size_t>(r.c.id())][0] == Approx(-0.10835780670375104).epsilon(1e-12));
+  CHECK(values[static_cast<size_t>(r.h.id())][0] == Approx(-0.055316764087628686).epsilon(1e-12));
+  CHECK(values[static_cast<size_t>(r.sequence.id())][0] == values[static_cast<size_t>(r.h.id())][0]);
+}
+
+TEST_CASE("lstm gradients when the loss reads only some outputs", "[ops][lstm]") {
+  // Like an autoencoder's encoder: only the final h matters, so dy and dc are zeros (fill_like).
+  Graph g("encoder");
+  Value x = g.input("x", {3, 4, 2}, DType::f32, false);
+  LstmState initial{g.input("h0", {3, 3}, DType::f32, false), g.input("c0", {3, 3}, DType::f32, false)};
+  LstmResult r = zoo::lstm_layer("lstm", x, 3, {.initial = initial});
+  g.add_alias("loss", sum(r.h * g.input("weights", {3, 3}, DType::f32, false)));
+  check_graph(g, "loss", {"x", "h0", "c0", "lstm/kernel", "lstm/recurrent_kernel", "lstm/bias"});
+}
+
+TEST_CASE("lstm: a two-layer stack through the graph gradient check", "[ops][lstm]") {
+  Graph g("stack");
+  Value x = g.input("x", {2, 3, 4}, DType::f32, false);
+  std::vector<LstmResult> layers = zoo::lstm_stack("lstm", x, {5, 3});
+  REQUIRE(layers.size() == 2);
+  CHECK(layers.back().sequence.shape() == Shape{2, 3, 3});
+  g.add_alias("loss", sum(layers.back().sequence * g.input("weights", {2, 3, 3}, DType::f32, false)) +
+                          sum(layers.front().c));
+  std::vector<std::string> wrt = {"x"};
+  for (const char* layer : {"lstm/0", "lstm/1"})
+    for (const char* param : {"kernel", "recurrent_kernel", "bias"}) wrt.push_back(fmt::format("{}/{}", layer, param));
+  check_graph(g, "loss", wrt);
+}
+
+TEST_CASE("lstm layer initializers", "[ops][lstm]") {
+  Graph g("init");
+  zoo::lstm_layer("lstm", g.input("x", {2, 3, 4}), 8);
+  ParamStore store;
+  store.materialize(g, 5);
+  const Tensor& bias = store.get("lstm/bias");
+  for (int64_t k = 0; k < 32; ++k) CHECK(bias.f32()[k] == (k >= 8 && k < 16 ? 1.f : 0.f));
+  // The recurrent kernel [8, 32] has orthonormal rows.
+  const float* w = store.get("lstm/recurrent_kernel").f32();
+  for (int64_t a = 0; a < 8; ++a)
+    for (int64_t b = 0; b < 8; ++b) {
+      double dot = 0;
+      for (int64_t k = 0; k < 32; ++k) dot += static_cast<double>(w[a * 32 + k]) * w[b * 32 + k];
+      CHECK(dot == Approx(a == b ? 1.0 : 0.0).margin(1e-6));
+    }
+  const float* kernel = store.get("lstm/kernel").f32();
+  const double limit = std::sqrt(6.0 / (4 + 32));
+  CHECK(std::all_of(kernel, kernel + 4 * 32, [&](float v) { return std::abs(v) <= limit; }));
+}
+
+TEST_CASE("lstm workspace follows the batch size", "[ops][lstm]") {
+  Graph g("batched");
+  Value x = g.input("x", {4, 5, 3});
+  lstm(x, g.input("w_x", {3, 8}, DType::f32, false), g.input("w_h", {2, 8}, DType::f32, false),
+       g.input("b", {8}, DType::f32, false), std::nullopt, "layer");
+  const TensorType small = g["layer:3"].type();
+  CHECK(small.dtype == DType::u8);
+  CHECK(small.rank() == 1);
+  Graph bigger = g.with_batch(64);
+  CHECK(bigger["layer:3"].type().shape[0] > small.shape[0]);
+  CHECK(bigger["layer"].shape() == Shape{64, 5, 2});
+}
+
+TEST_CASE("lstm shape errors name the node and what mismatched", "[ops][lstm]") {
+  using Catch::Matchers::Contains;
+  const Shape x = {2, 3, 4}, w_x = {4, 20}, w_h = {5, 20}, b = {20}, state = {2, 5};
+  CHECK_THAT(lstm_error({x, {4, 16}, w_h, b}), Contains("node 'encoder' (op 'lstm')") && Contains("w_x must be [4, 20]"));
+  CHECK_THAT(lstm_error({x, w_x, {5, 16}, b}), Contains("w_h must be [units, 4 units]"));
+  CHECK_THAT(lstm_error({x, w_x, w_h, {16}}), Contains("b must be [20]"));
+  CHECK_THAT(lstm_error({{2, 4}, w_x, w_h, b}), Contains("x must be [batch, steps, features]"));
+  CHECK_THAT(lstm_error({x, w_x, w_h, b, state}), Contains("h0 and c0 go together"));
+  CHECK_THAT(lstm_error({x, w_x, w_h, b, state, {2, 4}}), Contains("c0 must be [batch, units] = [2, 5]"));
+  CHECK_THAT(lstm_error({x, w_x, w_h, b, state, state}), Contains("no error"));
+  Graph g("parts");
+  std::vector<Value> inputs;
+  for (const Shape& shape : {x, w_x, w_h, b}) inputs.push_back(g.input(fmt::format("in{}", inputs.size()), shape));
+  CHECK_THROWS_WITH(g.add("lstm", inputs, AttrMap{{"batch_parts", int64_t{0}}}), Contains("batch_parts must be at least 1"));
+}
+
+TEST_CASE("second derivatives through lstm are refused by name", "[ops][lstm]") {
+  Graph g("twice");
+  Value x = g.input("x", {2, 3, 4});
+  LstmResult r = zoo::lstm_layer("lstm", x, 5);
+  Value loss = sum(r.sequence);
+  Value w = g["lstm/kernel"];
+  Value dw = gradients(loss, {w})[0];
+  CHECK_THROWS_WITH(gradients(sum(dw * dw), {w}), Catch::Contains("op 'lstm_grad'") && Catch::Contains("no gradient rule"));
+}
