@@ -121,6 +121,33 @@ std::vector<Value> build_conv(LayerContext& ctx, bool transpose) {
   return ctx.graph.add(op, inputs, attrs, ctx.name, ctx.where());
 }
 
+// lstm: x[batch, steps, in], optionally [x, h0, c0] -> the output sequence (the layer's value), the final
+// h ("<name>:1") and c ("<name>:2"). Parameters as Keras names and initializes them: kernel [in, 4 units]
+// Glorot-uniform, recurrent_kernel [units, 4 units] orthogonal, bias [4 units] with the forget gate's block
+// at 1 (`unit_forget_bias`, default true).
+std::vector<Value> build_lstm(LayerContext& ctx) {
+  MapReader& keys = ctx.keys;
+  Value x = ctx.inputs[0];
+  if (x.rank() != 3)
+    throw Error(ErrorKind::shape,
+                fmt::format("lstm layer '{}' needs x[batch, steps, features], got '{}' with shape {}", ctx.name, x.name(),
+                            to_string(x.shape())),
+                ctx.where());
+  if (ctx.inputs.size() == 2)
+    throw Error(ErrorKind::spec, fmt::format("lstm layer '{}' takes [x] or [x, h0, c0], not two inputs", ctx.name), ctx.where());
+  const int64_t units = read_positive(keys, "units", ", the size of the hidden state, e.g. units: 128");
+  bool unit_forget_bias = true;
+  if (auto u = keys.get("unit_forget_bias")) unit_forget_bias = read_bool(*u, keys.file(), "unit_forget_bias");
+  const int64_t in = x.shape()[2];
+  Value kernel = ctx.param("kernel", {in, 4 * units}, Init::glorot_uniform(in, 4 * units));
+  Value recurrent = ctx.param("recurrent_kernel", {units, 4 * units}, Init::orthogonal());
+  Value bias = ctx.param("bias", {4 * units}, unit_forget_bias ? Init::constant_blocks({0, 1, 0, 0}) : Init::zeros());
+  std::optional<LstmState> initial;
+  if (ctx.inputs.size() == 3) initial = LstmState{ctx.inputs[1], ctx.inputs[2]};
+  LstmResult r = lstm(x, kernel, recurrent, bias, initial, ctx.name);
+  return {r.sequence, r.h, r.c};
+}
+
 // batch_norm: x[batch, channels, ...] normalized per channel; gamma (ones) and beta (zeros) are parameters,
 // the running mean (zeros) and variance (ones) are state, updated in training as PyTorch does.
 std::vector<Value> build_batch_norm(LayerContext& ctx) {
@@ -150,6 +177,7 @@ void register_builtin_layers(LayerRegistry& registry) {
                 1, 1, [](LayerContext& ctx) { return build_conv(ctx, false); }});
   registry.add({"conv2d_transpose", "the adjoint of conv2d plus bias and activation, kernel [channels, filters/groups, kh, kw]",
                 1, 1, [](LayerContext& ctx) { return build_conv(ctx, true); }});
+  registry.add({"lstm", "x[batch, steps, in] (and h0, c0) -> the output sequence, final h (:1) and c (:2)", 1, 3, build_lstm});
   registry.add({"batch_norm", "per-channel normalization with learned gamma, beta and running statistics", 1, 1,
                 build_batch_norm});
 }
