@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -299,14 +300,18 @@ int Commands::gradcheck() {
 }
 
 int Commands::bench() {
+  using clock = std::chrono::steady_clock;
+  const auto start = clock::now();
   Spec spec = load_spec(spec_, {.batch = batch_});
   TrainConfig config = read_train_config(spec);
+  const double parse_ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   const int threads = threads_ >= 0 ? threads_ : config.threads;
   const StageConfig& stage = config.stages.front();
   TrainingGraph training = build_training_graph(spec.graph, stage.loss, stage.optimizer ? *stage.optimizer : config.optimizer);
   ParamStore store;
   store.materialize(training.graph, config.seed);
   Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}});
+  const double setup_ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   std::vector<Tensor> inputs;
   for (const ValueInfo& v : training.graph.values()) {
     if (v.kind != ValueKind::input || v.name == training.lr) continue;
@@ -327,16 +332,17 @@ int Commands::bench() {
   const size_t peak_bytes = stats.arena_bytes + stored_bytes;
   if (json_) {
     fmt::print("{{\"spec\": \"{}\", \"batch\": {}, \"threads\": {}, \"ms_per_step\": {}, \"ms_min\": {}, \"ms_max\": {}, "
-               "\"samples_per_s\": {}, \"gflops\": {}, \"peak_bytes\": {}, \"arena_bytes\": {}, \"parameter_bytes\": {}}}\n",
+               "\"samples_per_s\": {}, \"gflops\": {}, \"peak_bytes\": {}, \"arena_bytes\": {}, \"parameter_bytes\": {}, "
+               "\"parse_ms\": {}, \"parse_and_plan_ms\": {}}}\n",
                spec.name, spec.batch, stats.threads, json_number(timing.ms_median), json_number(timing.ms_min),
                json_number(timing.ms_max), json_number(samples_per_s), json_number(gflops), peak_bytes, stats.arena_bytes,
-               stored_bytes);
+               stored_bytes, json_number(parse_ms), json_number(setup_ms));
   } else {
     fmt::print("{} batch {} threads {}: {:.3f} ms/step (min {:.3f}, max {:.3f}), {:.0f} samples/s, {:.1f} GFLOP/s, "
-               "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f})\n",
+               "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f}); parse {:.1f} ms, parse and plan {:.1f} ms\n",
                spec.name, spec.batch, stats.threads, timing.ms_median, timing.ms_min, timing.ms_max, samples_per_s, gflops,
                static_cast<double>(peak_bytes) / 1048576.0, static_cast<double>(stats.arena_bytes) / 1048576.0,
-               static_cast<double>(stored_bytes) / 1048576.0);
+               static_cast<double>(stored_bytes) / 1048576.0, parse_ms, setup_ms);
   }
   return 0;
 }
