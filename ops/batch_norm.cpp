@@ -22,6 +22,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace flowgrad {
@@ -318,10 +319,33 @@ GradResult batch_norm_grad_gradient(GradContext& c) {
   return result;
 }
 
+// ---- examples -------------------------------------------------------------------------------------------------
+
+// Variances must be positive: the last input of batch_norm and batch_norm_grad, and both variances (running
+// and batch) of batch_norm_update.
+std::function<void(int, RefTensor&)> positive(std::vector<int> inputs) {
+  return [inputs](int input, RefTensor& t) {
+    if (std::find(inputs.begin(), inputs.end(), input) != inputs.end())
+      for (double& v : t.data) v = 0.5 + std::abs(v);
+  };
+}
+
+// The layouts of tests/ops/test_batch_norm.cpp: x [4, 3, 2, 2] (images), [5, 3] (dense) and [3, 2, 4].
+OpExample norm_example(bool grad, const Shape& x, bool training) {
+  const Shape vector = {x[1]};
+  OpExample e{.attrs = {{"training", training}, {"epsilon", 1e-5}}, .fill = positive({4})};
+  e.inputs = grad ? std::vector<TensorType>{{x}, {x}, {vector}, {vector}, {vector}}
+                  : std::vector<TensorType>{{x}, {vector}, {vector}, {vector}, {vector}};
+  e.label = fmt::format("{} {}", to_string(x), training ? "training" : "inference");
+  return e;
+}
+
 }  // namespace
 
 void register_batch_norm_ops(Registry& r) {
   r.add(OpBuilder<BatchNormAttrs>("batch_norm", 5, 5)
+            .example(norm_example(false, {4, 3, 2, 2}, true))
+            .example(norm_example(false, {5, 3}, false))
             .summary("gamma (x - mean) / sqrt(var + epsilon) + beta per channel; inputs x, gamma, beta, running_mean, "
                      "running_var; training: batch statistics, also returned as outputs mean and var")
             .infer([](const ShapeContext& c, const BatchNormAttrs& a) {
@@ -339,6 +363,8 @@ void register_batch_norm_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<BatchNormAttrs>("batch_norm_grad", 5, 5)
+            .example(norm_example(true, {4, 3, 2, 2}, true))
+            .example(norm_example(true, {3, 2, 4}, false))
             .summary("batch_norm's gradient from the statistics it used; inputs g, x, gamma, mean, var; outputs dx, "
                      "dgamma, dbeta")
             .infer([](const ShapeContext& c, const BatchNormAttrs&) {
@@ -352,6 +378,11 @@ void register_batch_norm_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<UpdateAttrs>("batch_norm_update", 5, 5)
+            // No gradient: the harness checks the running statistics it leaves in place.
+            .example({.inputs = {{{3}}, {{3}}, {{3}}, {{3}}, {{4, 3, 2, 2}}},
+                      .attrs = {{"momentum", 0.1}},
+                      .fill = positive({1, 3}),
+                      .label = "[4, 3, 2, 2]"})
             .summary("running statistics += momentum (batch statistics - running), the variance unbiased; inputs "
                      "running_mean, running_var (updated in place), mean, var, x (for its shape)")
             .infer([](const ShapeContext& c, const UpdateAttrs& a) {

@@ -535,20 +535,28 @@ OpBuilder<Attrs> family_op(Kind kind, Role role, int min_inputs, int max_inputs,
   return op;
 }
 
+// Examples for the op harness, per role.
+struct KindExamples {
+  std::vector<OpExample> forward, data, weights;
+};
+
 template <class ForwardAttrsType, class DataAttrs>
-void register_kind(Registry& r, Kind kind, const std::string& what) {
+void register_kind(Registry& r, Kind kind, const std::string& what, KindExamples examples) {
   r.add(family_op<ForwardAttrsType>(kind, Role::forward, 2, 3, what)
+            .examples(std::move(examples.forward))
             .absorb(absorb_activation<ForwardAttrsType>)
             .gradient([kind](GradContext& c) { return forward_gradient<ForwardAttrsType>(kind, c); })
             .build());
   r.add(family_op<DataAttrs>(kind, Role::backward_data, 2, 2,
                              fmt::format("the gradient of {} with respect to its input; inputs g, w", op_name(kind, Role::forward)))
+            .examples(std::move(examples.data))
             .gradient([kind](GradContext& c) { return backward_data_gradient<DataAttrs>(kind, c); })
             .build());
   r.add(family_op<BackwardWeightsAttrs>(
             kind, Role::backward_weights, 2, 2,
             fmt::format("the gradient of {} with respect to w (and b, with bias: true); inputs g and the forward input",
                         op_name(kind, Role::forward)))
+            .examples(std::move(examples.weights))
             .gradient([kind](GradContext& c) { return backward_weights_gradient(kind, c); })
             .build());
 }
@@ -579,11 +587,34 @@ std::vector<Value> inputs_of(Value x, Value w, std::optional<Value> b) {
 
 void register_conv_ops(Registry& r) {
   using namespace conv;
+  using Ints = std::vector<int64_t>;
+  // From tests/ops/test_conv.cpp. The backward ops: the x side [2, 2, 6, 5] and y side [2, 3, 3, 3] of a 3x3
+  // convolution with stride 2 and pads [1, 1, 0, 1].
+  const AttrMap window = {{"stride", Ints{2, 2}}, {"pads", Ints{1, 1, 0, 1}}, {"dilation", Ints{1, 1}}, {"groups", int64_t{1}}};
+  AttrMap data = window, weights = window;
+  data.set("input_size", Ints{6, 5});
+  weights.set("kernel_size", Ints{3, 3});
+  weights.set("bias", true);
+  const AttrMap same = {{"padding", std::string("same")}};
+  const AttrMap same_stride_2 = {{"stride", int64_t{2}}, {"padding", std::string("same")}};
   register_kind<Conv2dAttrs, BackwardDataAttrs>(
-      r, Kind::conv, "act(x ⋆ w + b) on NCHW: x[batch, channels, h, w], w[filters, channels / groups, kh, kw], b[filters]");
+      r, Kind::conv, "act(x ⋆ w + b) on NCHW: x[batch, channels, h, w], w[filters, channels / groups, kh, kw], b[filters]",
+      {.forward = {{.inputs = {{{1, 1, 5, 5}}, {{2, 1, 3, 3}}}, .label = "valid, one channel"},
+                   {.inputs = {{{2, 3, 5, 6}}, {{4, 3, 3, 3}}, {{4}}}, .attrs = same, .label = "same, batch 2, 3 channels"},
+                   {.inputs = {{{1, 2, 7, 6}}, {{3, 2, 3, 3}}, {{3}}},
+                    .attrs = same_stride_2,
+                    .label = "stride 2 same: TensorFlow's asymmetric pads"}},
+       .data = {{.inputs = {{{2, 3, 3, 3}}, {{3, 2, 3, 3}}}, .attrs = data, .label = "stride 2, pads [1, 1, 0, 1]"}},
+       .weights = {{.inputs = {{{2, 3, 3, 3}}, {{2, 2, 6, 5}}}, .attrs = weights, .label = "stride 2, pads [1, 1, 0, 1], bias"}}});
   register_kind<Conv2dTransposeAttrs, WindowAttrs>(
       r, Kind::transpose,
-      "act(conv2d's adjoint + b) on NCHW: x[batch, in, h, w], w[in, out / groups, kh, kw], b[out]");
+      "act(conv2d's adjoint + b) on NCHW: x[batch, in, h, w], w[in, out / groups, kh, kw], b[out]",
+      {.forward = {{.inputs = {{{1, 2, 3, 3}}, {{2, 3, 3, 3}}}, .label = "valid: output (3 - 1) + 3"},
+                   {.inputs = {{{1, 2, 3, 4}}, {{2, 1, 3, 3}}, {{1}}},
+                    .attrs = same_stride_2,
+                    .label = "stride 2 same: output 2x input"}},
+       .data = {{.inputs = {{{2, 2, 6, 5}}, {{3, 2, 3, 3}}}, .attrs = window, .label = "stride 2, pads [1, 1, 0, 1]"}},
+       .weights = {{.inputs = {{{2, 2, 6, 5}}, {{2, 3, 3, 3}}}, .attrs = weights, .label = "stride 2, pads [1, 1, 0, 1], bias"}}});
 }
 
 Value conv2d(Value x, Value w, std::optional<Value> b, const Conv2dOptions& options) {

@@ -28,6 +28,10 @@
 #include "ops/lstm.h"
 #include "ops/ops.h"
 
+#include "graph/plan.h"
+#include "graph/random.h"
+#include "graph/tensor.h"
+
 #include <fmt/format.h>
 
 #include <array>
@@ -225,11 +229,76 @@ GradResult lstm_gradient(GradContext& c) {
   return result;
 }
 
+// ---- examples -------------------------------------------------------------------------------------------------
+
+// Weights in [-0.5, 0.5] (inputs 1 to 3): pre-activations of a few units, where the gates are not saturated.
+void moderate_weights(int input, RefTensor& t) {
+  if (input >= 1 && input <= 3)
+    for (double& v : t.data) v *= 0.5;
+}
+
+OpExample lstm_example(const LstmGeometry& g) {
+  OpExample e{.inputs = {{{g.batch, g.steps, g.in}}, {{g.in, g.gates()}}, {{g.units, g.gates()}}, {{g.gates()}}},
+              .fill = moderate_weights,
+              .label = fmt::format("batch {} steps {} in {} units {}{}", g.batch, g.steps, g.in, g.units,
+                                   g.initial_state ? " with h0, c0" : "")};
+  if (g.initial_state) e.inputs.insert(e.inputs.end(), {{g.state()}, {g.state()}});
+  return e;
+}
+
+// lstm_grad(x, w_x, w_h, b, y, h, c, workspace, dy, dh, dc), without h0 and c0 (g.initial_state is ignored):
+// its kernel reads the workspace, which only the lstm kernel can write, so the fill draws x and the weights
+// itself (fixed values, as f32) and runs the lstm kernel on them for y, h, c and the workspace; dy, dh and dc
+// stay as drawn.
+OpExample lstm_grad_example(const LstmGeometry& g) {
+  OpExample forward = lstm_example({g.batch, g.steps, g.in, g.units, false});
+  const std::vector<TensorType> inputs = forward.inputs;
+  auto forward_input = [inputs](int input) {
+    RefTensor t(inputs[static_cast<size_t>(input)].shape);
+    const double scale = input == 0 ? 1 : 0.5;
+    for (int64_t i = 0; i < t.size(); ++i)
+      t[i] = static_cast<float>(scale * (2 * random_uniform(11, static_cast<uint64_t>(input), static_cast<uint64_t>(i)) - 1));
+    return t;
+  };
+  OpExample e{.inputs = inputs, .label = forward.label};
+  const std::vector<TensorType> outputs = lstm_outputs(g, LstmAttrs{});
+  e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.end());             // y, h, c, workspace
+  e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.begin() + 3);       // dy, dh, dc
+  e.fill = [inputs, forward_input](int input, RefTensor& t) {
+    if (input < 4) {
+      t = forward_input(input);
+      return;
+    }
+    if (input >= 8) return;
+    Graph graph("lstm_example");
+    std::vector<Value> in;
+    std::vector<std::vector<float>> buffers;
+    for (int i = 0; i < 4; ++i) {
+      in.push_back(graph.input(fmt::format("in{}", i), inputs[static_cast<size_t>(i)].shape, DType::f32, false));
+      const RefTensor v = forward_input(i);
+      buffers.emplace_back(v.data.begin(), v.data.end());
+    }
+    const std::vector<Value> out = graph.add("lstm", in, AttrMap{}, "lstm");
+    const Value wanted = out[static_cast<size_t>(input - 4)];
+    ParamStore store;
+    Plan plan(graph, store, {.fetch = {wanted.name()}});
+    for (int i = 0; i < 4; ++i) plan.feed(fmt::format("in{}", i), buffers[static_cast<size_t>(i)].data());
+    plan.run();
+    const void* result = plan.fetch(wanted.name());
+    for (int64_t i = 0; i < t.size(); ++i)
+      t[i] = wanted.type().dtype == DType::u8 ? static_cast<const uint8_t*>(result)[i]
+                                               : static_cast<const float*>(result)[i];
+  };
+  return e;
+}
+
 }  // namespace
 
 void register_lstm_ops(Registry& r) {
   r.add(OpBuilder<LstmAttrs>("lstm", 4, 6)
             .summary("one LSTM layer: x[batch, steps, in], w_x[in, 4u], w_h[u, 4u], b[4u], [h0, c0] -> y, h, c, workspace")
+            .example(lstm_example({2, 3, 4, 5, false}))
+            .example(lstm_example({3, 4, 2, 3, true}))
             .infer([](const ShapeContext& c, const LstmAttrs& a) {
               return lstm_outputs(check_forward_inputs(c, c.inputs.size(), a), a);
             })
@@ -241,6 +310,7 @@ void register_lstm_ops(Registry& r) {
   // No gradient rule: second derivatives through an LSTM are not supported.
   r.add(OpBuilder<LstmAttrs>("lstm_grad", 11, 13)
             .summary("the gradient of lstm; inputs the lstm's inputs and outputs, then dy, dh, dc")
+            .example(lstm_grad_example({2, 3, 4, 5, false}))
             .infer(infer_lstm_grad)
             .reference(lstm_grad_reference)
             .kernel(recurrent::lstm_grad_kernel)

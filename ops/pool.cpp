@@ -385,10 +385,41 @@ GradResult max_pool_gradient(GradContext& c) {
   return {max_pool_grad(*c.grad(), c.output(1), a.window, spatial_size(c.input(0)))};
 }
 
+// ---- examples -------------------------------------------------------------------------------------------------
+using Ints = std::vector<int64_t>;
+
+// Distinct values in [-0.5, 0.5), 1/n apart, for max pooling's input: no window holds a tie, so the arg-max
+// never flips under a finite-difference step. 7919 is prime, so i -> 7919 i mod n permutes 0..n-1 (n < 7919).
+void distinct_values(int input, RefTensor& t) {
+  if (input != 0) return;
+  const int64_t n = t.size();
+  for (int64_t i = 0; i < n; ++i) t[i] = static_cast<double>(i * 7919 % n) / static_cast<double>(n) - 0.5;
+}
+
+// Attributes of a pooling window.
+AttrMap window_attrs(Ints kernel, Ints stride, const std::string& padding, Ints pads = {}) {
+  AttrMap m{{"kernel", std::move(kernel)}, {"padding", padding}};
+  if (!stride.empty()) m.set("stride", std::move(stride));
+  if (!pads.empty()) m.set("pads", std::move(pads));
+  return m;
+}
+
 }  // namespace
 
 void register_pool_ops(Registry& r) {
+  // The layouts of tests/ops/test_pool.cpp: [2, 3, 6, 6] in 2x2 windows (y [2, 3, 3, 3]); [1, 2, 7, 5] in 3x3
+  // windows, stride 2, same padding (y [1, 2, 4, 3]); [1, 2, 6, 7] in 3x3 windows, stride 2, explicit
+  // asymmetric pads [1, 1, 1, 0] (y [1, 2, 3, 3]).
+  const AttrMap plain = window_attrs({2}, {}, "valid"), same = window_attrs({3}, {2}, "same"),
+                padded = window_attrs({3}, {2}, "valid", {1, 1, 1, 0});
+  auto with = [](AttrMap m, AttrMap extra) {
+    for (const auto& e : extra.entries()) m.set(e.key, e.value);
+    return m;
+  };
   r.add(OpBuilder<MaxPoolAttrs>("max_pool2d", 1, 1)
+            .example({.inputs = {{{2, 3, 6, 6}}}, .attrs = plain, .fill = distinct_values, .label = "2x2 windows"})
+            .example({.inputs = {{{1, 2, 7, 5}}}, .attrs = same, .fill = distinct_values, .label = "3x3 stride 2 same"})
+            .example({.inputs = {{{1, 2, 6, 7}}}, .attrs = padded, .fill = distinct_values, .label = "explicit pads"})
             .summary("the maximum of each window of x[batch, channels, h, w]; in training also the workspace (arg-max)")
             .infer([](const ShapeContext& c, const MaxPoolAttrs& a) {
               require_image(c, 0, "x");
@@ -406,6 +437,11 @@ void register_pool_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<AvgPoolAttrs>("avg_pool2d", 1, 1)
+            .example({.inputs = {{{2, 3, 6, 6}}}, .attrs = plain, .label = "2x2 windows"})
+            .example({.inputs = {{{1, 2, 7, 5}}}, .attrs = same, .label = "3x3 stride 2 same"})
+            .example({.inputs = {{{1, 2, 6, 7}}},
+                      .attrs = with(padded, {{"count_include_pad", true}}),
+                      .label = "explicit pads, count_include_pad"})
             .summary("the mean of each window of x[batch, channels, h, w] (count_include_pad: padding counts)")
             .infer([](const ShapeContext& c, const AvgPoolAttrs& a) {
               require_image(c, 0, "x");
@@ -423,6 +459,11 @@ void register_pool_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<MaxPoolGradAttrs>("max_pool2d_grad", 2, 2)
+            // Any workspace: without padding every window index is a real position.
+            .example({.inputs = {{{2, 3, 3, 3}}, {{2, 3, 3, 3}, DType::u8}},
+                      .attrs = with(plain, {{"input_size", Ints{6, 6}}}),
+                      .int_high = 4,
+                      .label = "2x2 windows"})
             .summary("max_pool2d's gradient: g routed to the arg-max of each window; inputs g, workspace")
             .infer([](const ShapeContext& c, const MaxPoolGradAttrs& a) {
               const Geometry g = resolve_from_output(a.window, a.input_size, c);
@@ -443,6 +484,11 @@ void register_pool_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<GatherAttrs>("max_pool2d_gather", 2, 2)
+            // Any workspace: padded positions read as zeros.
+            .example({.inputs = {{{2, 3, 6, 6}}, {{2, 3, 3, 3}, DType::u8}}, .attrs = plain, .int_high = 4,
+                      .label = "2x2 windows"})
+            .example({.inputs = {{{1, 2, 7, 5}}, {{1, 2, 4, 3}, DType::u8}}, .attrs = same, .int_high = 9,
+                      .label = "3x3 stride 2 same"})
             .summary("the element of each window of x that a max_pool2d workspace marks; inputs x, workspace")
             .infer([](const ShapeContext& c, const GatherAttrs& a) {
               require_image(c, 0, "x");
@@ -463,6 +509,13 @@ void register_pool_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<AvgPoolGradAttrs>("avg_pool2d_grad", 1, 1)
+            .example({.inputs = {{{2, 3, 3, 3}}}, .attrs = with(plain, {{"input_size", Ints{6, 6}}}), .label = "2x2 windows"})
+            .example({.inputs = {{{1, 2, 4, 3}}},
+                      .attrs = with(same, {{"input_size", Ints{7, 5}}}),
+                      .label = "3x3 stride 2 same"})
+            .example({.inputs = {{{1, 2, 3, 3}}},
+                      .attrs = with(padded, {{"input_size", Ints{6, 7}}, {"count_include_pad", true}}),
+                      .label = "explicit pads, count_include_pad"})
             .summary("avg_pool2d's gradient: g spread evenly over each window; input g")
             .infer([](const ShapeContext& c, const AvgPoolGradAttrs& a) {
               return std::vector<TensorType>{{resolve_from_output(a.window, a.input_size, c).input()}};

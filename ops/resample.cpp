@@ -273,6 +273,12 @@ std::vector<int64_t> spatial_size(Value x) { return {x.shape()[2], x.shape()[3]}
 
 void register_resample_ops(Registry& r) {
   r.add(OpBuilder<UpsampleAttrs>("upsample", 1, 1)
+            .example({.inputs = {{{2, 3, 3, 4}}},
+                      .attrs = {{"scale", std::vector<int64_t>{2}}, {"mode", std::string("nearest")}},
+                      .label = "nearest, scale 2"})
+            .example({.inputs = {{{1, 2, 3, 4}}},
+                      .attrs = {{"size", std::vector<int64_t>{5, 7}}, {"mode", std::string("bilinear")}},
+                      .label = "bilinear, size [5, 7]"})
             .summary("x[batch, channels, h, w] resized by integer scale factors or to size, nearest or bilinear")
             .infer([](const ShapeContext& c, const UpsampleAttrs& a) {
               return std::vector<TensorType>{{upsample_shape(c, a)}};
@@ -292,6 +298,12 @@ void register_resample_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<UpsampleGradAttrs>("upsample_grad", 1, 1)
+            .example({.inputs = {{{2, 3, 6, 8}}},
+                      .attrs = {{"size", std::vector<int64_t>{3, 4}}, {"mode", std::string("nearest")}},
+                      .label = "nearest, from [3, 4]"})
+            .example({.inputs = {{{1, 2, 5, 7}}},
+                      .attrs = {{"size", std::vector<int64_t>{3, 4}}, {"mode", std::string("bilinear")}},
+                      .label = "bilinear, from [3, 4]"})
             .summary("upsample's adjoint: g summed back onto the forward input of size [h, w], with the same weights")
             .infer([](const ShapeContext& c, const UpsampleGradAttrs& a) {
               require_image(c, "the gradient g");

@@ -96,6 +96,8 @@ Value reverse_node(Value x, int64_t axis, std::string name = {}) {
 
 void register_sequence_ops(Registry& r) {
   r.add(OpBuilder<RepeatAttrs>("repeat", 1, 1)
+            .example({.inputs = {{{2, 5}}}, .attrs = {{"times", int64_t{3}}}, .label = "[2, 5] times 3"})
+            .example({.inputs = {{{3, 2, 4}}}, .attrs = {{"times", int64_t{4}}}, .label = "[3, 2, 4] times 4"})
             .summary("x[batch, rest...] -> [batch, times, rest...], the same x at every step")
             .infer([](const ShapeContext& c, const RepeatAttrs& a) {
               const Shape& x = c.in(0);
@@ -114,6 +116,9 @@ void register_sequence_ops(Registry& r) {
             .gradient([](GradContext& c) { return GradResult{sum(*c.grad(), {1})}; })
             .build());
   r.add(OpBuilder<ReverseAttrs>("reverse", 1, 1)
+            .example({.inputs = {{{2, 4, 3}}}, .attrs = {{"axis", int64_t{-1}}}, .label = "[2, 4, 3] axis -1"})
+            .example({.inputs = {{{2, 3, 2, 4}}}, .attrs = {{"axis", int64_t{-3}}}, .label = "[2, 3, 2, 4] axis -3"})
+            .example({.inputs = {{{3, 4, 2}}}, .label = "default axis"})
             .summary("x with the order along an axis reversed (default 1: time in [batch, steps, features])")
             .infer([](const ShapeContext& c, const ReverseAttrs& a) {
               reverse_axis(c, a.axis);

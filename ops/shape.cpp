@@ -322,6 +322,8 @@ void register_shape_ops(Registry& r) {
             .build());
 
   r.add(OpBuilder<NoAttrs>("flatten", 1, 1)
+            .example({.inputs = {{{2, 3, 4}}}, .label = "[2, 3, 4]"})
+            .example({.inputs = {{{3, 2, 2, 2}}}, .label = "[3, 2, 2, 2]"})
             .summary("x[batch, d1, d2, ...] as [batch, d1 * d2 * ...] (a reshape keeping the first axis)")
             .infer([](const ShapeContext& c, const NoAttrs&) {
               const Shape& x = c.in(0);
