@@ -32,7 +32,7 @@ Figures measure(const std::function<void()>& run, double seconds, int blocks) { 
 // (variances must be); zero bytes in a workspace are window index 0.
 struct OneNode : bench::OneNode {
   OneNode(const std::vector<TensorType>& types, const std::string& op, const AttrMap& attrs, int threads)
-      : bench::OneNode(types, [&](Graph& graph, std::vector<Value>& inputs) { return graph.add(op, inputs, attrs)[0]; }, threads,
+      : bench::OneNode(types, [&](Graph& g, std::vector<Value>& v) { return g.add(op, v, attrs)[0]; }, threads,
                        0.5) {}
 };
 
