@@ -17,8 +17,7 @@
 // training step runs.
 // Which oneDNN implementation ran: ONEDNN_VERBOSE=1.
 // Usage: conv_shapes [max_threads=2] [seconds_per_block=0.05] [blocks=5] [batch=128] [layers=enc1,enc2,mid,dec1,dec2]
-#include "graph/plan.h"
-#include "graph/tensor.h"
+#include "bench_util.h"
 #include "ops/ops.h"
 
 #include <dnnl.hpp>
@@ -26,8 +25,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
-#include <ctime>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -49,56 +46,14 @@ struct Figures {
   double best_ms = 0, median_ms = 0, cpu_ms = 0;
 };
 
-double cpu_seconds() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
+using bench::filled;
+using bench::OneNode;
 
 // Repeats `run` in blocks of about `seconds` and returns ms per run: best and median block, CPU time.
 Figures measure(const std::function<void()>& run, double seconds, int blocks) {
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < 2; ++i) run();
-  auto t0 = clock::now();
-  run();
-  const double once = std::max(1e-7, std::chrono::duration<double>(clock::now() - t0).count());
-  const long repeats = std::max(1L, static_cast<long>(seconds / once));
-  std::vector<double> ms;
-  const double cpu_start = cpu_seconds();
-  for (int b = 0; b < std::max(1, blocks); ++b) {
-    auto start = clock::now();
-    for (long i = 0; i < repeats; ++i) run();
-    ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - start).count() / static_cast<double>(repeats));
-  }
-  const double cpu_ms = (cpu_seconds() - cpu_start) * 1e3 / static_cast<double>(repeats * std::max(1, blocks));
-  std::sort(ms.begin(), ms.end());
-  return {ms.front(), ms[ms.size() / 2], cpu_ms};
+  const bench::Blocks b = bench::time_blocks(run, seconds, blocks, 2);
+  return {b.best(), b.median(), b.cpu_ms};
 }
-
-std::vector<float> filled(int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 7919 % 1000) / 1000.0 - 0.5);
-  return v;
-}
-
-// A one-node graph over inputs of the given shapes, run through a plan.
-struct OneNode {
-  Graph graph{"bench"};
-  ParamStore store;
-  std::vector<std::vector<float>> buffers;
-  std::unique_ptr<Plan> plan;
-
-  OneNode(const std::vector<Shape>& shapes, const std::function<Value(std::vector<Value>&)>& build, int threads) {
-    std::vector<Value> inputs;
-    for (size_t i = 0; i < shapes.size(); ++i) inputs.push_back(graph.input(fmt::format("in{}", i), shapes[i], DType::f32, false));
-    Value out = build(inputs);
-    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = {out.name()}});
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      buffers.push_back(filled(numel(shapes[i])));
-      plan->feed(fmt::format("in{}", i), buffers.back().data());
-    }
-  }
-};
 
 using Ints = std::vector<int64_t>;
 using dnnl::memory;
@@ -212,7 +167,7 @@ int main(int argc, char** argv) {
         step_best += f.best_ms, step_median += f.median_ms, step_cpu += f.cpu_ms, step_flops += flops;
       };
       {
-        OneNode fwd({x, w, {l.filters}}, [&](std::vector<Value>& v) {
+        OneNode fwd(bench::f32({x, w, {l.filters}}), [&](Graph&, std::vector<Value>& v) {
           return conv2d(v[0], v[1], v[2], {.padding = Padding::same, .activation = l.activation});
         }, threads);
         report("fwd", fwd);
@@ -220,7 +175,7 @@ int main(int argc, char** argv) {
       if (!l.first) {
         AttrMap attrs = window;
         attrs.set("input_size", Ints{l.size, l.size});
-        OneNode data({y, w}, [&](std::vector<Value>& v) {
+        OneNode data(bench::f32({y, w}), [&](Graph&, std::vector<Value>& v) {
           return v[0].graph().apply("conv2d_backward_data", {v[0], v[1]}, attrs);
         }, threads);
         report("dX", data);
@@ -229,7 +184,7 @@ int main(int argc, char** argv) {
         AttrMap attrs = window;
         attrs.set("kernel_size", Ints{3, 3});
         attrs.set("bias", true);
-        OneNode weights({y, x}, [&](std::vector<Value>& v) {
+        OneNode weights(bench::f32({y, x}), [&](Graph&, std::vector<Value>& v) {
           return v[0].graph().add("conv2d_backward_weights", {v[0], v[1]}, attrs)[0];
         }, threads);
         report("dW", weights);

@@ -9,8 +9,7 @@
 // Prints GFLOP/s, best and median over blocks (the machines are shared: the best is the steadier figure).
 // Which implementation oneDNN picked: run with ONEDNN_VERBOSE=1 (one line per primitive execution).
 // Usage: gemm_shapes [max_threads=2] [seconds_per_block=0.02] [blocks=7] [models=a,a32,b]
-#include "graph/plan.h"
-#include "graph/tensor.h"
+#include "bench_util.h"
 #include "ops/ops.h"
 
 #include <dnnl.hpp>
@@ -18,7 +17,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -40,72 +38,24 @@ struct Model {
   std::vector<Layer> layers;
 };
 
-struct Figures {
-  double best = 0, median = 0;
-};
+using bench::Figures;
+using bench::filled;
+using bench::OneNode;
+using bench::Raw;
 
-// Repeats `run` in blocks of about `seconds` and returns GFLOP/s per block.
+// Repeats `run` in blocks of about `seconds` and returns GFLOP/s: best and median block.
 Figures measure(const std::function<void()>& run, double flops, double seconds, int blocks) {
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) run();
-  auto t0 = clock::now();
-  run();
-  double once = std::max(1e-7, std::chrono::duration<double>(clock::now() - t0).count());
-  const long repeats = std::max(1L, static_cast<long>(seconds / once));
   std::vector<double> rates;
-  double best = 0;
-  for (int b = 0; b < std::max(1, blocks); ++b) {
-    auto start = clock::now();
-    for (long i = 0; i < repeats; ++i) run();
-    rates.push_back(flops * static_cast<double>(repeats) / std::chrono::duration<double>(clock::now() - start).count() / 1e9);
-    best = std::max(best, rates.back());
-  }
+  for (double ms : bench::time_blocks(run, seconds, blocks).ms) rates.push_back(flops / ms / 1e6);
   std::sort(rates.begin(), rates.end());
-  return {best, rates[rates.size() / 2]};
+  return {rates.back(), rates[rates.size() / 2]};
 }
-
-std::vector<float> filled(int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 7919 % 1000) / 1000.0 - 0.5);
-  return v;
-}
-
-// A one-node graph over inputs of the given shapes, run through a plan.
-struct OneNode {
-  Graph graph{"bench"};
-  ParamStore store;
-  std::vector<std::vector<float>> buffers;
-  std::unique_ptr<Plan> plan;
-
-  OneNode(const std::vector<Shape>& shapes, const std::function<Value(Graph&, std::vector<Value>&)>& build, int threads) {
-    std::vector<Value> inputs;
-    for (size_t i = 0; i < shapes.size(); ++i) inputs.push_back(graph.input(fmt::format("in{}", i), shapes[i], DType::f32, false));
-    Value out = build(graph, inputs);
-    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = {out.name()}});
-    for (size_t i = 0; i < shapes.size(); ++i) {
-      buffers.push_back(filled(numel(shapes[i])));
-      plan->feed(fmt::format("in{}", i), buffers.back().data());
-    }
-  }
-  void run() { plan->run(); }
-};
 
 using dnnl::memory;
 
 memory::desc matrix(int64_t rows, int64_t cols, bool transposed) {
   return memory::desc({rows, cols}, memory::data_type::f32, transposed ? memory::dims{1, rows} : memory::dims{cols, 1});
 }
-
-// A raw oneDNN primitive on its own buffers, for the alternatives.
-struct Raw {
-  dnnl::primitive primitive;
-  std::vector<std::vector<float>> buffers;
-  std::unordered_map<int, memory> args;
-  void add(int arg, const memory::desc& desc, const dnnl::engine& engine) {
-    buffers.push_back(filled(static_cast<int64_t>(desc.get_size() / sizeof(float)) + 16));
-    args.emplace(arg, memory(desc, engine, buffers.back().data()));
-  }
-};
 
 dnnl::primitive_attr attr_with(Activation activation) {
   dnnl::primitive_attr attr;
@@ -154,14 +104,14 @@ int main(int argc, char** argv) {
         omp_set_num_threads(t);
         const double gemm = 2.0 * static_cast<double>(batch * layer.in * layer.out);
         {  // forward
-          OneNode ours({{batch, layer.in}, {layer.in, layer.out}, {layer.out}},
+          OneNode ours(bench::f32({{batch, layer.in}, {layer.in, layer.out}, {layer.out}}),
                        [&](Graph&, std::vector<Value>& v) { return dense(v[0], v[1], v[2], layer.activation); }, t);
           auto x = matrix(batch, layer.in, false), w = matrix(layer.out, layer.in, true), y = matrix(batch, layer.out, false);
           auto bias = memory::desc({layer.out}, memory::data_type::f32, memory::dims{1});
           omp_set_num_threads(t);
           dnnl::inner_product_forward::primitive_desc pd(
               dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference, x, w, bias, y), attr_with(layer.activation), engine);
-          Raw alt{dnnl::inner_product_forward(pd), {}, {}};
+          Raw alt{dnnl::inner_product_forward(pd)};
           alt.add(DNNL_ARG_SRC, x, engine), alt.add(DNNL_ARG_WEIGHTS, pd.weights_desc(), engine), alt.add(DNNL_ARG_BIAS, bias, engine);
           alt.add(DNNL_ARG_DST, y, engine), alt.add(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), engine);
           const std::string impl = std::string("ip ") + pd.impl_info_str() + (pd.weights_desc() == w ? "" : " +reorder");
@@ -169,7 +119,7 @@ int main(int argc, char** argv) {
                 measure([&] { alt.primitive.execute(stream, alt.args); }, gemm, seconds, blocks), impl);
         }
         if (!layer.first) {  // dX = d·w^T
-          OneNode ours({{batch, layer.out}, {layer.in, layer.out}},
+          OneNode ours(bench::f32({{batch, layer.out}, {layer.in, layer.out}}),
                        [&](Graph&, std::vector<Value>& v) { return matmul(v[0], v[1], false, true); }, t);
           std::vector<float> d = filled(batch * layer.out), w = filled(layer.in * layer.out), dx(static_cast<size_t>(batch * layer.in));
           omp_set_num_threads(t);
@@ -180,14 +130,14 @@ int main(int argc, char** argv) {
                 measure(sgemm, gemm, seconds, blocks), "dnnl_sgemm");
         }
         {  // dW = x^T·d
-          OneNode ours({{batch, layer.in}, {batch, layer.out}},
+          OneNode ours(bench::f32({{batch, layer.in}, {batch, layer.out}}),
                        [&](Graph&, std::vector<Value>& v) { return matmul(v[0], v[1], true, false); }, t);
           auto xt = matrix(layer.in, batch, true), d = matrix(batch, layer.out, false), dw = matrix(layer.in, layer.out, false);
           omp_set_num_threads(t);
           dnnl::primitive_attr attr;
           attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
           dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(xt, d, dw), attr, engine);
-          Raw alt{dnnl::matmul(pd), {}, {}};
+          Raw alt{dnnl::matmul(pd)};
           alt.add(DNNL_ARG_SRC, xt, engine), alt.add(DNNL_ARG_WEIGHTS, d, engine), alt.add(DNNL_ARG_DST, dw, engine);
           alt.add(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), engine);
           print(name + " dW=xT*d", layer.in, batch, layer.out, t, measure([&] { ours.run(); }, gemm, seconds, blocks),

@@ -4,8 +4,7 @@
 //
 // Prints milliseconds, best and median over blocks (the machines are shared: the best is the steadier figure).
 // Usage: image_ops [max_threads=2] [seconds_per_block=0.05] [blocks=7] [batch=128]
-#include "graph/plan.h"
-#include "graph/tensor.h"
+#include "bench_util.h"
 #include "ops/ops.h"
 
 #include <dnnl.hpp>
@@ -13,7 +12,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -25,66 +23,17 @@ using dnnl::memory;
 
 namespace {
 
-struct Figures {
-  double best = 0, median = 0;  // ms per run
-};
+using bench::Figures;
+using bench::Raw;
 
-Figures measure(const std::function<void()>& run, double seconds, int blocks) {
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) run();
-  auto t0 = clock::now();
-  run();
-  const double once = std::max(1e-7, std::chrono::duration<double>(clock::now() - t0).count());
-  const long repeats = std::max(1L, static_cast<long>(seconds / once));
-  std::vector<double> times;
-  for (int b = 0; b < std::max(1, blocks); ++b) {
-    auto start = clock::now();
-    for (long i = 0; i < repeats; ++i) run();
-    times.push_back(std::chrono::duration<double, std::milli>(clock::now() - start).count() / static_cast<double>(repeats));
-  }
-  std::sort(times.begin(), times.end());
-  return {times.front(), times[times.size() / 2]};
-}
+Figures measure(const std::function<void()>& run, double seconds, int blocks) { return bench::ms_per_call(run, seconds, blocks); }
 
-std::vector<float> filled(int64_t n) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = static_cast<float>((i * 7919 % 1000) / 1000.0 + 0.5);
-  return v;
-}
-
-// A one-node graph: the op applied to inputs of the given types, run through a plan.
-struct OneNode {
-  Graph graph{"bench"};
-  ParamStore store;
-  std::vector<std::vector<float>> buffers;
-  std::unique_ptr<Plan> plan;
-
-  OneNode(const std::vector<TensorType>& types, const std::string& op, const AttrMap& attrs, int threads) {
-    std::vector<Value> inputs;
-    for (size_t i = 0; i < types.size(); ++i)
-      inputs.push_back(graph.input(fmt::format("in{}", i), types[i].shape, types[i].dtype, false));
-    std::vector<Value> out = graph.add(op, inputs, attrs);
-    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = {out[0].name()}});
-    for (size_t i = 0; i < types.size(); ++i) {
-      // Positive values (variances must be); zero bytes in a workspace are window index 0.
-      buffers.push_back(types[i].dtype == DType::f32 ? filled(types[i].numel()) : std::vector<float>(types[i].bytes() / 4 + 1));
-      plan->feed(fmt::format("in{}", i), buffers.back().data());
-    }
-  }
-  void run() { plan->run(); }
-};
-
-// A raw oneDNN primitive on buffers of its own.
-struct Raw {
-  dnnl::primitive primitive;
-  std::vector<std::vector<float>> buffers;
-  std::unordered_map<int, memory> args;
-  // A workspace must hold valid window indices: zeros.
-  void add(int arg, const memory::desc& desc, const dnnl::engine& engine, bool zeros = false) {
-    const auto n = static_cast<int64_t>(desc.get_size() / sizeof(float)) + 16;
-    buffers.push_back(zeros ? std::vector<float>(static_cast<size_t>(n)) : filled(n));
-    args.emplace(arg, memory(desc, engine, buffers.back().data()));
-  }
+// A one-node graph: the op applied to inputs of the given types, run through a plan. Positive values
+// (variances must be); zero bytes in a workspace are window index 0.
+struct OneNode : bench::OneNode {
+  OneNode(const std::vector<TensorType>& types, const std::string& op, const AttrMap& attrs, int threads)
+      : bench::OneNode(types, [&](Graph& g, std::vector<Value>& v) { return g.add(op, v, attrs)[0]; }, threads,
+                       0.5) {}
 };
 
 memory::desc nchw(const Shape& s) { return memory::desc(memory::dims(s.begin(), s.end()), memory::data_type::f32, memory::format_tag::nchw); }
@@ -127,7 +76,7 @@ int main(int argc, char** argv) {
             engine);
         dnnl::pooling_backward::primitive_desc bwd(
             dnnl::pooling_backward::desc(algorithm, nchw(x), nchw(y), {2, 2}, {2, 2}, {0, 0}, {0, 0}), engine, fwd);
-        Raw alt_fwd{dnnl::pooling_forward(fwd), {}, {}}, alt_bwd{dnnl::pooling_backward(bwd), {}, {}};
+        Raw alt_fwd{dnnl::pooling_forward(fwd), 0.5}, alt_bwd{dnnl::pooling_backward(bwd), 0.5};
         alt_fwd.add(DNNL_ARG_SRC, nchw(x), engine), alt_fwd.add(DNNL_ARG_DST, nchw(y), engine);
         alt_bwd.add(DNNL_ARG_DIFF_DST, nchw(y), engine), alt_bwd.add(DNNL_ARG_DIFF_SRC, nchw(x), engine);
         if (max) {
@@ -153,7 +102,7 @@ int main(int argc, char** argv) {
         dnnl::resampling_forward::primitive_desc fwd(
             dnnl::resampling_forward::desc(dnnl::prop_kind::forward_training, algorithm, nchw(x), nchw(y)), engine);
         dnnl::resampling_backward::primitive_desc bwd(dnnl::resampling_backward::desc(algorithm, nchw(x), nchw(y)), engine, fwd);
-        Raw alt_fwd{dnnl::resampling_forward(fwd), {}, {}}, alt_bwd{dnnl::resampling_backward(bwd), {}, {}};
+        Raw alt_fwd{dnnl::resampling_forward(fwd), 0.5}, alt_bwd{dnnl::resampling_backward(bwd), 0.5};
         alt_fwd.add(DNNL_ARG_SRC, nchw(x), engine), alt_fwd.add(DNNL_ARG_DST, nchw(y), engine);
         alt_bwd.add(DNNL_ARG_DIFF_DST, nchw(y), engine), alt_bwd.add(DNNL_ARG_DIFF_SRC, nchw(x), engine);
         OneNode forward({{x}}, "upsample", {{"mode", std::string(mode)}, {"scale", std::vector<int64_t>{2}}}, t);

@@ -9,6 +9,8 @@
 //     same run when python3-torch is present.
 // Prints ms per call (best and median of blocks; the machines are shared, the best is the steadier figure)
 // and GFLOP/s of the GEMMs; asserts nothing. Per-node times of the whole step: --profile.
+#include "bench_util.h"
+
 #include "autodiff/training.h"
 #include "graph/plan.h"
 #include "tools/benchmark.h"
@@ -21,7 +23,6 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -40,30 +41,8 @@ struct Layer {
   double gemm_flops() const { return 2.0 * static_cast<double>(batch * steps * (in + units) * 4 * units); }
 };
 
-std::vector<float> filled(int64_t n, float scale) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (size_t i = 0; i < v.size(); ++i) v[i] = scale * static_cast<float>(static_cast<double>(i * 7919 % 1000) / 1000.0 - 0.5);
-  return v;
-}
-
-// A graph of inputs only, feeding one node, planned to run as training runs it.
-struct OneNode {
-  Graph graph{"bench"};
-  ParamStore store;
-  std::vector<std::vector<float>> buffers;
-  std::unique_ptr<Plan> plan;
-
-  Value input(const std::string& name, Shape shape, DType dtype = DType::f32) {
-    return graph.input(name, std::move(shape), dtype, false);
-  }
-  void compile(const std::vector<std::string>& fetch, int threads) {
-    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = fetch});
-  }
-  void feed_own(const std::string& name, float scale) {
-    buffers.push_back(filled(graph[name].type().numel(), scale));
-    plan->feed(name, buffers.back().data());
-  }
-};
+using bench::filled;
+using bench::OneNode;
 
 // The lstm node and the lstm_grad node of one layer, the backward fed with the forward's outputs.
 struct LayerPlans {
@@ -140,25 +119,11 @@ struct PlainPrimitives {
   }
 };
 
-struct Figures {
-  double best = 0, median = 0;  // ms per call
-};
+using bench::Figures;
 
+// ms per call: best and median block.
 Figures time_calls(const std::function<void()>& call, double seconds, int blocks) {
-  using clock = std::chrono::steady_clock;
-  for (int i = 0; i < 3; ++i) call();
-  auto t0 = clock::now();
-  call();
-  const double once = std::max(1e-6, std::chrono::duration<double>(clock::now() - t0).count());
-  const long repeats = std::max(1L, static_cast<long>(seconds / once));
-  std::vector<double> ms;
-  for (int b = 0; b < std::max(1, blocks); ++b) {
-    auto start = clock::now();
-    for (long i = 0; i < repeats; ++i) call();
-    ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - start).count() / static_cast<double>(repeats));
-  }
-  std::sort(ms.begin(), ms.end());
-  return {ms.front(), ms[ms.size() / 2]};
+  return bench::ms_per_call(call, seconds, blocks, 3, 1e-6);
 }
 
 void print_row(const std::string& label, int threads, double flops, Figures ours, Figures one_slice, Figures plain) {

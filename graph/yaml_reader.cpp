@@ -172,7 +172,9 @@ const std::string* plain_scalar(const YAML::Node& node) {
   return node.IsScalar() ? &node.Scalar() : nullptr;
 }
 
-bool parse_int(const std::string& s, int64_t& out) {
+// The whole of s as a number (a leading '+' allowed).
+template <class Number>
+bool parse_number(const std::string& s, Number& out) {
   const char* begin = s.data();
   const char* end = s.data() + s.size();
   if (begin != end && *begin == '+') ++begin;
@@ -180,14 +182,12 @@ bool parse_int(const std::string& s, int64_t& out) {
   return ec == std::errc() && ptr == end && begin != end;
 }
 
+bool parse_int(const std::string& s, int64_t& out) { return parse_number(s, out); }
+
 bool parse_double(const std::string& s, double& out) {
   if (s == ".inf" || s == "+.inf") return out = HUGE_VAL, true;
   if (s == "-.inf") return out = -HUGE_VAL, true;
-  const char* begin = s.data();
-  const char* end = s.data() + s.size();
-  if (begin != end && *begin == '+') ++begin;
-  auto [ptr, ec] = std::from_chars(begin, end, out);
-  return ec == std::errc() && ptr == end && begin != end;
+  return parse_number(s, out);
 }
 
 bool parse_bool(const std::string& s, bool& out) {

@@ -1,11 +1,15 @@
 // The shared op test loop: every row of an op's table is checked forward (f32 kernel vs the double
-// reference), backward (gradient rule vs central differences) and through the f32 gradient kernels.
+// reference), backward (gradient rule vs central differences) and through the f32 gradient kernels; and
+// the message of the error a bad graph raises.
 #pragma once
 
 #include <catch2/catch.hpp>
 
 #include "autodiff/gradcheck.h"
+#include "graph/error.h"
 
+#include <functional>
+#include <string>
 #include <vector>
 
 inline void check_op_rows(const std::vector<flowgrad::OpCase>& rows) {
@@ -16,4 +20,14 @@ inline void check_op_rows(const std::vector<flowgrad::OpCase>& rows) {
     CHECK(r.gradient_error < row.gradient_tolerance);
     CHECK(r.kernel_gradient_error < row.kernel_gradient_tolerance);
   }
+}
+
+// The message of the flowgrad::Error that `build` throws, or "no error".
+inline std::string error_of(const std::function<void()>& build) {
+  try {
+    build();
+  } catch (const flowgrad::Error& e) {
+    return e.what();
+  }
+  return "no error";
 }

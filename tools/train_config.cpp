@@ -1,6 +1,7 @@
 #include "tools/train_config.h"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace flowgrad {
 namespace {
@@ -56,10 +57,16 @@ std::pair<std::string, MapReader> variant_of(const YAML::Node& node, const std::
   return {chosen->first, MapReader(settings, file, fmt::format("{} '{}'", what, chosen->first))};
 }
 
-double positive(MapReader& r, const std::string& key, double fallback, bool allow_zero = false) {
+// r's `key`, read as a double or an int64_t; positive, or zero too with allow_zero.
+template <class Number>
+Number positive_number(MapReader& r, const std::string& key, Number fallback, bool allow_zero) {
   auto node = r.get(key);
   if (!node) return fallback;
-  double v = read_double(*node, r.file(), key);
+  Number v;
+  if constexpr (std::is_same_v<Number, double>)
+    v = read_double(*node, r.file(), key);
+  else
+    v = read_int(*node, r.file(), key);
   if (v < 0 || (!allow_zero && v == 0))
     throw Error(ErrorKind::spec,
                 fmt::format("'{}' of {} must be {}, got {}", key, r.what(), allow_zero ? "zero or more" : "positive", v),
@@ -67,15 +74,12 @@ double positive(MapReader& r, const std::string& key, double fallback, bool allo
   return v;
 }
 
+double positive(MapReader& r, const std::string& key, double fallback, bool allow_zero = false) {
+  return positive_number(r, key, fallback, allow_zero);
+}
+
 int64_t positive_int(MapReader& r, const std::string& key, int64_t fallback, bool allow_zero = false) {
-  auto node = r.get(key);
-  if (!node) return fallback;
-  int64_t v = read_int(*node, r.file(), key);
-  if (v < 0 || (!allow_zero && v == 0))
-    throw Error(ErrorKind::spec,
-                fmt::format("'{}' of {} must be {}, got {}", key, r.what(), allow_zero ? "zero or more" : "positive", v),
-                location_of(*node, r.file()));
-  return v;
+  return positive_number(r, key, fallback, allow_zero);
 }
 
 // A fraction in [0, 1), such as Adam's betas.

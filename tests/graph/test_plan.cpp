@@ -121,6 +121,23 @@ Graph conv_network(int64_t batch) {
   gradients(loss, {w1, b1, w2, w3, w4});
   return g;
 }
+
+#if FLOWGRAD_COUNT_ALLOCATIONS
+// Runs the plan's steps 0 and 1 as warm-up (first-touch of buffers, OpenMP teams, TBB workers), then `steps`
+// more with allocations counted (oneDNN's apart), and checks that none of them allocated; on failure it
+// names the thread count and, with `describe`, the plan's schedule.
+void check_no_allocations(Plan& plan, int threads, uint64_t steps, bool describe = false) {
+  plan.run(0);
+  plan.run(1);
+  allocations = 0;
+  onednn_allocations = 0;
+  counting = true;
+  for (uint64_t step = 2; step < 2 + steps; ++step) plan.run(step);
+  counting = false;
+  INFO("threads " << threads << (describe ? ", " + plan.describe() : std::string()));
+  CHECK(allocations.load() == 0);
+}
+#endif
 }  // namespace
 
 #if FLOWGRAD_COUNT_ALLOCATIONS
@@ -141,15 +158,7 @@ TEST_CASE("a steady-state step makes no heap allocation", "[plan][memory]") {
     Plan plan(g, store, {.threads = threads, .fetch = network.fetch});
     std::vector<float> x(static_cast<size_t>(network.inputs), 0.25f);
     plan.feed("x", x.data());
-    plan.run(0);  // warm-up: first-touch of buffers, OpenMP teams, TBB workers
-    plan.run(1);
-    allocations = 0;
-    onednn_allocations = 0;
-    counting = true;
-    for (uint64_t step = 2; step < 12; ++step) plan.run(step);
-    counting = false;
-    INFO("threads " << threads << ", " << plan.describe());
-    CHECK(allocations.load() == 0);
+    check_no_allocations(plan, threads, 10, true);
     WARN("oneDNN-internal allocations per step (argument maps, sgemm packing): " << onednn_allocations.load() / 10.0
                                                                         << " over " << plan.stats().nodes << " nodes");
   }
@@ -164,14 +173,7 @@ TEST_CASE("a steady-state step of image ops makes no heap allocation", "[plan][m
     std::vector<float> x(64 * 8 * 32 * 32);
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 101) / 101.0f;
     plan.feed("x", x.data());
-    plan.run(0);
-    plan.run(1);
-    allocations = 0;
-    counting = true;
-    for (uint64_t step = 2; step < 7; ++step) plan.run(step);
-    counting = false;
-    INFO("threads " << threads);
-    CHECK(allocations.load() == 0);
+    check_no_allocations(plan, threads, 5);
   }
 }
 
@@ -194,14 +196,7 @@ TEST_CASE("a steady-state LSTM training step makes no heap allocation", "[plan][
     Plan plan(g, store, {.threads = threads, .fetch = {"loss", "w_x/grad", "w_h/grad", "b/grad"}, .heavy_flops = 0});
     std::vector<float> xs(4 * 5 * 3, 0.25f);
     plan.feed("x", xs.data());
-    plan.run(0);
-    plan.run(1);
-    allocations = 0;
-    counting = true;
-    for (uint64_t step = 2; step < 7; ++step) plan.run(step);
-    counting = false;
-    INFO("threads " << threads);
-    CHECK(allocations.load() == 0);
+    check_no_allocations(plan, threads, 5);
   }
 }
 #endif

@@ -36,15 +36,6 @@ OpCase norm_case(const std::string& op, const Shape& x, bool training, double ep
   return c;
 }
 
-std::string error_of(const std::function<void()>& build) {
-  try {
-    build();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
 }  // namespace
 
 // In training the loss also weighs the mean and var outputs, so their gradient terms get checked too; in

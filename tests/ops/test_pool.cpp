@@ -86,15 +86,6 @@ Shape pooled_shape(const Layout& l) {
       .shape();
 }
 
-std::string error_of(const std::function<void()>& build) {
-  try {
-    build();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
 }  // namespace
 
 TEST_CASE("pool: max_pool2d with its workspace, against the reference and finite differences", "[ops][pool]") {

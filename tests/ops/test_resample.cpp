@@ -41,15 +41,6 @@ Shape output_shape(const Resize& r, const std::string& mode) {
   return g.apply("upsample", {g.input("x", r.x, DType::f32, false)}, attrs).shape();
 }
 
-std::string error_of(const std::function<void()>& build) {
-  try {
-    build();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
-
 }  // namespace
 
 TEST_CASE("resample: upsample against the reference and finite differences", "[ops][resample]") {
