@@ -20,6 +20,7 @@
 #include "graph/plan.h"
 #include "graph/tensor.h"
 #include "ops/ops.h"
+#include "tools/openmp_spin.h"
 
 #include <dnnl.hpp>
 #include <fmt/format.h>
@@ -174,6 +175,7 @@ void set_alternative(Alternative& alt, const char* pass, const Layer& l, int64_t
 }  // namespace
 
 int main(int argc, char** argv) {
+  bound_openmp_spinning(argv);
   const int max_threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const double seconds = argc > 2 ? std::atof(argv[2]) : 0.05;
   const int blocks = argc > 3 ? std::atoi(argv[3]) : 5;
