@@ -19,6 +19,7 @@
 // Usage: conv_shapes [max_threads=2] [seconds_per_block=0.05] [blocks=5] [batch=128] [layers=enc1,enc2,mid,dec1,dec2]
 #include "bench_util.h"
 #include "ops/ops.h"
+#include "tools/openmp_spin.h"
 
 #include <dnnl.hpp>
 #include <fmt/format.h>
@@ -129,6 +130,7 @@ void set_alternative(Alternative& alt, const char* pass, const Layer& l, int64_t
 }  // namespace
 
 int main(int argc, char** argv) {
+  bound_openmp_spinning(argv);
   const int max_threads = argc > 1 ? std::atoi(argv[1]) : 2;
   const double seconds = argc > 2 ? std::atof(argv[2]) : 0.05;
   const int blocks = argc > 3 ? std::atoi(argv[3]) : 5;
