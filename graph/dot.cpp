@@ -116,7 +116,8 @@ class AttributeDefaults {
     for (const AttrEntry& e : full.entries())
       if (e.key != key) rest.set(e.key, e.value);
     try {
-      const AttrEntry* entry = op.encode(op.decode(rest, {})).find(key);
+      const AttrMap defaults = op.encode(op.decode(rest, {}));
+      const AttrEntry* entry = defaults.find(key);
       return entry ? std::optional(entry->value) : std::nullopt;
     } catch (const Error&) {
       return std::nullopt;
