@@ -2,6 +2,7 @@
 // suite needs no downloaded data; Debian's Fashion-MNIST package is checked only when it is installed.
 #include <catch2/catch.hpp>
 
+#include "file_test_util.h"
 #include "graph/error.h"
 #include "tools/dataset.h"
 
@@ -19,6 +20,8 @@ using namespace flowgrad;
 namespace fs = std::filesystem;
 
 namespace {
+
+using flowgrad::testing::error_from;
 
 using Bytes = std::vector<uint8_t>;
 
@@ -75,18 +78,6 @@ void write_gz(const std::string& path, const Bytes& bytes) {
 Bytes read_raw(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// Runs `action`, which must throw flowgrad::Error, and returns the error for inspection.
-template <class Action>
-Error error_from(Action&& action) {
-  try {
-    action();
-  } catch (const Error& error) {
-    return error;
-  }
-  FAIL("expected a flowgrad::Error");
-  return Error(ErrorKind::runtime, "unreachable");
 }
 
 void check_message(const Error& error, ErrorKind kind, const std::vector<std::string>& parts) {
