@@ -136,6 +136,7 @@ void Commands::add_to(CLI::App& app) {
   bench_->add_option("--batch", batch_, "batch size (default: the spec's)")->check(CLI::PositiveNumber);
   bench_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
   bench_->add_flag("--json", json_, "print one JSON object");
+  bench_->add_flag("--profile", profile_, "also print the schedule and each node's share of the step time");
 
   ops_ = app.add_subcommand("ops", "list the registered ops and layers");
 }
@@ -310,7 +311,7 @@ int Commands::bench() {
   TrainingGraph training = build_training_graph(spec.graph, stage.loss, stage.optimizer ? *stage.optimizer : config.optimizer);
   ParamStore store;
   store.materialize(training.graph, config.seed);
-  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}});
+  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}, .profile = profile_});
   const double setup_ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
   std::vector<Tensor> inputs;
   for (const ValueInfo& v : training.graph.values()) {
@@ -344,6 +345,7 @@ int Commands::bench() {
                static_cast<double>(peak_bytes) / 1048576.0, static_cast<double>(stats.arena_bytes) / 1048576.0,
                static_cast<double>(stored_bytes) / 1048576.0, parse_ms, setup_ms);
   }
+  if (profile_) fmt::print("{}{}", plan.describe(), plan.profile_table());
   return 0;
 }
 
