@@ -15,7 +15,8 @@
 // figure), the process CPU time per run (all threads; on a loaded machine it stays near the unloaded
 // wall time times the thread count, where wall times do not), and per thread count the sum over what one
 // training step runs.
-// Which oneDNN implementation ran: ONEDNN_VERBOSE=1.
+// The peer: bench/conv_torch.py prints the same table for PyTorch's convolutions (run them one after the
+// other). Which oneDNN implementation ran: ONEDNN_VERBOSE=1.
 // Usage: conv_shapes [max_threads=2] [seconds_per_block=0.05] [blocks=5] [batch=128] [layers=enc1,enc2,mid,dec1,dec2]
 #include "graph/plan.h"
 #include "graph/tensor.h"
