@@ -124,9 +124,10 @@ void for_each_slice(size_t slices, int threads, Body&& body) {
 void* offset_floats(void* p, int64_t floats) { return p ? static_cast<float*>(p) + floats : nullptr; }
 
 void check_workspace(const KernelContext& c, const LstmGeometry& g, int64_t parts, const TensorType& reserved) {
-  if (workspace_bytes(g, parts) != reserved.bytes())
+  const size_t needed = workspace_bytes(g, parts);
+  if (needed != reserved.bytes())
     fail(ErrorKind::runtime, "node '{}': the LSTM workspace needs {} bytes, but shape inference reserved {}", c.node,
-         workspace_bytes(g, parts), reserved.bytes());
+         needed, reserved.bytes());
 }
 
 void check_same_layout(const KernelContext& c, const memory::desc& first, const memory::desc& other) {
