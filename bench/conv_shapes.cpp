@@ -15,7 +15,14 @@
 // figure), the process CPU time per run (all threads; on a loaded machine it stays near the unloaded
 // wall time times the thread count, where wall times do not), and per thread count the sum over what one
 // training step runs.
-// Which oneDNN implementation ran: ONEDNN_VERBOSE=1.
+// The peer: bench/conv_torch.py prints the same table for PyTorch's convolutions (run them one after the
+// other). Which oneDNN implementation ran: ONEDNN_VERBOSE=1.
+//
+// Measured on the 2-core development machine while idle (oneDNN 2.6, AVX-512; PyTorch 1.13 right after):
+// the conv passes of one training step take 13.8 ms on 2 threads (PyTorch 21.4) and 24.0 ms on one (46.6).
+// The 32 -> 32 layers run at 175-185 GFLOP/s on one thread and 260-350 on two, as PyTorch's do; the
+// 32 -> 1 layer's direct kernels take 1.0 / 0.5 / 0.8 ms for fwd / dX / dW on 2 threads (PyTorch 3.1-3.3
+// each, oneDNN with reorders 3.1-3.7).
 // Usage: conv_shapes [max_threads=2] [seconds_per_block=0.05] [blocks=5] [batch=128] [layers=enc1,enc2,mid,dec1,dec2]
 #include "bench_util.h"
 #include "ops/ops.h"

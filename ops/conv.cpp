@@ -457,8 +457,6 @@ Geometry node_geometry(Kind kind, const GradContext& c) {
   return geometry_of(kind, types, c.attrs<Attrs>(), Check{});
 }
 
-Value channel_sums(Value g) { return sum(g, {0, 2, 3}); }
-
 template <class Attrs>
 GradResult forward_gradient(Kind kind, GradContext& c) {
   const auto& a = c.attrs<Attrs>();
@@ -472,7 +470,7 @@ GradResult forward_gradient(Kind kind, GradContext& c) {
     result[1] = dw[0];
     if (db) result[2] = dw[1];
   } else if (db) {
-    result[2] = channel_sums(d);
+    result[2] = sum(d, {0, 2, 3});
   }
   return result;
 }

@@ -2,19 +2,20 @@
 // mode and lstm_backward with the forward's primitive descriptor as hint, on batch-first (ntc) sequences.
 //
 // Batch slices. oneDNN's RNN primitives parallelize inside every time step (a GEMM, then the gate
-// activations: OpenMP regions with barriers, several per step), which on two threads scaled poorly and
-// collapsed whenever another process held a core. But samples are independent through the whole recurrence,
-// so the kernels cut the batch into LstmAttrs::batch_parts slices, give each its own primitive, and run the
-// slices side by side on TBB, each on its share of the node's threads: nothing synchronizes across the
-// steps. Measured at batch 128, 28 steps, 128 units on two idle cores (ms; one primitive on two threads ->
-// two slices side by side): encoder forward 3.12 -> 1.87, backward 5.11 -> 3.79; decoder forward
-// 3.92 -> 2.95, backward 6.98 -> 6.86. On one thread the slices run one after another at no measurable cost
-// (3.78 ms against 3.86 for the whole batch). Slice weight gradients are summed in slice order, so a given
-// thread count gives bitwise-identical results.
+// activations: OpenMP regions with barriers, several per step), which scales poorly on two threads and
+// collapses whenever another process holds a core. But samples are independent through the whole
+// recurrence, so the kernels cut the batch into LstmAttrs::batch_parts slices, give each its own primitive,
+// and run the slices side by side on TBB, each on its share of the node's threads: nothing synchronizes
+// across the steps. bench/lstm_shapes at batch 128, 28 steps, 128 units on two idle cores, best ms with one
+// slice -> two: encoder forward 2.61 -> 2.24, backward 4.95 -> 4.77; decoder forward 4.38 -> 3.36, backward
+// 9.20 -> 7.75 (another run: 3.52 -> 2.39, 6.03 -> 4.83, 4.95 -> 3.74, 8.30 -> 7.19). On one thread the
+// slices run one after another within 3% of one primitive over the whole batch. Slice weight gradients are
+// summed in slice order, so a given thread count gives bitwise-identical results.
 //
 // Weights: in the layouts oneDNN picks (`any`: the leading dimension padded against cache aliasing, and
-// transposed for lstm_backward), reordered into the kernel's scratch at every run, measured faster than
-// binding the plain layouts (bench/lstm_shapes.cpp). The weight gradients come back through reorders too.
+// transposed for lstm_backward), reordered into the kernel's scratch at every run. Against the bare
+// primitive on plain layouts (the backward's weights handed over already transposed) that was as fast or up
+// to 7% faster in bench/lstm_shapes. The weight gradients come back through reorders too.
 #include "ops/kernel_util.h"
 #include "ops/lstm.h"
 
@@ -124,9 +125,10 @@ void for_each_slice(size_t slices, int threads, Body&& body) {
 void* offset_floats(void* p, int64_t floats) { return p ? static_cast<float*>(p) + floats : nullptr; }
 
 void check_workspace(const KernelContext& c, const LstmGeometry& g, int64_t parts, const TensorType& reserved) {
-  if (workspace_bytes(g, parts) != reserved.bytes())
+  const size_t needed = workspace_bytes(g, parts);
+  if (needed != reserved.bytes())
     fail(ErrorKind::runtime, "node '{}': the LSTM workspace needs {} bytes, but shape inference reserved {}", c.node,
-         workspace_bytes(g, parts), reserved.bytes());
+         needed, reserved.bytes());
 }
 
 void check_same_layout(const KernelContext& c, const memory::desc& first, const memory::desc& other) {
