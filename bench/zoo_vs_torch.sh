@@ -1,0 +1,37 @@
+#!/bin/sh
+# The zoo specs' training steps (`flowgrad bench`) beside the PyTorch reference models of ../shared/anchors
+# (tuned: GEMMs routed to oneDNN), in one run, with the ratio. Prints figures; asserts nothing.
+#   bench/zoo_vs_torch.sh [BUILD_DIR] [THREADS...]      e.g. bench/zoo_vs_torch.sh build 1 2
+# Pairs (spec = anchor model, at the spec's batch): dense = a, deep = b, conv = c, lstm = d.
+# SPECS="conv lstm" limits the specs. Without python3-torch only flowgrad's figures are printed.
+set -e
+root="$(cd "$(dirname "$0")/.." && pwd)"
+build="${1:-$root/build}"
+[ $# -gt 0 ] && shift
+threads="${*:-1 2}"
+anchors="${ANCHORS:-$root/../shared/anchors}"
+flowgrad="$build/tools/flowgrad"
+[ -x "$flowgrad" ] || { echo "zoo_vs_torch: $flowgrad not found; build first (cmake --build $build)" >&2; exit 2; }
+torch=no
+[ -f "$anchors/tuned.sh" ] && /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 && torch=yes
+[ $torch = yes ] || echo "# PyTorch reference: not run (no python3-torch or no $anchors/tuned.sh)"
+
+anchor_of() { case "$1" in dense) echo a ;; deep) echo b ;; conv) echo c ;; lstm) echo d ;; esac; }
+field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p"; }
+
+printf '%-6s %5s %7s %14s %14s %7s\n' spec batch threads flowgrad_ms torch_ms ratio
+for t in $threads; do
+  for spec in ${SPECS:-dense deep conv lstm}; do
+    json="$("$flowgrad" bench "$root/zoo/$spec.yaml" --threads "$t" --json)"
+    ms="$(echo "$json" | field ms_per_step)"
+    batch="$(echo "$json" | field batch)"
+    torch_ms=-
+    ratio=-
+    if [ $torch = yes ]; then
+      line="$(sh "$anchors/tuned.sh" --models "$(anchor_of "$spec")" --batch "$batch" --threads "$t" 2>&1 | grep '^step ')"
+      torch_ms="$(echo "$line" | sed -n 's|.*min/med/max=[0-9.]*/\([0-9.]*\)/.*|\1|p')"
+      [ -n "$torch_ms" ] && ratio="$(awk -v a="$torch_ms" -v b="$ms" 'BEGIN { printf "%.2fx", a / b }')"
+    fi
+    printf '%-6s %5s %7s %14.3f %14s %7s\n' "$spec" "$batch" "$t" "$ms" "${torch_ms:--}" "$ratio"
+  done
+done
