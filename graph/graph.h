@@ -152,6 +152,10 @@ class Graph {
 
   int64_t batch() const;                    // the batch size of batched inputs; 0 when there are none
   Graph with_batch(int64_t batch) const;    // the same graph with every shape re-inferred
+  // The graph as it runs outside training (test losses, predictions): each node in its op's InferenceForm
+  // (graph/inference.cpp). Names, outputs and aliases are kept; a value that only exists in training (the
+  // batch statistics of batch_norm) may be read by dropped nodes only, else an `unsupported` error.
+  Graph for_inference() const;
   std::string unique_name(const std::string& prefix);
 
  private:

@@ -91,6 +91,20 @@ class Kernel {
 class GradContext;
 using GradResult = std::vector<std::optional<Value>>;
 
+// How a node behaves in inference (evaluation, predictions) rather than training: unchanged, with other
+// attributes (batch_norm on its running statistics), passing one input through (dropout), or dropped (the
+// update of running statistics). See Graph::for_inference().
+struct InferenceForm {
+  enum class Kind { same, attrs, pass_through, drop };
+  Kind kind = Kind::same;
+  AttrMap attrs = {};  // attrs: the node's attributes in inference
+  int input = 0;       // pass_through: the input that becomes the node's (only) output
+  static InferenceForm same() { return {}; }
+  static InferenceForm with_attrs(AttrMap a) { return {Kind::attrs, std::move(a)}; }
+  static InferenceForm pass_through(int input) { return {Kind::pass_through, {}, input}; }
+  static InferenceForm drop() { return {Kind::drop}; }
+};
+
 // ---- examples ---------------------------------------------------------------------------------------------------
 // A small valid use of an op, for `flowgrad gradcheck --op` and the test that checks every registered op:
 // input types and attributes, and the range its inputs are drawn from (see OpCase in autodiff/gradcheck.h).
@@ -119,6 +133,7 @@ struct OpDef {
   std::function<std::vector<RefTensor>(const RefContext&, const std::any&)> reference;
   std::function<std::unique_ptr<Kernel>(const KernelContext&, const std::any&)> make_kernel;
   std::function<GradResult(GradContext&)> gradient;  // empty: not differentiable
+  std::function<InferenceForm(const std::any& attrs)> inference;  // empty: the same in training and inference
   // Planner fusion: when this node's only output is read by exactly one node, a one-input op, returns the
   // attributes under which this op computes consumer(this node) in one kernel (e.g. dense absorbing a
   // following relu as a oneDNN post-op), or nothing.
@@ -185,6 +200,10 @@ class OpBuilder {
   }
   OpBuilder& mutates(std::vector<int> inputs) { return def_.mutates = std::move(inputs), *this; }
   OpBuilder& random() { return def_.random = true, *this; }
+  template <class F> OpBuilder& inference(F f) {
+    def_.inference = [f](const std::any& a) { return f(std::any_cast<const Attrs&>(a)); };
+    return *this;
+  }
   OpBuilder& opaque_outputs(std::vector<int> outputs) { return def_.opaque_outputs = std::move(outputs), *this; }
   OpBuilder& example(OpExample e) { return def_.examples.push_back(std::move(e)), *this; }
   // For registration helpers shared by several ops: each op's own examples, passed in by the caller.

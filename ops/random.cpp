@@ -112,6 +112,8 @@ void register_mask_op(Registry& r, const char* name, bool scale, const char* sum
             })
             .kernel([scale](const KernelContext& c, const MaskAttrs& a) { return mask_kernel(c, a.rate, a.seed, scale); })
             .gradient([scale](GradContext& c) { return mask_gradient(c, scale); })
+            // Like Keras' Dropout and noise layers: active in training only.
+            .inference([](const MaskAttrs&) { return InferenceForm::pass_through(0); })
             .random()
             .build());
 }

@@ -321,6 +321,7 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
 
 Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
                        const std::string& output, int64_t batch, int threads) {
+  const Graph inference = forward.for_inference();  // no dropout, running statistics: outputs as deployed
   std::map<int64_t, std::unique_ptr<Plan>> plans;
   BatchIterator batches(data, {.batch_size = batch, .shuffle = false});
   Dataset result;
@@ -328,7 +329,7 @@ Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& 
   result.labels = data.labels;
   while (auto b = batches.next()) {
     auto& plan = plans[b->size];
-    if (!plan) plan = std::make_unique<Plan>(forward.with_batch(b->size), params, PlanOptions{.threads = threads, .fetch = {output}});
+    if (!plan) plan = std::make_unique<Plan>(inference.with_batch(b->size), params, PlanOptions{.threads = threads, .fetch = {output}});
     plan->feed(input, b->samples.data());
     plan->run(0);
     Tensor out = plan->fetch_copy(output);

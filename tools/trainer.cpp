@@ -38,7 +38,7 @@ void feed_batch(Plan& plan, const TrainerOptions& options, std::vector<float>& c
 }  // namespace
 
 Evaluator::Evaluator(const Graph& forward, ParamStore& params, const TrainerOptions& options)
-    : forward_(forward), params_(params), options_(options) {}
+    : inference_(forward.for_inference()), params_(params), options_(options) {}
 
 Evaluator::~Evaluator() = default;
 
@@ -49,7 +49,7 @@ double Evaluator::evaluate(const Dataset& data, uint64_t step) {
   while (auto batch = batches.next()) {
     auto& plan = plans_[batch->size];
     if (!plan)
-      plan = std::make_unique<Plan>(forward_.with_batch(batch->size), params_,
+      plan = std::make_unique<Plan>(inference_.with_batch(batch->size), params_,
                                     PlanOptions{.threads = options_.threads, .fetch = {options_.loss}});
     feed_batch(*plan, options_, corrupted_, step, batch->samples.data(), batch->size, batch->features);
     plan->run(step);

@@ -58,7 +58,7 @@ class Evaluator {
   double evaluate(const Dataset& data, uint64_t step = 0);
 
  private:
-  const Graph& forward_;
+  Graph inference_;  // the forward graph in inference mode: running statistics, no dropout
   ParamStore& params_;
   const TrainerOptions& options_;
   std::map<int64_t, std::unique_ptr<Plan>> plans_;
