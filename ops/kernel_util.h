@@ -1,12 +1,13 @@
 // Building blocks for op kernels: oneDNN memory descriptors for graph shapes, a kernel that runs one
-// oneDNN primitive on the plan's buffers, a kernel around a plain function, and a deterministic
-// elementwise loop on TBB.
+// oneDNN primitive on the plan's buffers, a kernel around a plain function, and deterministic
+// parallel loops on the OpenMP team.
 #pragma once
 
 #include "graph/op.h"
 
 #include <dnnl.hpp>
-#include <tbb/blocked_range.h>
+#include <omp.h>
+#include <tbb/blocked_range.h>  // for the kernels that schedule their own TBB loops
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
@@ -115,27 +116,57 @@ class FunctionKernel : public Kernel {
   bool parallel_;
 };
 
-// Runs body(begin, end) over [0, n) in fixed chunks on up to `threads` TBB threads. Each element is
-// computed independently, so results do not depend on the thread count.
+// The loops below run on the OpenMP team that oneDNN's primitives use, not on TBB: the executor runs
+// multi-threaded nodes one after another on the calling thread, so right after a GEMM the team's other
+// thread is still spinning (GOMP_SPINCOUNT, see tools/openmp_spin.h) and joins at once, while a TBB worker
+// has gone to sleep in the meantime: a tbb::static_partitioner loop then often ran on one thread, its
+// mailed half picked up late or by the caller (mse_grad on 200k floats took 63 us instead of ~20).
+
+// Runs part(p) for every p in [0, parts) on an OpenMP team of up to `parts` threads. A smaller team than
+// asked for (nested regions, thread limits) still covers every part.
+template <class Part>
+void on_team(int parts, Part&& part) {
+  if (parts <= 1) {
+    for (int p = 0; p < parts; ++p) part(p);
+    return;
+  }
+#pragma omp parallel num_threads(parts)
+  for (int p = omp_get_thread_num(); p < parts; p += omp_get_num_threads()) part(p);
+}
+
+// Splits [0, n) into `parts` nearly equal ranges with boundaries on multiples of `align`.
+inline int64_t part_begin(int64_t n, int parts, int p, int64_t align) {
+  if (p >= parts) return n;
+  const int64_t b = n / parts * p + std::min<int64_t>(p, n % parts);
+  return std::min(n, (b + align - 1) / align * align);
+}
+
+// Runs body(begin, end) over [0, n) on up to `threads` threads, in one contiguous range per thread (with
+// boundaries on 64-byte multiples). Each element is computed independently, so results do not depend on
+// the thread count.
 template <class Body>
 void parallel_elements(int64_t n, int threads, Body&& body) {
   constexpr int64_t grain = 16384;
-  if (threads <= 1 || n <= grain) return body(int64_t{0}, n);
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, n, grain),
-      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
+  const int parts = static_cast<int>(std::min<int64_t>(threads, n / grain));
+  if (parts <= 1) return body(int64_t{0}, n);
+  on_team(parts, [&](int p) {
+    const int64_t begin = part_begin(n, parts, p, 16), end = part_begin(n, parts, p + 1, 16);
+    if (begin < end) body(begin, end);
+  });
 }
 
-// Runs body(begin, end) over [0, n) items of `item_elements` elements each (image planes, rows), in chunks
-// of about as many elements as parallel_elements uses, on up to `threads` TBB threads. Items are computed
-// independently, so results do not depend on the thread count.
+// Runs body(begin, end) over [0, n) items of `item_elements` elements each (image planes, rows), in one
+// range per thread when there are at least about as many elements per thread as parallel_elements wants.
+// Items are computed independently, so results do not depend on the thread count.
 template <class Body>
 void parallel_items(int64_t n, int64_t item_elements, int threads, Body&& body) {
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, item_elements));
-  if (threads <= 1 || n <= grain) return body(int64_t{0}, n);
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, n, grain),
-      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
+  const int parts = static_cast<int>(std::min<int64_t>(threads, n / grain));
+  if (parts <= 1) return body(int64_t{0}, n);
+  on_team(parts, [&](int p) {
+    const int64_t begin = part_begin(n, parts, p, 1), end = part_begin(n, parts, p + 1, 1);
+    if (begin < end) body(begin, end);
+  });
 }
 
 // Deterministic sum of chunk_sum(c) for c in [0, chunks): with threads, chunk sums go side by side into
@@ -144,16 +175,15 @@ void parallel_items(int64_t n, int64_t item_elements, int threads, Body&& body) 
 template <class ChunkSum>
 double chunked_sum(int64_t chunks, int threads, double* partials, ChunkSum&& chunk_sum) {
   double total = 0;
-  if (threads <= 1 || chunks <= 1) {
+  const int parts = static_cast<int>(std::min<int64_t>(threads, chunks));
+  if (parts <= 1) {
     for (int64_t c = 0; c < chunks; ++c) total += chunk_sum(c);
     return total;
   }
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, chunks, 1),
-      [&](const tbb::blocked_range<int64_t>& r) {
-        for (int64_t c = r.begin(); c < r.end(); ++c) partials[c] = chunk_sum(c);
-      },
-      tbb::static_partitioner());
+  on_team(parts, [&](int p) {
+    for (int64_t c = part_begin(chunks, parts, p, 1); c < part_begin(chunks, parts, p + 1, 1); ++c)
+      partials[c] = chunk_sum(c);
+  });
   for (int64_t c = 0; c < chunks; ++c) total += partials[c];
   return total;
 }
