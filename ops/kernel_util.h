@@ -11,6 +11,7 @@
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <exception>
 #include <functional>
 #include <unordered_map>
 #include <vector>
@@ -119,54 +120,49 @@ class FunctionKernel : public Kernel {
 // The loops below run on the OpenMP team that oneDNN's primitives use, not on TBB: the executor runs
 // multi-threaded nodes one after another on the calling thread, so right after a GEMM the team's other
 // thread is still spinning (GOMP_SPINCOUNT, see tools/openmp_spin.h) and joins at once, while a TBB worker
-// has gone to sleep in the meantime: a tbb::static_partitioner loop then often ran on one thread, its
-// mailed half picked up late or by the caller (mse_grad on 200k floats took 63 us instead of ~20).
+// has gone to sleep in the meantime (and cannot run while the OpenMP thread spins on the second core): a
+// tbb::static_partitioner loop then often ran on one thread. Chunks are handed out one at a time, so a
+// thread that joins late takes fewer of them instead of holding up the loop.
 
-// Runs part(p) for every p in [0, parts) on an OpenMP team of up to `parts` threads. A smaller team than
-// asked for (nested regions, thread limits) still covers every part.
-template <class Part>
-void on_team(int parts, Part&& part) {
-  if (parts <= 1) {
-    for (int p = 0; p < parts; ++p) part(p);
-    return;
+// Runs body(begin, end) over [0, n) in chunks of `grain` indices (the last one shorter) on an OpenMP team
+// of up to `threads` threads. Indices are computed independently, so results do not depend on the thread
+// count.
+// An exception must not leave an OpenMP region (it would terminate the program): the first one thrown in
+// chunk(c), c in [0, chunks), on a team of `team` threads is rethrown after the region.
+template <class Chunk>
+void omp_chunks(int64_t chunks, int team, Chunk&& chunk) {
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+  for (int64_t c = 0; c < chunks; ++c) {
+    try {
+      chunk(c);
+    } catch (...) {
+#pragma omp critical(flowgrad_omp_chunks_error)
+      if (!error) error = std::current_exception();
+    }
   }
-#pragma omp parallel num_threads(parts)
-  for (int p = omp_get_thread_num(); p < parts; p += omp_get_num_threads()) part(p);
+  if (error) std::rethrow_exception(error);
 }
 
-// Splits [0, n) into `parts` nearly equal ranges with boundaries on multiples of `align`.
-inline int64_t part_begin(int64_t n, int parts, int p, int64_t align) {
-  if (p >= parts) return n;
-  const int64_t b = n / parts * p + std::min<int64_t>(p, n % parts);
-  return std::min(n, (b + align - 1) / align * align);
+template <class Body>
+void parallel_chunks(int64_t n, int64_t grain, int threads, Body&& body) {
+  const int64_t chunks = (n + grain - 1) / grain;
+  if (threads <= 1 || chunks <= 1) return body(int64_t{0}, n);
+  omp_chunks(chunks, static_cast<int>(std::min<int64_t>(threads, chunks)),
+             [&](int64_t c) { body(c * grain, std::min(n, (c + 1) * grain)); });
 }
 
-// Runs body(begin, end) over [0, n) on up to `threads` threads, in one contiguous range per thread (with
-// boundaries on 64-byte multiples). Each element is computed independently, so results do not depend on
-// the thread count.
+// Elements in chunks of 64 KiB of floats (whole cache lines of aligned buffers).
 template <class Body>
 void parallel_elements(int64_t n, int threads, Body&& body) {
-  constexpr int64_t grain = 16384;
-  const int parts = static_cast<int>(std::min<int64_t>(threads, n / grain));
-  if (parts <= 1) return body(int64_t{0}, n);
-  on_team(parts, [&](int p) {
-    const int64_t begin = part_begin(n, parts, p, 16), end = part_begin(n, parts, p + 1, 16);
-    if (begin < end) body(begin, end);
-  });
+  parallel_chunks(n, 16384, threads, std::forward<Body>(body));
 }
 
-// Runs body(begin, end) over [0, n) items of `item_elements` elements each (image planes, rows), in one
-// range per thread when there are at least about as many elements per thread as parallel_elements wants.
-// Items are computed independently, so results do not depend on the thread count.
+// Items of `item_elements` elements each (image planes, rows), in chunks of about as many elements as
+// parallel_elements takes.
 template <class Body>
 void parallel_items(int64_t n, int64_t item_elements, int threads, Body&& body) {
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, item_elements));
-  const int parts = static_cast<int>(std::min<int64_t>(threads, n / grain));
-  if (parts <= 1) return body(int64_t{0}, n);
-  on_team(parts, [&](int p) {
-    const int64_t begin = part_begin(n, parts, p, 1), end = part_begin(n, parts, p + 1, 1);
-    if (begin < end) body(begin, end);
-  });
+  parallel_chunks(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, item_elements)), threads, std::forward<Body>(body));
 }
 
 // Deterministic sum of chunk_sum(c) for c in [0, chunks): with threads, chunk sums go side by side into
@@ -180,10 +176,7 @@ double chunked_sum(int64_t chunks, int threads, double* partials, ChunkSum&& chu
     for (int64_t c = 0; c < chunks; ++c) total += chunk_sum(c);
     return total;
   }
-  on_team(parts, [&](int p) {
-    for (int64_t c = part_begin(chunks, parts, p, 1); c < part_begin(chunks, parts, p + 1, 1); ++c)
-      partials[c] = chunk_sum(c);
-  });
+  omp_chunks(chunks, parts, [&](int64_t c) { partials[c] = chunk_sum(c); });
   for (int64_t c = 0; c < chunks; ++c) total += partials[c];
   return total;
 }

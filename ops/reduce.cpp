@@ -157,15 +157,9 @@ FLOWGRAD_SIMD_CLONES float max_lanes(float* acc, const float* in, int64_t n, flo
   return fold_lanes<true>(acc, in, n, folded);
 }
 
-// Runs body(begin, end) over [0, n) in one range of at least `grain` indices per thread; each index is
-// handled whole by one thread.
+// Runs body(begin, end) over [0, n) in chunks of `grain` indices; each index is handled whole by one thread.
 template <class Body> void parallel_range(int64_t n, int64_t grain, int threads, Body&& body) {
-  const int parts = static_cast<int>(std::min<int64_t>(threads, n / grain));
-  if (parts <= 1) return body(int64_t{0}, n);
-  kernels::on_team(parts, [&](int p) {
-    const int64_t begin = kernels::part_begin(n, parts, p, 1), end = kernels::part_begin(n, parts, p + 1, 1);
-    if (begin < end) body(begin, end);
-  });
+  kernels::parallel_chunks(n, grain, threads, std::forward<Body>(body));
 }
 
 // The reduction for layouts oneDNN 2.6 only has its reference implementation for (anything but a
