@@ -1,15 +1,17 @@
 // Building blocks for op kernels: oneDNN memory descriptors for graph shapes, a kernel that runs one
-// oneDNN primitive on the plan's buffers, a kernel around a plain function, and a deterministic
-// elementwise loop on TBB.
+// oneDNN primitive on the plan's buffers, a kernel around a plain function, and deterministic
+// parallel loops on the OpenMP team.
 #pragma once
 
 #include "graph/op.h"
 
 #include <dnnl.hpp>
-#include <tbb/blocked_range.h>
+#include <omp.h>
+#include <tbb/blocked_range.h>  // for the kernels that schedule their own TBB loops
 #include <tbb/parallel_for.h>
 
 #include <algorithm>
+#include <exception>
 #include <functional>
 #include <unordered_map>
 #include <vector>
@@ -115,27 +117,52 @@ class FunctionKernel : public Kernel {
   bool parallel_;
 };
 
-// Runs body(begin, end) over [0, n) in fixed chunks on up to `threads` TBB threads. Each element is
-// computed independently, so results do not depend on the thread count.
-template <class Body>
-void parallel_elements(int64_t n, int threads, Body&& body) {
-  constexpr int64_t grain = 16384;
-  if (threads <= 1 || n <= grain) return body(int64_t{0}, n);
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, n, grain),
-      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
+// The loops below run on the OpenMP team that oneDNN's primitives use, not on TBB: the executor runs
+// multi-threaded nodes one after another on the calling thread, so right after a GEMM the team's other
+// thread is still spinning (GOMP_SPINCOUNT, see tools/openmp_spin.h) and joins at once, while a TBB worker
+// has gone to sleep in the meantime (and cannot run while the OpenMP thread spins on the second core): a
+// tbb::static_partitioner loop then often ran on one thread. Chunks are handed out one at a time, so a
+// thread that joins late takes fewer of them instead of holding up the loop.
+
+// Runs body(begin, end) over [0, n) in chunks of `grain` indices (the last one shorter) on an OpenMP team
+// of up to `threads` threads. Indices are computed independently, so results do not depend on the thread
+// count.
+// An exception must not leave an OpenMP region (it would terminate the program): the first one thrown in
+// chunk(c), c in [0, chunks), on a team of `team` threads is rethrown after the region.
+template <class Chunk>
+void omp_chunks(int64_t chunks, int team, Chunk&& chunk) {
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
+  for (int64_t c = 0; c < chunks; ++c) {
+    try {
+      chunk(c);
+    } catch (...) {
+#pragma omp critical(flowgrad_omp_chunks_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
 }
 
-// Runs body(begin, end) over [0, n) items of `item_elements` elements each (image planes, rows), in chunks
-// of about as many elements as parallel_elements uses, on up to `threads` TBB threads. Items are computed
-// independently, so results do not depend on the thread count.
+template <class Body>
+void parallel_chunks(int64_t n, int64_t grain, int threads, Body&& body) {
+  const int64_t chunks = (n + grain - 1) / grain;
+  if (threads <= 1 || chunks <= 1) return body(int64_t{0}, n);
+  omp_chunks(chunks, static_cast<int>(std::min<int64_t>(threads, chunks)),
+             [&](int64_t c) { body(c * grain, std::min(n, (c + 1) * grain)); });
+}
+
+// Elements in chunks of 64 KiB of floats (whole cache lines of aligned buffers).
+template <class Body>
+void parallel_elements(int64_t n, int threads, Body&& body) {
+  parallel_chunks(n, 16384, threads, std::forward<Body>(body));
+}
+
+// Items of `item_elements` elements each (image planes, rows), in chunks of about as many elements as
+// parallel_elements takes.
 template <class Body>
 void parallel_items(int64_t n, int64_t item_elements, int threads, Body&& body) {
-  const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, item_elements));
-  if (threads <= 1 || n <= grain) return body(int64_t{0}, n);
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, n, grain),
-      [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::static_partitioner());
+  parallel_chunks(n, std::max<int64_t>(1, 16384 / std::max<int64_t>(1, item_elements)), threads, std::forward<Body>(body));
 }
 
 // Deterministic sum of chunk_sum(c) for c in [0, chunks): with threads, chunk sums go side by side into
@@ -144,16 +171,12 @@ void parallel_items(int64_t n, int64_t item_elements, int threads, Body&& body) 
 template <class ChunkSum>
 double chunked_sum(int64_t chunks, int threads, double* partials, ChunkSum&& chunk_sum) {
   double total = 0;
-  if (threads <= 1 || chunks <= 1) {
+  const int parts = static_cast<int>(std::min<int64_t>(threads, chunks));
+  if (parts <= 1) {
     for (int64_t c = 0; c < chunks; ++c) total += chunk_sum(c);
     return total;
   }
-  tbb::parallel_for(
-      tbb::blocked_range<int64_t>(0, chunks, 1),
-      [&](const tbb::blocked_range<int64_t>& r) {
-        for (int64_t c = r.begin(); c < r.end(); ++c) partials[c] = chunk_sum(c);
-      },
-      tbb::static_partitioner());
+  omp_chunks(chunks, parts, [&](int64_t c) { partials[c] = chunk_sum(c); });
   for (int64_t c = 0; c < chunks; ++c) total += partials[c];
   return total;
 }
