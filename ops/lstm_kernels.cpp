@@ -8,11 +8,10 @@
 // sample, and the backward sums dz over the steps before multiplying: dw_x = xᵀ·Σ_t dz_t, dx = (Σ_t dz_t)·w_xᵀ.
 //
 // Batch slices. Samples are independent through the whole recurrence, so the kernels cut the batch into
-// LstmAttrs::batch_parts slices and run each slice's recurrence (and its input projection or dx) as its own
-// TBB task on one thread: nothing synchronizes within the steps, where a GEMM of [64, 128]·[128, 512] is too
-// small to share. The weight gradients, large GEMMs over the whole batch, then run on all the node's threads.
-// Bias gradients are summed per slice and the slices added in order, so a given thread count (and
-// batch_parts) gives bitwise-identical results.
+// LstmAttrs::batch_parts slices and run each slice (projection, recurrence, and in the backward its share of
+// the weight gradients) as its own TBB task on one thread: nothing synchronizes within the steps, where a
+// GEMM of [64, 128]·[128, 512] is too small to share. The slices' weight and bias gradients are added in
+// slice order, so a given thread count gives bitwise-identical results.
 #include "ops/kernel_util.h"
 #include "ops/lstm.h"
 #include "ops/lstm_math.h"
@@ -53,8 +52,7 @@ std::vector<Slice> slice_batch(int64_t batch, int64_t parts) {
 
 // Runs body(slice) for every slice, side by side when the node has several threads: the others as stealable
 // TBB tasks, the first on the calling thread (which runs the rest too if no worker comes), each slice on a
-// one-thread OpenMP team (the team size is a per-thread setting). Afterwards the calling thread's team has
-// `threads` threads again, for the GEMMs over the whole batch.
+// one-thread OpenMP team (the team size is a per-thread setting; the calling thread's is restored).
 template <class Body>
 void for_each_slice(size_t slices, int threads, Body&& body) {
   if (threads <= 1 || slices == 1) {
@@ -140,8 +138,11 @@ class LstmKernel : public Kernel {
     }
     float* z_h = scratch + recurrent_[k];
     for (int64_t t = 0; t < T; ++t) {
-      // h_{t-1} of the slice's samples lie T·H apart in h_prev.
-      gemm(false, false, rows, G, H, h_prev + (first * T + t) * H, T * H, w_h, G, z_h, G);
+      // h_{t-1} of the slice's samples lie T·H apart in h_prev (zeros before the first step without h0).
+      if (t == 0 && !g_.initial_state)
+        std::fill_n(z_h, rows * G, 0.f);
+      else
+        gemm(false, false, rows, G, H, h_prev + (first * T + t) * H, T * H, w_h, G, z_h, G);
       for (int64_t n = first; n < first + rows; ++n) {
         const int64_t at = n * T + t;
         const bool last = t == T - 1;
@@ -170,10 +171,16 @@ class LstmGradKernel : public Kernel {
       : g_(geometry_of(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)) {
     check_workspace(c, g_, c.inputs[g_.initial_state ? 9 : 7]);
     ScratchLayout scratch;
-    dz_ = scratch.take(g_.batch * g_.steps * g_.gates());
-    if (g_.repeated) dz_sum_ = scratch.take(g_.batch * g_.gates());
-    for (const Slice& s : slices_)
-      parts_.push_back({scratch.take(s.rows * g_.units), scratch.take(s.rows * g_.units), scratch.take(g_.gates())});
+    const int64_t G = g_.gates();
+    w_h_t_ = scratch.take(g_.units * G);
+    dz_ = scratch.take(g_.batch * g_.steps * G);
+    if (g_.repeated) dz_sum_ = scratch.take(g_.batch * G);
+    for (size_t k = 0; k < slices_.size(); ++k) {
+      const int64_t rows = slices_[k].rows;
+      Part p{scratch.take(rows * g_.units), scratch.take(rows * g_.units), scratch.take(G)};
+      if (k > 0) p.dw_x = scratch.take(g_.in * G), p.dw_h = scratch.take(g_.units * G);
+      parts_.push_back(p);
+    }
     scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
   }
 
@@ -182,27 +189,31 @@ class LstmGradKernel : public Kernel {
     std::array<const float*, 13> in{};  // in BackwardIn order
     const size_t skip = g_.initial_state ? 0 : 2;  // without h0 and c0, y comes right after b
     for (size_t i = 0; i < args.in.size(); ++i) in[i < 4 ? i : i + skip] = static_cast<const float*>(args.in[i]);
+    // w_hᵀ [4 units, units], so that the per-step dz·w_hᵀ is a plain product (dnnl_sgemm is faster on it).
+    const int64_t H = g_.units, G = g_.gates();
+    float* w_h_t = scratch + w_h_t_;
+    for (int64_t j0 = 0; j0 < H; j0 += 16)
+      for (int64_t k = 0; k < G; ++k)
+        for (int64_t j = j0; j < std::min(H, j0 + 16); ++j) w_h_t[k * H + j] = in[bw_h][j * G + k];
     for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, in, scratch, k); });
-    // The weight gradients over the whole batch, on all threads.
-    const int64_t rows = g_.batch * g_.steps, G = g_.gates();
-    const float* dz = scratch + dz_;
-    const float* h_prev = in[bworkspace] + WorkspaceLayout(g_).h_prev;
-    gemm(true, false, g_.units, G, rows, h_prev, g_.units, dz, G, args.output(gw_h), G);
-    if (g_.repeated)
-      gemm(true, false, g_.in, G, g_.batch, in[bx], g_.in, scratch + dz_sum_, G, args.output(gw_x), G);
-    else
-      gemm(true, false, g_.in, G, rows, in[bx], g_.in, dz, G, args.output(gw_x), G);
+    // The slices' weight and bias gradients, added in slice order (the first slice's went to the outputs).
     float* db = args.output(gb);
     std::fill_n(db, G, 0.f);
-    for (const Part& p : parts_) add_row(G, scratch + p.db, db);
+    for (size_t k = 0; k < parts_.size(); ++k) {
+      add_row(G, scratch + parts_[k].db, db);
+      if (k == 0) continue;
+      add_row(g_.in * G, scratch + parts_[k].dw_x, args.output(gw_x));
+      add_row(H * G, scratch + parts_[k].dw_h, args.output(gw_h));
+    }
   }
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // Twice the forward's GEMMs (input and weight gradients) and the gate derivatives.
   double flops() const override { return 2.0 * g_.gemm_flops() + 20.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
 
  private:
-  struct Part {
-    int64_t dh, dc, db;  // scratch offsets: [rows, units] twice, [4 units]
+  struct Part {  // scratch offsets
+    int64_t dh, dc, db;        // [rows, units] twice, [4 units]
+    int64_t dw_x = 0, dw_h = 0;  // slices after the first: their weight gradients
   };
 
   void run_slice(const KernelArgs& args, const std::array<const float*, 13>& in, float* scratch, size_t k) const {
@@ -211,7 +222,7 @@ class LstmGradKernel : public Kernel {
     const WorkspaceLayout w(g_);
     const float* ws = in[bworkspace];
     const float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c;
-    const float *w_x = in[bw_x], *w_h = in[bw_h], *dy = in[bdy];
+    const float *x = in[bx], *w_x = in[bw_x], *w_h_t = scratch + w_h_t_, *dy = in[bdy];
     float *dh = scratch + parts_[k].dh, *dc = scratch + parts_[k].dc, *db = scratch + parts_[k].db;
     float *dz = scratch + dz_, *dz_sum = g_.repeated ? scratch + dz_sum_ : nullptr;
     const size_t state_bytes = static_cast<size_t>(rows * H) * sizeof(float);
@@ -229,20 +240,30 @@ class LstmGradKernel : public Kernel {
         if (dz_sum) add_row(G, dz_row, dz_sum + n * G);
       }
       // dh_{t-1} = dz_t·w_hᵀ; the slice's dz_t lie T·4H apart.
-      if (t > 0 || g_.initial_state) gemm(false, true, rows, H, G, dz + (first * T + t) * G, T * G, w_h, G, dh, H);
+      if (t > 0 || g_.initial_state) gemm(false, false, rows, H, G, dz + (first * T + t) * G, T * G, w_h_t, H, dh, H);
     }
     if (g_.initial_state) {
       std::memcpy(args.output(gh0) + first * H, dh, state_bytes);
       std::memcpy(args.output(gc0) + first * H, dc, state_bytes);
     }
-    if (dz_sum)
+    // dx, dw_x = xᵀ·dz and dw_h = h_prevᵀ·dz over the slice's samples and steps (with a repeated input, dz
+    // summed over the steps is all dx and dw_x need).
+    const Part& part = parts_[k];
+    float* dw_x = k == 0 ? args.output(gw_x) : scratch + part.dw_x;
+    float* dw_h = k == 0 ? args.output(gw_h) : scratch + part.dw_h;
+    if (dz_sum) {
       gemm(false, true, rows, C, G, dz_sum + first * G, G, w_x, G, args.output(gx) + first * C, C);
-    else
+      gemm(true, false, C, G, rows, x + first * C, C, dz_sum + first * G, G, dw_x, G);
+    } else {
       gemm(false, true, rows * T, C, G, dz + first * T * G, G, w_x, G, args.output(gx) + first * T * C, C);
+      gemm(true, false, C, G, rows * T, x + first * T * C, C, dz + first * T * G, G, dw_x, G);
+    }
+    gemm(true, false, H, G, rows * T, ws + w.h_prev + first * T * H, H, dz + first * T * G, G, dw_h, G);
   }
 
   LstmGeometry g_;
   std::vector<Slice> slices_;
+  int64_t w_h_t_ = 0;   // w_hᵀ
   int64_t dz_ = 0;      // the pre-activation gradients [batch, steps, 4 units]
   int64_t dz_sum_ = 0;  // repeated input: dz summed over the steps, [batch, 4 units]
   std::vector<Part> parts_;
