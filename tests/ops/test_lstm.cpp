@@ -183,6 +183,52 @@ TEST_CASE("lstm: a two-layer stack through the graph gradient check", "[ops][lst
   check_graph(g, "loss", wrt);
 }
 
+TEST_CASE("lstm with the same input at every step (steps attribute)", "[ops][lstm]") {
+  std::vector<OpCase> rows;
+  for (const Config& c : {Config{2, 3, 4, 5, false}, Config{3, 4, 2, 3, true}, Config{1, 1, 3, 2, false}}) {
+    OpCase row = lstm_row(c);
+    row.inputs[0] = {{c.batch, c.in}};
+    row.attrs = {{"steps", c.steps}};
+    rows.push_back(row);
+  }
+  for (int64_t parts : {1, 3}) {  // one slice; as many slices as rows
+    rows.push_back(rows[1]);
+    rows.back().attrs = {{"steps", int64_t{4}}, {"batch_parts", parts}};
+  }
+  check_op_rows(rows);
+}
+
+TEST_CASE("lstm(repeat(v, T)) becomes lstm(v, steps = T), with the same values and gradients", "[ops][lstm]") {
+  // The LSTM autoencoder's decoder: the code repeated over the steps.
+  Graph g("decoder");
+  Value code = g.input("code", {3, 4}, DType::f32, false);
+  Value repeated = repeat(code, 5);
+  LstmResult r = zoo::lstm_layer("lstm", repeated, 3);
+  const Node& node = g.nodes()[static_cast<size_t>(r.sequence.info().producer)];
+  CHECK(node.op->name == "lstm");
+  CHECK(node.inputs[0] == code.id());  // the repeat is bypassed (and dropped by the planner)
+  CHECK(r.sequence.shape() == Shape{3, 5, 3});
+  g.add_alias("loss", sum(r.sequence * g.input("weights", {3, 5, 3}, DType::f32, false)) + sum(r.c));
+  check_graph(g, "loss", {"code", "lstm/kernel", "lstm/recurrent_kernel", "lstm/bias"});
+
+  // The same numbers as the sequence form on the materialized repeat (double references).
+  Graph explicit_graph("explicit");
+  Value x = explicit_graph.input("x", {3, 5, 4}, DType::f32, false);
+  Value w_x = explicit_graph.input("w_x", {4, 12}, DType::f32, false), w_h = explicit_graph.input("w_h", {3, 12}, DType::f32, false);
+  Value b = explicit_graph.input("b", {12}, DType::f32, false);
+  Value v = explicit_graph.input("v", {3, 4}, DType::f32, false);
+  LstmResult sequence_form = lstm(x, w_x, w_h, b);
+  LstmResult steps_form = lstm(repeat(v, 5), w_x, w_h, b);
+  std::map<std::string, RefTensor> given = random_values(explicit_graph, 0.5);
+  for (int64_t n = 0; n < 3; ++n)
+    for (int64_t t = 0; t < 5; ++t)
+      for (int64_t i = 0; i < 4; ++i) given["x"][(n * 5 + t) * 4 + i] = given["v"][n * 4 + i];
+  const std::vector<RefTensor> values = evaluate_reference(explicit_graph, given);
+  const RefTensor &want = values[static_cast<size_t>(sequence_form.sequence.id())];
+  const RefTensor &got = values[static_cast<size_t>(steps_form.sequence.id())];
+  for (int64_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-12));
+}
+
 TEST_CASE("lstm layer initializers", "[ops][lstm]") {
   Graph g("init");
   zoo::lstm_layer("lstm", g.input("x", {2, 3, 4}), 8);
