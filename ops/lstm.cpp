@@ -22,7 +22,9 @@
 // inputs instead, and the op harness compares f32 outputs only.
 //
 //   lstm_grad(x, w_x, w_h, b, [h0, c0], y, h, c, workspace, dy, dh, dc) -> dx, dw_x, dw_h, db, [dh0, dc0]
-// The lstm gradient rule feeds zeros (fill_like) for outputs the loss does not depend on. lstm_grad has no
+// Attributes: the lstm's, and input_grad (default true; the gradient rule sets it to whether x needs a
+// gradient): when false, dx is left zero instead of computed. The lstm gradient rule feeds zeros (fill_like)
+// for outputs the loss does not depend on. lstm_grad has no
 // gradient rule: second derivatives through an LSTM are not supported, and the autodiff pass says so, naming
 // lstm_grad, when a loss depends on one.
 #include "ops/lstm.h"
@@ -41,6 +43,7 @@ namespace flowgrad {
 namespace {
 
 using recurrent::LstmAttrs;
+using recurrent::LstmGradAttrs;
 using recurrent::LstmGeometry;
 
 // From the shapes of x and w_h, unchecked (the shape rule has checked them).
@@ -164,7 +167,7 @@ std::vector<RefTensor> lstm_reference(const RefContext& c, const LstmAttrs& a) {
 // gradients reaching h_t and c_t:  dc += dh o (1 - tanh²(c_t));  then the pre-activation gradients
 //   dz_i = dc c~ i (1 - i),  dz_f = dc c_{t-1} f (1 - f),  dz_c = dc i (1 - c~²),  dz_o = dh tanh(c_t) o (1 - o)
 // give dx_t = dz·w_xᵀ, dh_{t-1} = dz·w_hᵀ, dc_{t-1} = dc f, and accumulate dw_x, dw_h, db.
-std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const LstmAttrs& a) {
+std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const LstmGradAttrs& a) {
   const size_t forward = c.inputs.size() - 7;
   const LstmGeometry g = reference_geometry(c, forward, a);
   const LstmTrace tr = trace_forward(c, g);
@@ -198,7 +201,7 @@ std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const LstmAttrs&
         db[k] += d;
         const int64_t row = g.repeated ? n : n * T + t;
         for (int64_t i = 0; i < C; ++i) {
-          dx[row * C + i] += d * w_x[i * G + k];
+          if (a.input_grad) dx[row * C + i] += d * w_x[i * G + k];
           dw_x[i * G + k] += x[row * C + i] * d;
         }
         for (int64_t j = 0; j < H; ++j) dw_h[j * G + k] += h_prev[j] * d;
@@ -229,7 +232,10 @@ GradResult lstm_gradient(GradContext& c) {
     inputs.push_back(c.grad(k) ? *c.grad(k)
                                : c.graph.apply("fill_like", {c.output(k)}, AttrMap{{"value", 0.0}},
                                                c.name(names[static_cast<size_t>(k)])));
-  std::vector<Value> grads = c.graph.add("lstm_grad", inputs, c.attrs<LstmAttrs>(), c.name("lstm"));
+  LstmGradAttrs attrs;
+  static_cast<LstmAttrs&>(attrs) = c.attrs<LstmAttrs>();
+  attrs.input_grad = c.needs(0);
+  std::vector<Value> grads = c.graph.add("lstm_grad", inputs, attrs, c.name("lstm"));
   GradResult result;
   for (int i = 0; i < c.num_inputs(); ++i)
     result.push_back(c.needs(i) ? std::optional<Value>(grads[static_cast<size_t>(i)]) : std::nullopt);
@@ -260,7 +266,7 @@ OpExample lstm_example(const LstmGeometry& g) {
 // its kernel reads the workspace, which only the lstm kernel can write, so the fill draws x and the weights
 // itself (fixed values, as f32) and runs the lstm kernel on them for y, h, c and the workspace; dy, dh and dc
 // stay as drawn.
-OpExample lstm_grad_example(const LstmGeometry& g) {
+OpExample lstm_grad_example(const LstmGeometry& g, bool input_grad = true) {
   OpExample forward = lstm_example({g.batch, g.steps, g.in, g.units, false, g.repeated});
   const std::vector<TensorType> inputs = forward.inputs;
   auto forward_input = [inputs](int input) {
@@ -270,7 +276,8 @@ OpExample lstm_grad_example(const LstmGeometry& g) {
       t[i] = static_cast<float>(scale * (2 * random_uniform(11, static_cast<uint64_t>(input), static_cast<uint64_t>(i)) - 1));
     return t;
   };
-  OpExample e{.inputs = inputs, .attrs = forward.attrs, .label = forward.label};
+  OpExample e{.inputs = inputs, .attrs = forward.attrs, .label = forward.label + (input_grad ? "" : ", no dx")};
+  if (!input_grad) e.attrs.set("input_grad", false);
   const std::vector<TensorType> outputs = lstm_outputs({g.batch, g.steps, g.in, g.units, false, g.repeated});
   e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.end());             // y, h, c, workspace
   e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.begin() + 3);       // dy, dh, dc
@@ -320,10 +327,11 @@ void register_lstm_ops(Registry& r) {
             .opaque_outputs({3})
             .build());
   // No gradient rule: second derivatives through an LSTM are not supported.
-  r.add(OpBuilder<LstmAttrs>("lstm_grad", 11, 13)
+  r.add(OpBuilder<LstmGradAttrs>("lstm_grad", 11, 13)
             .summary("the gradient of lstm; inputs the lstm's inputs and outputs, then dy, dh, dc")
             .example(lstm_grad_example({2, 3, 4, 5, false}))
             .example(lstm_grad_example({3, 4, 2, 3, false, true}))
+            .example(lstm_grad_example({2, 3, 4, 5, false}, false))
             .infer(infer_lstm_grad)
             .reference(lstm_grad_reference)
             .kernel(recurrent::lstm_grad_kernel)

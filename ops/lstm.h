@@ -23,6 +23,17 @@ struct LstmAttrs {
   }
 };
 
+// lstm_grad's: the forward's, and whether dx is wanted. The gradient rule sets input_grad = false when
+// nothing needs the gradient of x (an encoder reading the data), and dx is then left zero: for the LSTM
+// autoencoder's encoder that skips the dz·w_xᵀ product over all steps.
+struct LstmGradAttrs : LstmAttrs {
+  bool input_grad = true;
+  template <class F> void fields(F&& f) {
+    LstmAttrs::fields(f);
+    f("input_grad", input_grad);
+  }
+};
+
 struct LstmGeometry {
   int64_t batch = 0, steps = 0, in = 0, units = 0;
   bool initial_state = false;
@@ -51,6 +62,6 @@ struct WorkspaceLayout {
 // Kernels for lstm (inputs x, w_x, w_h, b, [h0, c0]; outputs y, h, c, workspace) and lstm_grad (inputs the
 // lstm's inputs and outputs, then dy, dh, dc; outputs dx, dw_x, dw_h, db, [dh0, dc0]).
 std::unique_ptr<Kernel> lstm_kernel(const KernelContext& c, const LstmAttrs& a);
-std::unique_ptr<Kernel> lstm_grad_kernel(const KernelContext& c, const LstmAttrs& a);
+std::unique_ptr<Kernel> lstm_grad_kernel(const KernelContext& c, const LstmGradAttrs& a);
 
 }  // namespace flowgrad::recurrent

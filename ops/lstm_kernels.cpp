@@ -167,8 +167,8 @@ enum BackwardOut { gx, gw_x, gw_h, gb, gh0, gc0 };
 
 class LstmGradKernel : public Kernel {
  public:
-  LstmGradKernel(const KernelContext& c, const LstmAttrs& a)
-      : g_(geometry_of(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)) {
+  LstmGradKernel(const KernelContext& c, const LstmGradAttrs& a)
+      : g_(geometry_of(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)), input_grad_(a.input_grad) {
     check_workspace(c, g_, c.inputs[g_.initial_state ? 9 : 7]);
     ScratchLayout scratch;
     const int64_t G = g_.gates();
@@ -251,18 +251,20 @@ class LstmGradKernel : public Kernel {
     const Part& part = parts_[k];
     float* dw_x = k == 0 ? args.output(gw_x) : scratch + part.dw_x;
     float* dw_h = k == 0 ? args.output(gw_h) : scratch + part.dw_h;
-    if (dz_sum) {
-      gemm(false, true, rows, C, G, dz_sum + first * G, G, w_x, G, args.output(gx) + first * C, C);
-      gemm(true, false, C, G, rows, x + first * C, C, dz_sum + first * G, G, dw_x, G);
-    } else {
-      gemm(false, true, rows * T, C, G, dz + first * T * G, G, w_x, G, args.output(gx) + first * T * C, C);
-      gemm(true, false, C, G, rows * T, x + first * T * C, C, dz + first * T * G, G, dw_x, G);
-    }
+    const int64_t per_sample = dz_sum ? 1 : T;  // rows of x per sample
+    const float* dz_x = dz_sum ? dz_sum + first * G : dz + first * T * G;
+    float* dx = args.output(gx) + first * per_sample * C;
+    if (input_grad_)
+      gemm(false, true, rows * per_sample, C, G, dz_x, G, w_x, G, dx, C);
+    else
+      std::fill_n(dx, rows * per_sample * C, 0.f);
+    gemm(true, false, C, G, rows * per_sample, x + first * per_sample * C, C, dz_x, G, dw_x, G);
     gemm(true, false, H, G, rows * T, ws + w.h_prev + first * T * H, H, dz + first * T * G, G, dw_h, G);
   }
 
   LstmGeometry g_;
   std::vector<Slice> slices_;
+  bool input_grad_;
   int64_t w_h_t_ = 0;   // w_hᵀ
   int64_t dz_ = 0;      // the pre-activation gradients [batch, steps, 4 units]
   int64_t dz_sum_ = 0;  // repeated input: dz summed over the steps, [batch, 4 units]
@@ -276,7 +278,7 @@ std::unique_ptr<Kernel> lstm_kernel(const KernelContext& c, const LstmAttrs& a) 
   return std::make_unique<LstmKernel>(c, a);
 }
 
-std::unique_ptr<Kernel> lstm_grad_kernel(const KernelContext& c, const LstmAttrs& a) {
+std::unique_ptr<Kernel> lstm_grad_kernel(const KernelContext& c, const LstmGradAttrs& a) {
   return std::make_unique<LstmGradKernel>(c, a);
 }
 

@@ -8,6 +8,7 @@
 #include "graph/random.h"
 #include "graph/reference.h"
 #include "graph/tensor.h"
+#include "ops/lstm.h"
 #include "ops/ops.h"
 #include "zoo/layers.h"
 
@@ -227,6 +228,25 @@ TEST_CASE("lstm(repeat(v, T)) becomes lstm(v, steps = T), with the same values a
   const RefTensor &want = values[static_cast<size_t>(sequence_form.sequence.id())];
   const RefTensor &got = values[static_cast<size_t>(steps_form.sequence.id())];
   for (int64_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-12));
+}
+
+TEST_CASE("lstm_grad skips dx when nothing needs the gradient of x", "[ops][lstm]") {
+  for (bool wants_x : {false, true}) {
+    Graph g("encoder");
+    Value x = g.input("x", {2, 3, 4}, DType::f32, false);
+    LstmResult r = zoo::lstm_layer("lstm", x, 3);
+    g.add_alias("loss", sum(r.h));
+    std::vector<Value> wrt = {g["lstm/kernel"]};
+    if (wants_x) wrt.push_back(x);
+    gradients(g["loss"], wrt);
+    int grads = 0;
+    for (const Node& node : g.nodes())
+      if (node.op->name == "lstm_grad") {
+        ++grads;
+        CHECK(std::any_cast<const recurrent::LstmGradAttrs&>(node.typed).input_grad == wants_x);
+      }
+    CHECK(grads == 1);
+  }
 }
 
 TEST_CASE("lstm layer initializers", "[ops][lstm]") {
