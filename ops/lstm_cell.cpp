@@ -6,9 +6,9 @@ namespace flowgrad::recurrent {
 // One sample, one step: z = z_h + z_x + b (the recurrent part, the input projection, the bias), gates in the
 // order i, f, c~, o; writes the activated gates, c' = f c + i c~, tanh(c') and h' = o tanh(c').
 FLOWGRAD_SIMD_CLONES void cell_forward(int64_t units, const float* __restrict z_h, const float* __restrict z_x,
-                                              const float* __restrict b, const float* __restrict c,
-                                              float* __restrict gates, float* __restrict c_next,
-                                              float* __restrict tanh_c_next, float* __restrict h_next) {
+                  const float* __restrict b, const float* __restrict c,
+                  float* __restrict gates, float* __restrict c_next,
+                  float* __restrict tanh_c_next, float* __restrict h_next) {
   const int64_t H = units;
   for (int64_t j = 0; j < H; ++j) {
     const float i = gate_sigmoid(z_h[j] + z_x[j] + b[j]);
@@ -25,8 +25,8 @@ FLOWGRAD_SIMD_CLONES void cell_forward(int64_t units, const float* __restrict z_
 // One sample, one step back: with dh = dh_rec + dy (through the recurrence and from y) and dc the gradient
 // reaching c_t, writes the pre-activation gradients dz (i, f, c~, o) and replaces dc by dc_{t-1} = dc_t f.
 FLOWGRAD_SIMD_CLONES void cell_backward(int64_t units, const float* __restrict gates, const float* __restrict c,
-                                               const float* __restrict tanh_c_next, const float* __restrict dh_rec,
-                                               const float* __restrict dy, float* __restrict dc, float* __restrict dz) {
+                  const float* __restrict tanh_c_next, const float* __restrict dh_rec,
+                  const float* __restrict dy, float* __restrict dc, float* __restrict dz) {
   const int64_t H = units;
   for (int64_t j = 0; j < H; ++j) {
     const float i = gates[j], f = gates[H + j], candidate = gates[2 * H + j], o = gates[3 * H + j];
