@@ -3,15 +3,18 @@
 //
 // Only h·w_h (forward) and dz·w_hᵀ (backward) must run step by step. Everything else is one GEMM over all
 // steps: the input projection x·w_x before the recurrence, and after it dx = dz·w_xᵀ, dw_x = xᵀ·dz and
-// dw_h = h_prevᵀ·dz, with h_prev kept in the workspace (ops/lstm.h) so that it is one [units, batch·steps]
+// dw_h = h_prevᵀ·dz, with h_prev kept in the workspace (ops/lstm.h) so that it is one [batch·steps, units]
 // matrix. When the input is the same at every step (LstmAttrs::steps), the projection is computed once per
 // sample, and the backward sums dz over the steps before multiplying: dw_x = xᵀ·Σ_t dz_t, dx = (Σ_t dz_t)·w_xᵀ.
+// The backward multiplies dz_t by a transposed copy of w_h, made once per run: dnnl_sgemm runs the plain
+// product faster (one thread, 28 steps of [64, 512]·[512, 128]: 1.24 against 1.60 ms transposed).
 //
 // Batch slices. Samples are independent through the whole recurrence, so the kernels cut the batch into
 // LstmAttrs::batch_parts slices and run each slice (projection, recurrence, and in the backward its share of
-// the weight gradients) as its own TBB task on one thread: nothing synchronizes within the steps, where a
-// GEMM of [64, 128]·[128, 512] is too small to share. The slices' weight and bias gradients are added in
-// slice order, so a given thread count gives bitwise-identical results.
+// dx and the weight gradients) as its own TBB task on one thread: nothing synchronizes within the steps,
+// where a GEMM of [64, 128]·[128, 512] is too small to share (on one thread it runs at about 200 GFLOP/s).
+// The slices' weight and bias gradients are added in slice order, so a given thread count gives
+// bitwise-identical results.
 #include "ops/kernel_util.h"
 #include "ops/lstm.h"
 #include "ops/lstm_math.h"
