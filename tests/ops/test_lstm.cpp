@@ -197,6 +197,13 @@ TEST_CASE("lstm with the same input at every step (steps attribute)", "[ops][lst
     rows.back().attrs = {{"steps", int64_t{4}}, {"batch_parts", parts}};
   }
   check_op_rows(rows);
+  // A sequence where one input for every step is expected.
+  Graph g("bad");
+  std::vector<Value> inputs;
+  for (Shape shape : {Shape{2, 3, 4}, Shape{4, 20}, Shape{5, 20}, Shape{20}})
+    inputs.push_back(g.input(fmt::format("in{}", inputs.size()), shape, DType::f32, false));
+  CHECK_THROWS_WITH(g.add("lstm", inputs, AttrMap{{"steps", int64_t{3}}}, "decoder"),
+                    Catch::Contains("with steps = 3, x must be [batch, features]") && Catch::Contains("[2, 3, 4]"));
 }
 
 TEST_CASE("lstm(repeat(v, T)) becomes lstm(v, steps = T), with the same values and gradients", "[ops][lstm]") {
