@@ -1,14 +1,14 @@
 // The LSTM autoencoder's recurrent layers (anchors model d: x[128, 28, 28] -> encoder LSTM 128 -> last h ->
 // repeat 28 -> decoder LSTM 128 -> dense 28 sigmoid -> MSE, Adam) through flowgrad's kernels:
-//   - lstm and lstm_grad of the encoder (28 -> 128) and the decoder (128 -> 128) at batch 128, 28 steps, each
-//     a one-node Plan run the way training runs it, with the default two batch slices side by side and
-//     with one slice (one primitive on all threads), next to the bare oneDNN primitive given the plain
-//     weight layouts (ldigo forward, ldgoi backward, already transposed): the alternatives the kernels'
-//     slices and `any` layouts with reorders were chosen over;
+//   - lstm and lstm_grad of the encoder (28 -> 128, a sequence) and the decoder (128 -> 128, the code at
+//     every step: the steps attribute that lstm(repeat(code, 28)) becomes) at batch 128, 28 steps, each a
+//     one-node Plan run the way training runs it, with the default two batch slices side by side and with
+//     one slice, next to oneDNN's lstm_forward / lstm_backward primitives on plain layouts over the whole
+//     sequence (for the decoder, the materialized repeat): what flowgrad's kernels were before;
 //   - the whole training step of the autoencoder, with PyTorch's tuned figure (../shared/anchors) in the
 //     same run when python3-torch is present.
 // Prints ms per call (best and median of blocks; the machines are shared, the best is the steadier figure)
-// and GFLOP/s of the GEMMs; asserts nothing. Per-node times of the whole step: --profile.
+// and GFLOP/s of the GEMMs our kernels do; asserts nothing. Per-node times of the whole step: --profile.
 #include "bench_util.h"
 
 #include "autodiff/training.h"
@@ -38,7 +38,11 @@ constexpr int64_t batch = 128, steps = 28, units = 128;
 struct Layer {
   const char* name;
   int64_t in;
-  double gemm_flops() const { return 2.0 * static_cast<double>(batch * steps * (in + units) * 4 * units); }
+  bool repeated;  // the same input at every step
+  // Our forward's GEMMs (the input projection once per sample when repeated); the backward does twice these.
+  double gemm_flops() const {
+    return 2.0 * static_cast<double>(batch * ((repeated ? 1 : steps) * in + steps * units) * 4 * units);
+  }
 };
 
 using bench::filled;
@@ -48,8 +52,10 @@ using bench::OneNode;
 struct LayerPlans {
   OneNode forward, backward;
   LayerPlans(const Layer& l, int threads, int64_t batch_parts) {
-    const Shape x = {batch, steps, l.in}, w_x = {l.in, 4 * units}, w_h = {units, 4 * units}, b = {4 * units};
-    const AttrMap attrs{{"batch_parts", batch_parts}};
+    const Shape x = l.repeated ? Shape{batch, l.in} : Shape{batch, steps, l.in};
+    const Shape w_x = {l.in, 4 * units}, w_h = {units, 4 * units}, b = {4 * units};
+    AttrMap attrs{{"batch_parts", batch_parts}};
+    if (l.repeated) attrs.set("steps", steps);
     forward.graph.add("lstm", {forward.input("x", x), forward.input("w_x", w_x), forward.input("w_h", w_h), forward.input("b", b)},
                       attrs, "layer");
     forward.compile({"layer", "layer:1", "layer:2", "layer:3"}, threads);
@@ -71,7 +77,8 @@ struct LayerPlans {
   }
 };
 
-// The same primitives on plain weight layouts, on their own buffers.
+// oneDNN's LSTM primitives (what the lstm kernels ran before), on plain weight layouts (the backward's weights
+// already transposed) and their own buffers.
 struct PlainPrimitives {
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   dnnl::stream stream{engine};
@@ -197,8 +204,8 @@ int main(int argc, char** argv) {
   fmt::print("# batch {}, {} steps, {} units; ms per call, best/median of {} blocks of {} s; GFLOP/s of the GEMMs at best\n",
              batch, steps, units, blocks, seconds);
   fmt::print("{:<22} {:>3} | {:>23} | {:>15} | {:>15}\n", "kernel", "thr", "2 slices: best median GF/s", "1 slice",
-             "plain layouts");
-  for (const Layer& layer : {Layer{"encoder 28->128", 28}, Layer{"decoder 128->128", 128}})
+             "oneDNN lstm");
+  for (const Layer& layer : {Layer{"encoder 28->128", 28, false}, Layer{"decoder 128->128", 128, true}})
     for (int threads : thread_counts) {
       LayerPlans ours(layer, threads, 2), one_slice(layer, threads, 1);
       omp_set_num_threads(threads);

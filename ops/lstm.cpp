@@ -1,28 +1,30 @@
-// lstm: one unidirectional vanilla LSTM layer over a batch-first sequence, on oneDNN's lstm_forward, and its
-// gradient lstm_grad on lstm_backward. Here: the ops' shape rules, double-precision reference and gradient
-// rule; their kernels are in ops/lstm_kernels.cpp.
+// lstm: one unidirectional vanilla LSTM layer over a batch-first sequence, and its gradient lstm_grad. Here:
+// the ops' shape rules, double-precision reference and gradient rule; their kernels are in
+// ops/lstm_kernels.cpp (GEMMs on dnnl_sgemm, the cell's arithmetic in ops/lstm_cell.cpp).
 //
 //   lstm(x[N, T, C], w_x[C, 4H], w_h[H, 4H], b[4H], optional h0[N, H] and c0[N, H] (both or neither))
 //     -> y[N, T, H] (h after every step), h[N, H] and c[N, H] (the final states), workspace[bytes] (u8)
 //
 // Gates in oneDNN's order i, f, c~, o (also Keras'): with z = x_t·w_x + h·w_h + b cut into four blocks of H,
 //   i = σ(z_i), f = σ(z_f), c~ = tanh(z_c), o = σ(z_o);  c' = f c + i c~;  h' = o tanh(c').
-// w_x[C, 4H] row-major is oneDNN's ldigo layout with L = D = 1 exactly (and Keras' kernel; PyTorch's
-// weight_ih_l0 is its transpose, with b = bias_ih + bias_hh), w_h likewise, b is ldgo; x and y are oneDNN's
-// ntc (batch-first) layout: all are bound where they lie.
+// w_x[C, 4H] row-major is Keras' kernel (oneDNN's ldigo; PyTorch's weight_ih_l0 is its transpose, with
+// b = bias_ih + bias_hh), w_h likewise; x and y are batch-first.
 //
-// Attribute batch_parts (default 2): the kernels run that many slices of the batch side by side (see
-// ops/lstm_kernels.cpp); the result does not depend on it.
+// Attributes: batch_parts (default 2): the kernels run that many slices of the batch side by side (see
+// ops/lstm_kernels.cpp); the result does not depend on it. steps (default 0): when positive, x is [N, C], the
+// same input at every one of `steps` steps, and its gradient dx is [N, C] too. lstm() below turns
+// lstm(repeat(v, T)) into that form by itself.
 //
-// The workspace: forward_training keeps every step's gates and states in an opaque buffer that
-// lstm_backward reads. It is an ordinary u8 output whose size oneDNN reports at shape inference, so the
-// planner places it in the arena and keeps it alive exactly until lstm_grad has run (DESIGN: the forward
-// hands state to the backward explicitly). Its bytes mean something to the kernels only: the double
-// reference leaves it zero, lstm_grad's reference recomputes the forward from the inputs instead, and the op
-// harness compares f32 outputs only.
+// The workspace: the forward keeps every step's gates and states (layout in ops/lstm.h) for lstm_grad. It
+// is an ordinary u8 output, so the planner places it in the arena and keeps it alive exactly until lstm_grad
+// has run (DESIGN: the forward hands state to the backward explicitly). Its bytes mean something to the
+// kernels only: the double reference leaves it zero, lstm_grad's reference recomputes the forward from the
+// inputs instead, and the op harness compares f32 outputs only.
 //
 //   lstm_grad(x, w_x, w_h, b, [h0, c0], y, h, c, workspace, dy, dh, dc) -> dx, dw_x, dw_h, db, [dh0, dc0]
-// The lstm gradient rule feeds zeros (fill_like) for outputs the loss does not depend on. lstm_grad has no
+// Attributes: the lstm's, and input_grad (default true; the gradient rule sets it to whether x needs a
+// gradient): when false, dx is left zero instead of computed. The lstm gradient rule feeds zeros (fill_like)
+// for outputs the loss does not depend on. lstm_grad has no
 // gradient rule: second derivatives through an LSTM are not supported, and the autodiff pass says so, naming
 // lstm_grad, when a loss depends on one.
 #include "ops/lstm.h"
@@ -41,11 +43,13 @@ namespace flowgrad {
 namespace {
 
 using recurrent::LstmAttrs;
+using recurrent::LstmGradAttrs;
 using recurrent::LstmGeometry;
 
 // From the shapes of x and w_h, unchecked (the shape rule has checked them).
-LstmGeometry geometry_of(const Shape& x, const Shape& w_h, bool initial_state) {
-  return {x[0], x[1], x[2], w_h[0], initial_state};
+LstmGeometry geometry_of(const Shape& x, const Shape& w_h, bool initial_state, const LstmAttrs& a) {
+  if (a.steps > 0) return {x[0], a.steps, x[1], w_h[0], initial_state, true};
+  return {x[0], x[1], x[2], w_h[0], initial_state, false};
 }
 
 // Checks x, w_x, w_h, b and the optional h0, c0: the first `count` inputs.
@@ -55,16 +59,21 @@ LstmGeometry check_forward_inputs(const ShapeContext& c, size_t count, const Lst
       c.fail(fmt::format("input {} is {}; the LSTM computes in f32", i, to_string(c.inputs[i].dtype)));
   if (count == 5) c.fail("h0 and c0 go together: give both initial states or neither");
   if (a.batch_parts < 1) c.fail(fmt::format("batch_parts must be at least 1, not {}", a.batch_parts));
+  if (a.steps < 0) c.fail(fmt::format("steps must be 0 (x is a sequence) or positive, not {}", a.steps));
   const Shape &x = c.in(0), &w_x = c.in(1), &w_h = c.in(2), &b = c.in(3);
-  if (x.size() != 3) c.fail(fmt::format("x must be [batch, steps, features], but is {}", to_string(x)));
+  if (a.steps > 0 && x.size() != 2)
+    c.fail(fmt::format("with steps = {}, x must be [batch, features] (the same at every step), but is {}", a.steps,
+                       to_string(x)));
+  if (a.steps == 0 && x.size() != 3) c.fail(fmt::format("x must be [batch, steps, features], but is {}", to_string(x)));
   if (w_h.size() != 2 || w_h[1] != 4 * w_h[0])
     c.fail(fmt::format("w_h must be [units, 4 units] (gates i, f, c, o side by side), but is {}", to_string(w_h)));
   const int64_t units = w_h[0];
-  if (w_x != Shape{x[2], 4 * units})
-    c.fail(fmt::format("w_x must be [{}, {}] for {} features and {} units, but is {}", x[2], 4 * units, x[2], units,
-                       to_string(w_x)));
+  const int64_t features = x.back();
+  if (w_x != Shape{features, 4 * units})
+    c.fail(fmt::format("w_x must be [{}, {}] for {} features and {} units, but is {}", features, 4 * units, features,
+                       units, to_string(w_x)));
   if (b != Shape{4 * units}) c.fail(fmt::format("b must be [{}] for {} units, but is {}", 4 * units, units, to_string(b)));
-  LstmGeometry g = geometry_of(x, w_h, count == 6);
+  LstmGeometry g = geometry_of(x, w_h, count == 6, a);
   for (size_t i = 4; i < count; ++i)
     if (c.inputs[i].shape != g.state())
       c.fail(fmt::format("{} must be [batch, units] = {}, but is {}", i == 4 ? "h0" : "c0", to_string(g.state()),
@@ -73,9 +82,9 @@ LstmGeometry check_forward_inputs(const ShapeContext& c, size_t count, const Lst
 }
 
 // y, h, c and the workspace.
-std::vector<TensorType> lstm_outputs(const LstmGeometry& g, const LstmAttrs& a) {
+std::vector<TensorType> lstm_outputs(const LstmGeometry& g) {
   return {{{g.batch, g.steps, g.units}}, {g.state()}, {g.state()},
-          {{static_cast<int64_t>(recurrent::workspace_bytes(g, a.batch_parts))}, DType::u8}};
+          {{recurrent::WorkspaceLayout(g).floats * static_cast<int64_t>(sizeof(float))}, DType::u8}};
 }
 
 // lstm_grad's inputs: the forward's inputs, its four outputs, then the gradients of y, h and c.
@@ -84,7 +93,7 @@ std::vector<TensorType> infer_lstm_grad(const ShapeContext& c, const LstmAttrs& 
     c.fail(fmt::format("takes x, w_x, w_h, b, [h0, c0], y, h, c, workspace, dy, dh, dc: 11 or 13 inputs, not {}",
                        c.inputs.size()));
   const size_t forward = c.inputs.size() - 7;
-  std::vector<TensorType> expected = lstm_outputs(check_forward_inputs(c, forward, a), a);
+  std::vector<TensorType> expected = lstm_outputs(check_forward_inputs(c, forward, a));
   for (size_t k = 0; k < 3; ++k) expected.push_back(expected[k]);  // dy, dh, dc
   const std::array<const char*, 7> names = {"y", "h", "c", "workspace", "dy", "dh", "dc"};
   for (size_t k = 0; k < expected.size(); ++k)
@@ -117,7 +126,7 @@ LstmTrace trace_forward(const RefContext& c, const LstmGeometry& g) {
       const double* c_prev = &tr.c[static_cast<size_t>((t * N + n) * H)];
       for (int64_t k = 0; k < G; ++k) {
         double sum = b[k];
-        for (int64_t i = 0; i < C; ++i) sum += x[(n * T + t) * C + i] * w_x[i * G + k];
+        for (int64_t i = 0; i < C; ++i) sum += x[(g.repeated ? n : n * T + t) * C + i] * w_x[i * G + k];
         for (int64_t j = 0; j < H; ++j) sum += h_prev[j] * w_h[j * G + k];
         z[static_cast<size_t>(k)] = sum;
       }
@@ -135,12 +144,12 @@ LstmTrace trace_forward(const RefContext& c, const LstmGeometry& g) {
   return tr;
 }
 
-LstmGeometry reference_geometry(const RefContext& c, size_t forward_inputs) {
-  return geometry_of(c.in(0).shape, c.in(2).shape, forward_inputs == 6);
+LstmGeometry reference_geometry(const RefContext& c, size_t forward_inputs, const LstmAttrs& a) {
+  return geometry_of(c.in(0).shape, c.in(2).shape, forward_inputs == 6, a);
 }
 
-std::vector<RefTensor> lstm_reference(const RefContext& c, const LstmAttrs&) {
-  const LstmGeometry g = reference_geometry(c, c.inputs.size());
+std::vector<RefTensor> lstm_reference(const RefContext& c, const LstmAttrs& a) {
+  const LstmGeometry g = reference_geometry(c, c.inputs.size(), a);
   const LstmTrace tr = trace_forward(c, g);
   const int64_t N = g.batch, T = g.steps, H = g.units;
   RefTensor y(c.outputs[0].shape), h(g.state()), cell(g.state()), workspace(c.outputs[3].shape);
@@ -158,9 +167,9 @@ std::vector<RefTensor> lstm_reference(const RefContext& c, const LstmAttrs&) {
 // gradients reaching h_t and c_t:  dc += dh o (1 - tanh²(c_t));  then the pre-activation gradients
 //   dz_i = dc c~ i (1 - i),  dz_f = dc c_{t-1} f (1 - f),  dz_c = dc i (1 - c~²),  dz_o = dh tanh(c_t) o (1 - o)
 // give dx_t = dz·w_xᵀ, dh_{t-1} = dz·w_hᵀ, dc_{t-1} = dc f, and accumulate dw_x, dw_h, db.
-std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const LstmAttrs&) {
+std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const LstmGradAttrs& a) {
   const size_t forward = c.inputs.size() - 7;
-  const LstmGeometry g = reference_geometry(c, forward);
+  const LstmGeometry g = reference_geometry(c, forward, a);
   const LstmTrace tr = trace_forward(c, g);
   const RefTensor &x = c.in(0), &w_x = c.in(1), &w_h = c.in(2);
   const int base = static_cast<int>(forward) + 4;
@@ -190,9 +199,10 @@ std::vector<RefTensor> lstm_grad_reference(const RefContext& c, const LstmAttrs&
       for (int64_t k = 0; k < G; ++k) {
         const double d = dz[static_cast<size_t>(k)];
         db[k] += d;
+        const int64_t row = g.repeated ? n : n * T + t;
         for (int64_t i = 0; i < C; ++i) {
-          dx[(n * T + t) * C + i] += d * w_x[i * G + k];
-          dw_x[i * G + k] += x[(n * T + t) * C + i] * d;
+          if (a.input_grad) dx[row * C + i] += d * w_x[i * G + k];
+          dw_x[i * G + k] += x[row * C + i] * d;
         }
         for (int64_t j = 0; j < H; ++j) dw_h[j * G + k] += h_prev[j] * d;
       }
@@ -222,7 +232,10 @@ GradResult lstm_gradient(GradContext& c) {
     inputs.push_back(c.grad(k) ? *c.grad(k)
                                : c.graph.apply("fill_like", {c.output(k)}, AttrMap{{"value", 0.0}},
                                                c.name(names[static_cast<size_t>(k)])));
-  std::vector<Value> grads = c.graph.add("lstm_grad", inputs, c.attrs<LstmAttrs>(), c.name("lstm"));
+  LstmGradAttrs attrs;
+  static_cast<LstmAttrs&>(attrs) = c.attrs<LstmAttrs>();
+  attrs.input_grad = c.needs(0);
+  std::vector<Value> grads = c.graph.add("lstm_grad", inputs, attrs, c.name("lstm"));
   GradResult result;
   for (int i = 0; i < c.num_inputs(); ++i)
     result.push_back(c.needs(i) ? std::optional<Value>(grads[static_cast<size_t>(i)]) : std::nullopt);
@@ -237,11 +250,14 @@ void moderate_weights(int input, RefTensor& t) {
     for (double& v : t.data) v *= 0.5;
 }
 
+AttrMap attrs_of(const LstmGeometry& g) { return g.repeated ? AttrMap{{"steps", g.steps}} : AttrMap{}; }
+
 OpExample lstm_example(const LstmGeometry& g) {
-  OpExample e{.inputs = {{{g.batch, g.steps, g.in}}, {{g.in, g.gates()}}, {{g.units, g.gates()}}, {{g.gates()}}},
+  OpExample e{.inputs = {{g.x()}, {{g.in, g.gates()}}, {{g.units, g.gates()}}, {{g.gates()}}},
+              .attrs = attrs_of(g),
               .fill = moderate_weights,
-              .label = fmt::format("batch {} steps {} in {} units {}{}", g.batch, g.steps, g.in, g.units,
-                                   g.initial_state ? " with h0, c0" : "")};
+              .label = fmt::format("batch {} steps {} in {} units {}{}{}", g.batch, g.steps, g.in, g.units,
+                                   g.repeated ? " repeated input" : "", g.initial_state ? " with h0, c0" : "")};
   if (g.initial_state) e.inputs.insert(e.inputs.end(), {{g.state()}, {g.state()}});
   return e;
 }
@@ -250,8 +266,8 @@ OpExample lstm_example(const LstmGeometry& g) {
 // its kernel reads the workspace, which only the lstm kernel can write, so the fill draws x and the weights
 // itself (fixed values, as f32) and runs the lstm kernel on them for y, h, c and the workspace; dy, dh and dc
 // stay as drawn.
-OpExample lstm_grad_example(const LstmGeometry& g) {
-  OpExample forward = lstm_example({g.batch, g.steps, g.in, g.units, false});
+OpExample lstm_grad_example(const LstmGeometry& g, bool input_grad = true) {
+  OpExample forward = lstm_example({g.batch, g.steps, g.in, g.units, false, g.repeated});
   const std::vector<TensorType> inputs = forward.inputs;
   auto forward_input = [inputs](int input) {
     RefTensor t(inputs[static_cast<size_t>(input)].shape);
@@ -260,11 +276,12 @@ OpExample lstm_grad_example(const LstmGeometry& g) {
       t[i] = static_cast<float>(scale * (2 * random_uniform(11, static_cast<uint64_t>(input), static_cast<uint64_t>(i)) - 1));
     return t;
   };
-  OpExample e{.inputs = inputs, .label = forward.label};
-  const std::vector<TensorType> outputs = lstm_outputs(g, LstmAttrs{});
+  OpExample e{.inputs = inputs, .attrs = forward.attrs, .label = forward.label + (input_grad ? "" : ", no dx")};
+  if (!input_grad) e.attrs.set("input_grad", false);
+  const std::vector<TensorType> outputs = lstm_outputs({g.batch, g.steps, g.in, g.units, false, g.repeated});
   e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.end());             // y, h, c, workspace
   e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.begin() + 3);       // dy, dh, dc
-  e.fill = [inputs, forward_input](int input, RefTensor& t) {
+  e.fill = [inputs, forward_input, attrs = forward.attrs](int input, RefTensor& t) {
     if (input < 4) {
       t = forward_input(input);
       return;
@@ -278,7 +295,7 @@ OpExample lstm_grad_example(const LstmGeometry& g) {
       const RefTensor v = forward_input(i);
       buffers.emplace_back(v.data.begin(), v.data.end());
     }
-    const std::vector<Value> out = graph.add("lstm", in, AttrMap{}, "lstm");
+    const std::vector<Value> out = graph.add("lstm", in, attrs, "lstm");
     const Value wanted = out[static_cast<size_t>(input - 4)];
     ParamStore store;
     Plan plan(graph, store, {.fetch = {wanted.name()}});
@@ -299,8 +316,10 @@ void register_lstm_ops(Registry& r) {
             .summary("one LSTM layer: x[batch, steps, in], w_x[in, 4u], w_h[u, 4u], b[4u], [h0, c0] -> y, h, c, workspace")
             .example(lstm_example({2, 3, 4, 5, false}))
             .example(lstm_example({3, 4, 2, 3, true}))
+            .example(lstm_example({3, 4, 2, 3, false, true}))
+            .example(lstm_example({2, 3, 4, 5, true, true}))
             .infer([](const ShapeContext& c, const LstmAttrs& a) {
-              return lstm_outputs(check_forward_inputs(c, c.inputs.size(), a), a);
+              return lstm_outputs(check_forward_inputs(c, c.inputs.size(), a));
             })
             .reference(lstm_reference)
             .kernel(recurrent::lstm_kernel)
@@ -308,19 +327,33 @@ void register_lstm_ops(Registry& r) {
             .opaque_outputs({3})
             .build());
   // No gradient rule: second derivatives through an LSTM are not supported.
-  r.add(OpBuilder<LstmAttrs>("lstm_grad", 11, 13)
+  r.add(OpBuilder<LstmGradAttrs>("lstm_grad", 11, 13)
             .summary("the gradient of lstm; inputs the lstm's inputs and outputs, then dy, dh, dc")
             .example(lstm_grad_example({2, 3, 4, 5, false}))
+            .example(lstm_grad_example({3, 4, 2, 3, false, true}))
+            .example(lstm_grad_example({2, 3, 4, 5, false}, false))
             .infer(infer_lstm_grad)
             .reference(lstm_grad_reference)
             .kernel(recurrent::lstm_grad_kernel)
             .build());
 }
 
+// lstm(repeat(v, T)) with v[batch, features] becomes lstm(v, steps = T): the input projection is then computed
+// once per sample instead of at every step. The repeat node stays, and the planner drops it when nothing
+// else reads it.
 LstmResult lstm(Value x, Value w_x, Value w_h, Value b, std::optional<LstmState> initial, std::string name) {
+  AttrMap attrs;
+  if (x.info().kind == ValueKind::node) {
+    const Node& producer = x.graph().nodes()[static_cast<size_t>(x.info().producer)];
+    const Value source = x.graph().value(producer.inputs[0]);
+    if (producer.op->name == "repeat" && source.rank() == 2 && x.rank() == 3) {
+      attrs = AttrMap{{"steps", x.shape()[1]}};
+      x = source;
+    }
+  }
   std::vector<Value> inputs = {x, w_x, w_h, b};
   if (initial) inputs.push_back(initial->h), inputs.push_back(initial->c);
-  std::vector<Value> outs = x.graph().add("lstm", inputs, AttrMap{}, std::move(name));
+  std::vector<Value> outs = x.graph().add("lstm", inputs, attrs, std::move(name));
   return {outs[0], outs[1], outs[2]};
 }
 

@@ -1,212 +1,165 @@
-// The oneDNN side of lstm and lstm_grad (ops/lstm.cpp defines the ops): lstm_forward in forward_training
-// mode and lstm_backward with the forward's primitive descriptor as hint, on batch-first (ntc) sequences.
+// The kernels of lstm and lstm_grad (ops/lstm.cpp defines the ops): GEMMs on dnnl_sgemm around the cell's
+// vectorized elementwise steps (ops/lstm_math.h), on batch-first sequences.
 //
-// Batch slices. oneDNN's RNN primitives parallelize inside every time step (a GEMM, then the gate
-// activations: OpenMP regions with barriers, several per step), which scales poorly on two threads and
-// collapses whenever another process holds a core. But samples are independent through the whole
-// recurrence, so the kernels cut the batch into LstmAttrs::batch_parts slices, give each its own primitive,
-// and run the slices side by side on TBB, each on its share of the node's threads: nothing synchronizes
-// across the steps. bench/lstm_shapes at batch 128, 28 steps, 128 units on two idle cores, best ms with one
-// slice -> two: encoder forward 2.61 -> 2.24, backward 4.95 -> 4.77; decoder forward 4.38 -> 3.36, backward
-// 9.20 -> 7.75 (another run: 3.52 -> 2.39, 6.03 -> 4.83, 4.95 -> 3.74, 8.30 -> 7.19). On one thread the
-// slices run one after another within 3% of one primitive over the whole batch. Slice weight gradients are
-// summed in slice order, so a given thread count gives bitwise-identical results.
+// Only h·w_h (forward) and dz·w_hᵀ (backward) must run step by step. Everything else is one GEMM over all
+// steps: the input projection x·w_x before the recurrence, and after it dx = dz·w_xᵀ, dw_x = xᵀ·dz and
+// dw_h = h_prevᵀ·dz, with h_prev kept in the workspace (ops/lstm.h) so that it is one [batch·steps, units]
+// matrix. When the input is the same at every step (LstmAttrs::steps), the projection is computed once per
+// sample, and the backward sums dz over the steps before multiplying: dw_x = xᵀ·Σ_t dz_t, dx = (Σ_t dz_t)·w_xᵀ.
+// The backward multiplies dz_t by a transposed copy of w_h, made once per run: dnnl_sgemm runs the plain
+// product faster (one thread, 28 steps of [64, 512]·[512, 128]: 1.24 against 1.60 ms transposed).
 //
-// Weights: in the layouts oneDNN picks (`any`: the leading dimension padded against cache aliasing, and
-// transposed for lstm_backward), reordered into the kernel's scratch at every run. Against the bare
-// primitive on plain layouts (the backward's weights handed over already transposed) that was as fast or up
-// to 7% faster in bench/lstm_shapes. The weight gradients come back through reorders too.
+// Batch slices. Samples are independent through the whole recurrence, so the kernels cut the batch into
+// LstmAttrs::batch_parts slices and run each slice (projection, recurrence, and in the backward its share of
+// dx and the weight gradients) as its own TBB task on one thread: nothing synchronizes within the steps,
+// where a GEMM of [64, 128]·[128, 512] is too small to share (on one thread it runs at about 200 GFLOP/s).
+// The slices' weight and bias gradients are added in slice order, so a given thread count gives
+// bitwise-identical results.
 #include "ops/kernel_util.h"
 #include "ops/lstm.h"
+#include "ops/lstm_math.h"
+
+#include "graph/foreign_call.h"
 
 #include <omp.h>
+#include <tbb/task_group.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 
 namespace flowgrad::recurrent {
 namespace {
 
-using dnnl::memory;
-using kernels::Binding;
-
-size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
-
-LstmGeometry with_rows(LstmGeometry g, int64_t rows) {
-  g.batch = rows;
-  return g;
+// Row-major C = A·B (or with A, B transposed), on the calling thread's OpenMP team.
+void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
+          float* c, int64_t ldc) {
+  ForeignCall in_onednn;  // dnnl_sgemm mallocs its packing buffers
+  const dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.f, a, lda, b, ldb, 0.f, c, ldc);
+  if (status != dnnl_success) fail(ErrorKind::runtime, "dnnl_sgemm failed with status {}", static_cast<int>(status));
 }
 
-memory::desc sequence_desc(int64_t batch, int64_t steps, int64_t features) {
-  return memory::desc({steps, batch, features}, memory::data_type::f32, memory::format_tag::ntc);
-}
-memory::desc state_desc(const LstmGeometry& g) {
-  return memory::desc({1, 1, g.batch, g.units}, memory::data_type::f32, memory::format_tag::ldnc);
-}
-memory::desc weights_desc(int64_t rows, const LstmGeometry& g, memory::format_tag tag) {
-  return memory::desc({1, 1, rows, 4, g.units}, memory::data_type::f32, tag);
-}
-memory::desc bias_desc(const LstmGeometry& g) {
-  return memory::desc({1, 1, 4, g.units}, memory::data_type::f32, memory::format_tag::ldgo);
+struct Slice {
+  int64_t first = 0, rows = 0;
+};
+
+std::vector<Slice> slice_batch(int64_t batch, int64_t parts) {
+  const int64_t count = std::clamp<int64_t>(parts, 1, std::max<int64_t>(1, batch));
+  std::vector<Slice> slices;
+  for (int64_t k = 0, first = 0; k < count; ++k) {
+    const int64_t rows = batch / count + (k < batch % count ? 1 : 0);
+    slices.push_back({first, rows});
+    first += rows;
+  }
+  return slices;
 }
 
-dnnl::lstm_forward::primitive_desc forward_pd(const LstmGeometry& g, const dnnl::engine& engine) {
-  const memory::desc initial = g.initial_state ? state_desc(g) : memory::desc();
-  dnnl::lstm_forward::desc desc(dnnl::prop_kind::forward_training, dnnl::rnn_direction::unidirectional_left2right,
-                                sequence_desc(g.batch, g.steps, g.in), initial, initial,
-                                weights_desc(g.in, g, memory::format_tag::any),
-                                weights_desc(g.units, g, memory::format_tag::any), bias_desc(g),
-                                sequence_desc(g.batch, g.steps, g.units), state_desc(g), state_desc(g));
-  return {desc, kernels::base_attr(), engine};
+// Runs body(slice) for every slice, side by side when the node has several threads: the others as stealable
+// TBB tasks, the first on the calling thread (which runs the rest too if no worker comes), each slice on a
+// one-thread OpenMP team (the team size is a per-thread setting; the calling thread's is restored).
+template <class Body>
+void for_each_slice(size_t slices, int threads, Body&& body) {
+  if (threads <= 1 || slices == 1) {
+    omp_set_num_threads(std::max(1, threads));
+    for (size_t k = 0; k < slices; ++k) body(k);
+    return;
+  }
+  tbb::task_group group;
+  for (size_t k = 1; k < slices; ++k)
+    group.run([&body, k] {
+      omp_set_num_threads(1);
+      body(k);
+    });
+  omp_set_num_threads(1);
+  body(0);
+  group.wait();
+  omp_set_num_threads(threads);
 }
 
-// Regions of a kernel's scratch, handed out in order, 64-byte aligned.
+LstmGeometry geometry_of(const KernelContext& c, const LstmAttrs& a, bool initial_state) {
+  const Shape& x = c.inputs[0].shape;
+  const bool repeated = a.steps > 0;
+  return {x[0], repeated ? a.steps : x[1], repeated ? x[1] : x[2], c.inputs[2].shape[0], initial_state, repeated};
+}
+
+// Offsets (in floats) of a kernel's scratch regions, handed out in order, 64-byte aligned.
 struct ScratchLayout {
-  size_t end = 0;
-  size_t take(size_t bytes) {
-    const size_t at = end;
-    end += round_up(bytes);
+  int64_t end = 0;
+  int64_t take(int64_t floats) {
+    const int64_t at = end;
+    end += (floats + 15) / 16 * 16;
     return at;
   }
 };
 
-// A weight matrix in the layout a primitive wants, when that differs from the plain one: a copy in the
-// kernel's scratch and the reorder that fills it (weights) or empties it (weight gradients). Without a
-// reorder the plain buffer serves as it is.
-struct Relayout {
-  std::unique_ptr<Kernel> reorder;
-  size_t offset = 0;  // of the copy in scratch
-  void* place(void* plain, std::byte* scratch) const { return reorder ? scratch + offset : plain; }
-  // Runs on buffers picked here (arrays on the stack: run() must not allocate).
-  void copy(void* from, void* to, const KernelArgs& outer, void* scratchpad) const {
-    std::array<void*, 1> in = {from}, out = {to};
-    reorder->run(KernelArgs{in, out, scratchpad, outer.threads, outer.step, outer.stream});
-  }
-  size_t scratchpad() const { return reorder ? reorder->scratch_bytes() : 0; }
-};
-
-Relayout relayout(const dnnl::engine& engine, const memory::desc& from, const memory::desc& to, ScratchLayout& scratch) {
-  if (from == to) return {};
-  dnnl::reorder::primitive_desc pd(engine, from, engine, to, kernels::base_attr());
-  Relayout r;
-  r.reorder = kernels::primitive_kernel<dnnl::reorder::primitive_desc, dnnl::reorder>(
-      engine, pd, {{DNNL_ARG_FROM, Binding::From::input, 0, from}, {DNNL_ARG_TO, Binding::From::output, 0, to}}, 0.0);
-  r.offset = scratch.take(std::max(from.get_size(), to.get_size()));
-  return r;
-}
-
-// One slice's primitive, with its own scratchpad region and stream (slices run concurrently).
-struct SlicePrimitive {
-  std::unique_ptr<Kernel> primitive;
-  dnnl::stream stream;
-  size_t scratchpad = 0;  // offset in scratch
-};
-
-// Runs body(slice, threads_each) for every slice: side by side on TBB when the node has several threads,
-// each slice's primitive on its share of them. OpenMP's team size is a per-thread setting, hence the calls.
-template <class Body>
-void for_each_slice(size_t slices, int threads, Body&& body) {
-  if (threads <= 1 || slices == 1) {
-    for (size_t k = 0; k < slices; ++k) body(k, threads);
-    return;
-  }
-  const int each = std::max(1, threads / static_cast<int>(slices));
-  tbb::parallel_for(
-      tbb::blocked_range<size_t>(0, slices, 1),
-      [&](const tbb::blocked_range<size_t>& r) {
-        omp_set_num_threads(each);
-        for (size_t k = r.begin(); k < r.end(); ++k) body(k, each);
-      },
-      tbb::static_partitioner());
-  omp_set_num_threads(threads);  // the calling thread may have run a slice
-}
-
-void* offset_floats(void* p, int64_t floats) { return p ? static_cast<float*>(p) + floats : nullptr; }
-
-void check_workspace(const KernelContext& c, const LstmGeometry& g, int64_t parts, const TensorType& reserved) {
-  const size_t needed = workspace_bytes(g, parts);
+void check_workspace(const KernelContext& c, const LstmGeometry& g, const TensorType& reserved) {
+  const size_t needed = static_cast<size_t>(WorkspaceLayout(g).floats) * sizeof(float);
   if (needed != reserved.bytes())
     fail(ErrorKind::runtime, "node '{}': the LSTM workspace needs {} bytes, but shape inference reserved {}", c.node,
          needed, reserved.bytes());
 }
 
-void check_same_layout(const KernelContext& c, const memory::desc& first, const memory::desc& other) {
-  if (first != other)
-    fail(ErrorKind::unsupported, "node '{}': oneDNN picked different weight layouts for the batch slices; "
-         "set batch_parts to 1", c.node);
-}
-
-// Forward buffers, in the order the slice primitives' bindings index them.
-enum ForwardIn { fx, fw_x, fw_h, fb, fh0, fc0 };
-
 class LstmKernel : public Kernel {
  public:
   LstmKernel(const KernelContext& c, const LstmAttrs& a)
-      : g_{c.inputs[0].shape[0], c.inputs[0].shape[1], c.inputs[0].shape[2], c.inputs[2].shape[0], c.inputs.size() == 6},
-        slices_(slice_batch(g_, a.batch_parts)) {
-    check_workspace(c, g_, a.batch_parts, c.outputs[3]);
+      : g_(geometry_of(c, a, c.inputs.size() == 6)), slices_(slice_batch(g_.batch, a.batch_parts)) {
+    check_workspace(c, g_, c.outputs[3]);
     ScratchLayout scratch;
-    memory::desc w_x, w_h;
-    for (const BatchSlice& s : slices_) {
-      auto pd = forward_pd(with_rows(g_, s.rows), c.engine);
-      if (parts_.empty()) {
-        w_x = pd.weights_layer_desc(), w_h = pd.weights_iter_desc();
-        w_x_ = relayout(c.engine, weights_desc(g_.in, g_, memory::format_tag::ldigo), w_x, scratch);
-        w_h_ = relayout(c.engine, weights_desc(g_.units, g_, memory::format_tag::ldigo), w_h, scratch);
-      }
-      check_same_layout(c, w_x, pd.weights_layer_desc());
-      check_same_layout(c, w_h, pd.weights_iter_desc());
-      std::vector<Binding> bindings = {{DNNL_ARG_SRC_LAYER, Binding::From::input, fx, pd.src_layer_desc()},
-                                       {DNNL_ARG_WEIGHTS_LAYER, Binding::From::input, fw_x, w_x},
-                                       {DNNL_ARG_WEIGHTS_ITER, Binding::From::input, fw_h, w_h},
-                                       {DNNL_ARG_BIAS, Binding::From::input, fb, pd.bias_desc()},
-                                       {DNNL_ARG_DST_LAYER, Binding::From::output, 0, pd.dst_layer_desc()},
-                                       {DNNL_ARG_DST_ITER, Binding::From::output, 1, pd.dst_iter_desc()},
-                                       {DNNL_ARG_DST_ITER_C, Binding::From::output, 2, pd.dst_iter_c_desc()},
-                                       {DNNL_ARG_WORKSPACE, Binding::From::output, 3, pd.workspace_desc()}};
-      if (g_.initial_state) {
-        bindings.push_back({DNNL_ARG_SRC_ITER, Binding::From::input, fh0, pd.src_iter_desc()});
-        bindings.push_back({DNNL_ARG_SRC_ITER_C, Binding::From::input, fc0, pd.src_iter_c_desc()});
-      }
-      parts_.push_back({kernels::primitive_kernel<dnnl::lstm_forward::primitive_desc, dnnl::lstm_forward>(
-                            c.engine, pd, bindings, 0.0),
-                        dnnl::stream(c.engine)});
-    }
-    for (SlicePrimitive& p : parts_)
-      p.scratchpad = scratch.take(std::max({p.primitive->scratch_bytes(), w_x_.scratchpad(), w_h_.scratchpad()}));
-    scratch_bytes_ = scratch.end;
+    projected_ = scratch.take(g_.batch * (g_.repeated ? 1 : g_.steps) * g_.gates());
+    for (const Slice& s : slices_) recurrent_.push_back(scratch.take(s.rows * g_.gates()));
+    scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
   }
 
   void run(const KernelArgs& args) override {
-    auto* scratch = static_cast<std::byte*>(args.scratch);
-    void* w_x = w_x_.place(args.in[1], scratch);
-    void* w_h = w_h_.place(args.in[2], scratch);
-    if (w_x_.reorder) w_x_.copy(args.in[1], w_x, args, scratch + parts_[0].scratchpad);
-    if (w_h_.reorder) w_h_.copy(args.in[2], w_h, args, scratch + parts_[0].scratchpad);
-    void* h0 = g_.initial_state ? args.in[4] : nullptr;
-    void* c0 = g_.initial_state ? args.in[5] : nullptr;
-    for_each_slice(parts_.size(), args.threads, [&](size_t k, int threads) {
-      const BatchSlice& s = slices_[k];
-      const int64_t states = s.first * g_.units;
-      std::array<void*, 6> in = {offset_floats(args.in[0], s.first * g_.steps * g_.in), w_x, w_h, args.in[3],
-                                 offset_floats(h0, states), offset_floats(c0, states)};
-      std::array<void*, 4> out = {offset_floats(args.out[0], s.first * g_.steps * g_.units),
-                                  offset_floats(args.out[1], states), offset_floats(args.out[2], states),
-                                  static_cast<std::byte*>(args.out[3]) + s.workspace_offset};
-      SlicePrimitive& p = parts_[k];
-      p.primitive->run(KernelArgs{in, out, scratch + p.scratchpad, threads, args.step, &p.stream});
-    });
+    float* scratch = static_cast<float*>(args.scratch);
+    for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, scratch, k); });
   }
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // The GEMMs, and about ten operations per gate value for the activations and the state update.
   double flops() const override { return g_.gemm_flops() + 10.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
 
  private:
+  void run_slice(const KernelArgs& args, float* scratch, size_t k) const {
+    const int64_t T = g_.steps, C = g_.in, H = g_.units, G = g_.gates();
+    const int64_t first = slices_[k].first, rows = slices_[k].rows;
+    const float *x = args.input(0), *w_x = args.input(1), *w_h = args.input(2), *b = args.input(3);
+    float *y = args.output(0), *h_out = args.output(1), *c_out = args.output(2), *ws = args.output(3);
+    const WorkspaceLayout w(g_);
+    float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c, *h_prev = ws + w.h_prev;
+    // The input projection of the slice's samples, at every step or once.
+    const int64_t per_sample = g_.repeated ? 1 : T;
+    float* projected = scratch + projected_;
+    gemm(false, false, rows * per_sample, G, C, x + first * per_sample * C, C, w_x, G,
+         projected + first * per_sample * G, G);
+    for (int64_t n = first; n < first + rows; ++n) {  // the states before the first step
+      if (g_.initial_state) {
+        std::memcpy(h_prev + n * T * H, args.input(4) + n * H, static_cast<size_t>(H) * sizeof(float));
+        std::memcpy(c_prev + n * T * H, args.input(5) + n * H, static_cast<size_t>(H) * sizeof(float));
+      } else {
+        std::fill_n(h_prev + n * T * H, H, 0.f);
+        std::fill_n(c_prev + n * T * H, H, 0.f);
+      }
+    }
+    float* z_h = scratch + recurrent_[k];
+    for (int64_t t = 0; t < T; ++t) {
+      // h_{t-1} of the slice's samples lie T·H apart in h_prev (zeros before the first step without h0).
+      if (t == 0 && !g_.initial_state)
+        std::fill_n(z_h, rows * G, 0.f);
+      else
+        gemm(false, false, rows, G, H, h_prev + (first * T + t) * H, T * H, w_h, G, z_h, G);
+      for (int64_t n = first; n < first + rows; ++n) {
+        const int64_t at = n * T + t;
+        const bool last = t == T - 1;
+        cell_forward(H, z_h + (n - first) * G, projected + (g_.repeated ? n : at) * G, b, c_prev + at * H,
+                     gates + at * G, last ? c_out + n * H : c_prev + (at + 1) * H, tanh_c + at * H, y + at * H);
+        std::memcpy(last ? h_out + n * H : h_prev + (at + 1) * H, y + at * H, static_cast<size_t>(H) * sizeof(float));
+      }
+    }
+  }
+
   LstmGeometry g_;
-  std::vector<BatchSlice> slices_;
-  Relayout w_x_, w_h_;
-  std::vector<SlicePrimitive> parts_;
+  std::vector<Slice> slices_;
+  int64_t projected_ = 0;           // [batch, steps or 1, 4 units]
+  std::vector<int64_t> recurrent_;  // per slice: h·w_h of the current step, [rows, 4 units]
   size_t scratch_bytes_ = 0;
 };
 
@@ -217,154 +170,118 @@ enum BackwardOut { gx, gw_x, gw_h, gb, gh0, gc0 };
 
 class LstmGradKernel : public Kernel {
  public:
-  LstmGradKernel(const KernelContext& c, const LstmAttrs& a)
-      : g_{c.inputs[0].shape[0], c.inputs[0].shape[1], c.inputs[0].shape[2], c.inputs[2].shape[0], c.inputs.size() == 13},
-        slices_(slice_batch(g_, a.batch_parts)) {
-    using tag = memory::format_tag;
-    check_workspace(c, g_, a.batch_parts, c.inputs[g_.initial_state ? 9 : 7]);
+  LstmGradKernel(const KernelContext& c, const LstmGradAttrs& a)
+      : g_(geometry_of(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)), input_grad_(a.input_grad) {
+    check_workspace(c, g_, c.inputs[g_.initial_state ? 9 : 7]);
     ScratchLayout scratch;
-    memory::desc w_x, w_h, dw_x, dw_h;
-    for (const BatchSlice& s : slices_) {
-      const LstmGeometry part = with_rows(g_, s.rows);
-      const memory::desc initial = part.initial_state ? state_desc(part) : memory::desc();
-      const memory::desc x = sequence_desc(s.rows, g_.steps, g_.in), y = sequence_desc(s.rows, g_.steps, g_.units);
-      const memory::desc state = state_desc(part), bias = bias_desc(part);
-      auto any_weights = [&](int64_t rows) { return weights_desc(rows, g_, tag::any); };
-      dnnl::lstm_backward::desc desc(dnnl::prop_kind::backward, dnnl::rnn_direction::unidirectional_left2right, x,
-                                     initial, initial, any_weights(g_.in), any_weights(g_.units), bias, y, state, state,
-                                     x, initial, initial, any_weights(g_.in), any_weights(g_.units), bias, y, state,
-                                     state);
-      dnnl::lstm_backward::primitive_desc pd(desc, kernels::base_attr(), c.engine, forward_pd(part, c.engine));
-      if (parts_.empty()) {
-        w_x = pd.weights_layer_desc(), w_h = pd.weights_iter_desc();
-        dw_x = pd.diff_weights_layer_desc(), dw_h = pd.diff_weights_iter_desc();
-        const memory::desc plain_w_x = weights_desc(g_.in, g_, tag::ldigo), plain_w_h = weights_desc(g_.units, g_, tag::ldigo);
-        w_x_ = relayout(c.engine, plain_w_x, w_x, scratch);
-        w_h_ = relayout(c.engine, plain_w_h, w_h, scratch);
-        dw_x_ = relayout(c.engine, dw_x, plain_w_x, scratch);
-        dw_h_ = relayout(c.engine, dw_h, plain_w_h, scratch);
-      }
-      for (const auto& [first, other] : {std::pair{w_x, pd.weights_layer_desc()}, {w_h, pd.weights_iter_desc()},
-                                         {dw_x, pd.diff_weights_layer_desc()}, {dw_h, pd.diff_weights_iter_desc()}})
-        check_same_layout(c, first, other);
-      using From = Binding::From;
-      std::vector<Binding> bindings = {{DNNL_ARG_SRC_LAYER, From::input, bx, x},
-                                       {DNNL_ARG_WEIGHTS_LAYER, From::input, bw_x, w_x},
-                                       {DNNL_ARG_WEIGHTS_ITER, From::input, bw_h, w_h},
-                                       {DNNL_ARG_BIAS, From::input, bb, bias},
-                                       {DNNL_ARG_DST_LAYER, From::input, by, y},
-                                       {DNNL_ARG_DST_ITER, From::input, bh, state},
-                                       {DNNL_ARG_DST_ITER_C, From::input, bc, state},
-                                       {DNNL_ARG_WORKSPACE, From::input, bworkspace, pd.workspace_desc()},
-                                       {DNNL_ARG_DIFF_DST_LAYER, From::input, bdy, y},
-                                       {DNNL_ARG_DIFF_DST_ITER, From::input, bdh, state},
-                                       {DNNL_ARG_DIFF_DST_ITER_C, From::input, bdc, state},
-                                       {DNNL_ARG_DIFF_SRC_LAYER, From::output, gx, x},
-                                       {DNNL_ARG_DIFF_WEIGHTS_LAYER, From::output, gw_x, dw_x},
-                                       {DNNL_ARG_DIFF_WEIGHTS_ITER, From::output, gw_h, dw_h},
-                                       {DNNL_ARG_DIFF_BIAS, From::output, gb, bias}};
-      if (g_.initial_state) {
-        bindings.push_back({DNNL_ARG_SRC_ITER, From::input, bh0, state});
-        bindings.push_back({DNNL_ARG_SRC_ITER_C, From::input, bc0, state});
-        bindings.push_back({DNNL_ARG_DIFF_SRC_ITER, From::output, gh0, state});
-        bindings.push_back({DNNL_ARG_DIFF_SRC_ITER_C, From::output, gc0, state});
-      }
-      parts_.push_back({kernels::primitive_kernel<dnnl::lstm_backward::primitive_desc, dnnl::lstm_backward>(
-                            c.engine, pd, bindings, 0.0),
-                        dnnl::stream(c.engine)});
+    const int64_t G = g_.gates();
+    w_h_t_ = scratch.take(g_.units * G);
+    dz_ = scratch.take(g_.batch * g_.steps * G);
+    if (g_.repeated) dz_sum_ = scratch.take(g_.batch * G);
+    for (size_t k = 0; k < slices_.size(); ++k) {
+      const int64_t rows = slices_[k].rows;
+      Part p{scratch.take(rows * g_.units), scratch.take(rows * g_.units), scratch.take(G)};
+      if (k > 0) p.dw_x = scratch.take(g_.in * G), p.dw_h = scratch.take(g_.units * G);
+      parts_.push_back(p);
     }
-    weight_grad_bytes_ = {dw_x.get_size(), dw_h.get_size(), static_cast<size_t>(g_.gates()) * sizeof(float)};
-    // Slices after the first accumulate their weight gradients apart, to be added to the first's.
-    for (size_t k = 1; k < parts_.size(); ++k)
-      for (size_t i = 0; i < 3; ++i) partials_.push_back(scratch.take(weight_grad_bytes_[i]));
-    const size_t reorders = std::max({w_x_.scratchpad(), w_h_.scratchpad(), dw_x_.scratchpad(), dw_h_.scratchpad()});
-    for (SlicePrimitive& p : parts_) p.scratchpad = scratch.take(std::max(p.primitive->scratch_bytes(), reorders));
-    scratch_bytes_ = scratch.end;
+    scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
   }
 
   void run(const KernelArgs& args) override {
-    auto* scratch = static_cast<std::byte*>(args.scratch);
-    void* const reorder_scratchpad = scratch + parts_[0].scratchpad;
-    void* w_x = w_x_.place(args.in[1], scratch);
-    void* w_h = w_h_.place(args.in[2], scratch);
-    if (w_x_.reorder) w_x_.copy(args.in[1], w_x, args, reorder_scratchpad);
-    if (w_h_.reorder) w_h_.copy(args.in[2], w_h, args, reorder_scratchpad);
-    // The first slice's weight gradients go where the reorders (or the outputs) take them from.
-    const std::array<void*, 3> grads = {dw_x_.place(args.out[1], scratch), dw_h_.place(args.out[2], scratch), args.out[3]};
+    float* scratch = static_cast<float*>(args.scratch);
+    std::array<const float*, 13> in{};  // in BackwardIn order
     const size_t skip = g_.initial_state ? 0 : 2;  // without h0 and c0, y comes right after b
-    for_each_slice(parts_.size(), args.threads, [&](size_t k, int threads) {
-      const BatchSlice& s = slices_[k];
-      const int64_t states = s.first * g_.units, inputs = s.first * g_.steps * g_.in, outputs = s.first * g_.steps * g_.units;
-      std::array<void*, 13> in{};
-      for (size_t i = 0; i < args.in.size(); ++i) in[i < 4 ? i : i + skip] = args.in[i];
-      in[bx] = offset_floats(in[bx], inputs), in[bw_x] = w_x, in[bw_h] = w_h;
-      for (int i : {bh0, bc0, bh, bc, bdh, bdc}) in[static_cast<size_t>(i)] = offset_floats(in[static_cast<size_t>(i)], states);
-      for (int i : {by, bdy}) in[static_cast<size_t>(i)] = offset_floats(in[static_cast<size_t>(i)], outputs);
-      in[bworkspace] = static_cast<std::byte*>(in[bworkspace]) + s.workspace_offset;
-      std::array<void*, 6> out{};
-      out[gx] = offset_floats(args.out[gx], inputs);
-      if (g_.initial_state) out[gh0] = offset_floats(args.out[gh0], states), out[gc0] = offset_floats(args.out[gc0], states);
-      for (size_t i = 0; i < 3; ++i) {
-        // lstm_backward adds to the weight and bias gradients it finds.
-        void* grad = k == 0 ? grads[i] : scratch + partials_[(k - 1) * 3 + i];
-        std::memset(grad, 0, weight_grad_bytes_[i]);
-        out[gw_x + i] = grad;
-      }
-      SlicePrimitive& p = parts_[k];
-      p.primitive->run(KernelArgs{in, out, scratch + p.scratchpad, threads, args.step, &p.stream});
-    });
-    for (size_t k = 1; k < parts_.size(); ++k)
-      for (size_t i = 0; i < 3; ++i) {
-        auto* total = static_cast<float*>(grads[i]);
-        const auto* partial = reinterpret_cast<const float*>(scratch + partials_[(k - 1) * 3 + i]);
-        for (size_t j = 0; j < weight_grad_bytes_[i] / sizeof(float); ++j) total[j] += partial[j];
-      }
-    if (dw_x_.reorder) dw_x_.copy(grads[0], args.out[1], args, reorder_scratchpad);
-    if (dw_h_.reorder) dw_h_.copy(grads[1], args.out[2], args, reorder_scratchpad);
+    for (size_t i = 0; i < args.in.size(); ++i) in[i < 4 ? i : i + skip] = static_cast<const float*>(args.in[i]);
+    // w_hᵀ [4 units, units], so that the per-step dz·w_hᵀ is a plain product (dnnl_sgemm is faster on it).
+    const int64_t H = g_.units, G = g_.gates();
+    float* w_h_t = scratch + w_h_t_;
+    for (int64_t j0 = 0; j0 < H; j0 += 16)
+      for (int64_t k = 0; k < G; ++k)
+        for (int64_t j = j0; j < std::min(H, j0 + 16); ++j) w_h_t[k * H + j] = in[bw_h][j * G + k];
+    for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, in, scratch, k); });
+    // The slices' weight and bias gradients, added in slice order (the first slice's went to the outputs).
+    float* db = args.output(gb);
+    std::fill_n(db, G, 0.f);
+    for (size_t k = 0; k < parts_.size(); ++k) {
+      add_row(G, scratch + parts_[k].db, db);
+      if (k == 0) continue;
+      add_row(g_.in * G, scratch + parts_[k].dw_x, args.output(gw_x));
+      add_row(H * G, scratch + parts_[k].dw_h, args.output(gw_h));
+    }
   }
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // Twice the forward's GEMMs (input and weight gradients) and the gate derivatives.
   double flops() const override { return 2.0 * g_.gemm_flops() + 20.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
 
  private:
+  struct Part {  // scratch offsets
+    int64_t dh, dc, db;        // [rows, units] twice, [4 units]
+    int64_t dw_x = 0, dw_h = 0;  // slices after the first: their weight gradients
+  };
+
+  void run_slice(const KernelArgs& args, const std::array<const float*, 13>& in, float* scratch, size_t k) const {
+    const int64_t T = g_.steps, C = g_.in, H = g_.units, G = g_.gates();
+    const int64_t first = slices_[k].first, rows = slices_[k].rows;
+    const WorkspaceLayout w(g_);
+    const float* ws = in[bworkspace];
+    const float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c;
+    const float *x = in[bx], *w_x = in[bw_x], *w_h_t = scratch + w_h_t_, *dy = in[bdy];
+    float *dh = scratch + parts_[k].dh, *dc = scratch + parts_[k].dc, *db = scratch + parts_[k].db;
+    float *dz = scratch + dz_, *dz_sum = g_.repeated ? scratch + dz_sum_ : nullptr;
+    const size_t state_bytes = static_cast<size_t>(rows * H) * sizeof(float);
+    std::memcpy(dh, in[bdh] + first * H, state_bytes);
+    std::memcpy(dc, in[bdc] + first * H, state_bytes);
+    std::fill_n(db, G, 0.f);
+    if (dz_sum) std::fill_n(dz_sum + first * G, rows * G, 0.f);
+    for (int64_t t = T; t-- > 0;) {
+      for (int64_t n = first; n < first + rows; ++n) {
+        const int64_t at = n * T + t;
+        float* dz_row = dz + at * G;
+        cell_backward(H, gates + at * G, c_prev + at * H, tanh_c + at * H, dh + (n - first) * H, dy + at * H,
+                      dc + (n - first) * H, dz_row);
+        add_row(G, dz_row, db);
+        if (dz_sum) add_row(G, dz_row, dz_sum + n * G);
+      }
+      // dh_{t-1} = dz_t·w_hᵀ; the slice's dz_t lie T·4H apart.
+      if (t > 0 || g_.initial_state) gemm(false, false, rows, H, G, dz + (first * T + t) * G, T * G, w_h_t, H, dh, H);
+    }
+    if (g_.initial_state) {
+      std::memcpy(args.output(gh0) + first * H, dh, state_bytes);
+      std::memcpy(args.output(gc0) + first * H, dc, state_bytes);
+    }
+    // dx, dw_x = xᵀ·dz and dw_h = h_prevᵀ·dz over the slice's samples and steps (with a repeated input, dz
+    // summed over the steps is all dx and dw_x need).
+    const Part& part = parts_[k];
+    float* dw_x = k == 0 ? args.output(gw_x) : scratch + part.dw_x;
+    float* dw_h = k == 0 ? args.output(gw_h) : scratch + part.dw_h;
+    const int64_t per_sample = dz_sum ? 1 : T;  // rows of x per sample
+    const float* dz_x = dz_sum ? dz_sum + first * G : dz + first * T * G;
+    float* dx = args.output(gx) + first * per_sample * C;
+    if (input_grad_)
+      gemm(false, true, rows * per_sample, C, G, dz_x, G, w_x, G, dx, C);
+    else
+      std::fill_n(dx, rows * per_sample * C, 0.f);
+    gemm(true, false, C, G, rows * per_sample, x + first * per_sample * C, C, dz_x, G, dw_x, G);
+    gemm(true, false, H, G, rows * T, ws + w.h_prev + first * T * H, H, dz + first * T * G, G, dw_h, G);
+  }
+
   LstmGeometry g_;
-  std::vector<BatchSlice> slices_;
-  Relayout w_x_, w_h_, dw_x_, dw_h_;
-  std::vector<SlicePrimitive> parts_;
-  std::array<size_t, 3> weight_grad_bytes_{};  // dw_x, dw_h (in oneDNN's layouts), db
-  std::vector<size_t> partials_;               // scratch offsets, three per slice after the first
+  std::vector<Slice> slices_;
+  bool input_grad_;
+  int64_t w_h_t_ = 0;   // w_hᵀ
+  int64_t dz_ = 0;      // the pre-activation gradients [batch, steps, 4 units]
+  int64_t dz_sum_ = 0;  // repeated input: dz summed over the steps, [batch, 4 units]
+  std::vector<Part> parts_;
   size_t scratch_bytes_ = 0;
 };
 
 }  // namespace
 
-std::vector<BatchSlice> slice_batch(const LstmGeometry& g, int64_t parts) {
-  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  const int64_t count = std::clamp<int64_t>(parts, 1, std::max<int64_t>(1, g.batch));
-  std::vector<BatchSlice> slices;
-  int64_t first = 0, sized_rows = -1;
-  size_t offset = 0, bytes = 0;
-  for (int64_t k = 0; k < count; ++k) {
-    const int64_t rows = g.batch / count + (k < g.batch % count ? 1 : 0);
-    if (rows != sized_rows)  // slices have at most two sizes
-      bytes = forward_pd(with_rows(g, rows), engine).workspace_desc().get_size(), sized_rows = rows;
-    slices.push_back({first, rows, offset, bytes});
-    first += rows;
-    offset += round_up(bytes);
-  }
-  return slices;
-}
-
-size_t workspace_bytes(const LstmGeometry& g, int64_t parts) {
-  const BatchSlice last = slice_batch(g, parts).back();
-  return last.workspace_offset + last.workspace_bytes;
-}
-
 std::unique_ptr<Kernel> lstm_kernel(const KernelContext& c, const LstmAttrs& a) {
   return std::make_unique<LstmKernel>(c, a);
 }
 
-std::unique_ptr<Kernel> lstm_grad_kernel(const KernelContext& c, const LstmAttrs& a) {
+std::unique_ptr<Kernel> lstm_grad_kernel(const KernelContext& c, const LstmGradAttrs& a) {
   return std::make_unique<LstmGradKernel>(c, a);
 }
 

@@ -8,6 +8,7 @@
 #include "graph/random.h"
 #include "graph/reference.h"
 #include "graph/tensor.h"
+#include "ops/lstm.h"
 #include "ops/ops.h"
 #include "zoo/layers.h"
 
@@ -181,6 +182,78 @@ TEST_CASE("lstm: a two-layer stack through the graph gradient check", "[ops][lst
   for (const char* layer : {"lstm/0", "lstm/1"})
     for (const char* param : {"kernel", "recurrent_kernel", "bias"}) wrt.push_back(fmt::format("{}/{}", layer, param));
   check_graph(g, "loss", wrt);
+}
+
+TEST_CASE("lstm with the same input at every step (steps attribute)", "[ops][lstm]") {
+  std::vector<OpCase> rows;
+  for (const Config& c : {Config{2, 3, 4, 5, false}, Config{3, 4, 2, 3, true}, Config{1, 1, 3, 2, false}}) {
+    OpCase row = lstm_row(c);
+    row.inputs[0] = {{c.batch, c.in}};
+    row.attrs = {{"steps", c.steps}};
+    rows.push_back(row);
+  }
+  for (int64_t parts : {1, 3}) {  // one slice; as many slices as rows
+    rows.push_back(rows[1]);
+    rows.back().attrs = {{"steps", int64_t{4}}, {"batch_parts", parts}};
+  }
+  check_op_rows(rows);
+  // A sequence where one input for every step is expected.
+  Graph g("bad");
+  std::vector<Value> inputs;
+  for (Shape shape : {Shape{2, 3, 4}, Shape{4, 20}, Shape{5, 20}, Shape{20}})
+    inputs.push_back(g.input(fmt::format("in{}", inputs.size()), shape, DType::f32, false));
+  CHECK_THROWS_WITH(g.add("lstm", inputs, AttrMap{{"steps", int64_t{3}}}, "decoder"),
+                    Catch::Contains("with steps = 3, x must be [batch, features]") && Catch::Contains("[2, 3, 4]"));
+}
+
+TEST_CASE("lstm(repeat(v, T)) becomes lstm(v, steps = T), with the same values and gradients", "[ops][lstm]") {
+  // The LSTM autoencoder's decoder: the code repeated over the steps.
+  Graph g("decoder");
+  Value code = g.input("code", {3, 4}, DType::f32, false);
+  Value repeated = repeat(code, 5);
+  LstmResult r = zoo::lstm_layer("lstm", repeated, 3);
+  const Node& node = g.nodes()[static_cast<size_t>(r.sequence.info().producer)];
+  CHECK(node.op->name == "lstm");
+  CHECK(node.inputs[0] == code.id());  // the repeat is bypassed (and dropped by the planner)
+  CHECK(r.sequence.shape() == Shape{3, 5, 3});
+  g.add_alias("loss", sum(r.sequence * g.input("weights", {3, 5, 3}, DType::f32, false)) + sum(r.c));
+  check_graph(g, "loss", {"code", "lstm/kernel", "lstm/recurrent_kernel", "lstm/bias"});
+
+  // The same numbers as the sequence form on the materialized repeat (double references).
+  Graph explicit_graph("explicit");
+  Value x = explicit_graph.input("x", {3, 5, 4}, DType::f32, false);
+  Value w_x = explicit_graph.input("w_x", {4, 12}, DType::f32, false), w_h = explicit_graph.input("w_h", {3, 12}, DType::f32, false);
+  Value b = explicit_graph.input("b", {12}, DType::f32, false);
+  Value v = explicit_graph.input("v", {3, 4}, DType::f32, false);
+  LstmResult sequence_form = lstm(x, w_x, w_h, b);
+  LstmResult steps_form = lstm(repeat(v, 5), w_x, w_h, b);
+  std::map<std::string, RefTensor> given = random_values(explicit_graph, 0.5);
+  for (int64_t n = 0; n < 3; ++n)
+    for (int64_t t = 0; t < 5; ++t)
+      for (int64_t i = 0; i < 4; ++i) given["x"][(n * 5 + t) * 4 + i] = given["v"][n * 4 + i];
+  const std::vector<RefTensor> values = evaluate_reference(explicit_graph, given);
+  const RefTensor &want = values[static_cast<size_t>(sequence_form.sequence.id())];
+  const RefTensor &got = values[static_cast<size_t>(steps_form.sequence.id())];
+  for (int64_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-12));
+}
+
+TEST_CASE("lstm_grad skips dx when nothing needs the gradient of x", "[ops][lstm]") {
+  for (bool wants_x : {false, true}) {
+    Graph g("encoder");
+    Value x = g.input("x", {2, 3, 4}, DType::f32, false);
+    LstmResult r = zoo::lstm_layer("lstm", x, 3);
+    g.add_alias("loss", sum(r.h));
+    std::vector<Value> wrt = {g["lstm/kernel"]};
+    if (wants_x) wrt.push_back(x);
+    gradients(g["loss"], wrt);
+    int grads = 0;
+    for (const Node& node : g.nodes())
+      if (node.op->name == "lstm_grad") {
+        ++grads;
+        CHECK(std::any_cast<const recurrent::LstmGradAttrs&>(node.typed).input_grad == wants_x);
+      }
+    CHECK(grads == 1);
+  }
 }
 
 TEST_CASE("lstm layer initializers", "[ops][lstm]") {
