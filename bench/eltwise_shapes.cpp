@@ -44,7 +44,8 @@ int main(int argc, char** argv) {
       std::string shapes;
       for (const Shape& s : c.inputs) {
         bytes += 4.0 * static_cast<double>(numel(s));
-        shapes += (shapes.empty() ? "" : " ") + to_string(s);
+        if (!shapes.empty()) shapes += ' ';
+        shapes += to_string(s);
       }
       bytes += static_cast<double>(node.graph.values().back().type.bytes());
       const bench::Figures ms = bench::ms_per_call([&] { node.run(); }, seconds, blocks);
