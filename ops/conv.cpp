@@ -16,6 +16,7 @@
 // computes it in the same pass over g).
 #include "ops/conv.h"
 
+#include "ops/fused_grad.h"
 #include "ops/ops.h"
 
 #include <fmt/format.h>
@@ -461,7 +462,13 @@ template <class Attrs>
 GradResult forward_gradient(Kind kind, GradContext& c) {
   const auto& a = c.attrs<Attrs>();
   const Geometry geometry = node_geometry<Attrs>(kind, c);
-  Value d = a.activation == Activation::linear ? *c.grad() : activation_grad(*c.grad(), c.output(), a.activation, a.alpha);
+  // Through the activation; folded into the gradient op of a following max_pool2d or upsample where it can be.
+  Value d = *c.grad();
+  if (a.activation != Activation::linear) {
+    std::optional<Value> folded = fold_into_pool_grad(d, c.output(), a.activation, a.alpha);
+    if (!folded) folded = fold_into_upsample_grad(d, c.output(), a.activation, a.alpha);
+    d = folded ? *folded : activation_grad(d, c.output(), a.activation, a.alpha);
+  }
   GradResult result(static_cast<size_t>(c.num_inputs()));
   if (c.needs(0)) result[0] = backward_data(kind, d, c.input(1), geometry, c.name("x"));
   const bool db = c.num_inputs() > 2 && c.needs(2);

@@ -15,14 +15,17 @@
 // max pooling [128, 32, 28, 28] forward (1.08 against 1.25 ms on one thread), lost at 14 x 14 and were 2.5 to
 // 3x slower for avg (bench/image_ops), so oneDNN runs every window; only max_pool2d_gather, which oneDNN lacks,
 // is a loop.
+#include "ops/fused_grad.h"
 #include "ops/kernel_util.h"
 #include "ops/ops.h"
+#include "ops/plane_chunks.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <limits>
+#include <type_traits>
 
 namespace flowgrad {
 
@@ -67,12 +70,18 @@ struct AvgPoolAttrs {
 
 // The gradient ops map [.., out_h, out_w] back to the forward input, whose size the output cannot tell
 // (floor division): input_size is its [height, width].
+// With a foldable activation (ops/fused_grad.h) the op also takes the pooled output p and computes
+// max_pool2d_grad(g * f'(p)), the gradient through the activation that produced the pooled input.
 struct MaxPoolGradAttrs {
   Window2d window;
   std::vector<int64_t> input_size;
+  Activation activation = Activation::linear;
+  double alpha = 0;
   template <class F> void fields(F&& f) {
     window_fields(window, f);
     f("input_size", input_size, Field::required);
+    f("activation", activation);
+    f("alpha", alpha);
   }
 };
 
@@ -299,12 +308,13 @@ std::vector<RefTensor> avg_pool_reference(const RefContext& c, const AvgPoolAttr
   return {std::move(y)};
 }
 
-std::vector<RefTensor> max_pool_grad_reference(const RefContext& c, const Geometry& g) {
+std::vector<RefTensor> max_pool_grad_reference(const RefContext& c, const MaxPoolGradAttrs& a, const Geometry& g) {
   const RefTensor &dy = c.in(0), &workspace = c.in(1);
   RefTensor dx(g.input());
   for_outputs(g, [&](int64_t plane, int64_t oh, int64_t ow, int64_t o) {
     int64_t i = workspace_target(g, plane, oh, ow, static_cast<int64_t>(workspace[o]));
-    if (i >= 0) dx[i] += dy[o];
+    const double slope = a.activation == Activation::linear ? 1 : derivative_from_output(a.activation, c.in(2)[o], a.alpha);
+    if (i >= 0) dx[i] += dy[o] * slope;
   });
   return {std::move(dx)};
 }
@@ -358,12 +368,98 @@ std::unique_ptr<Kernel> gather_kernel(const Geometry& g, DType workspace) {
   return workspace == DType::s32 ? gather_loop<int32_t>(g) : gather_loop<uint8_t>(g);
 }
 
+// max_pool2d_grad's kernel, a loop rather than oneDNN's backward primitive: each plane of dx is zeroed and
+// filled while it is in cache, so dx goes to memory once, and a fused activation's slope is applied to g
+// on the way. g * slope is g itself when unfused, which the loops get as p = g and below = 1.
+struct Scatter {
+  Geometry g;
+  bool fused = false;
+  float below = 1;  // the slope where p <= 0: 0 for relu, alpha for leaky_relu
+  // 2x2 windows, stride 2, tiling the input: every dx element is written directly.
+  bool tiles() const {
+    return g.kernel_h == 2 && g.kernel_w == 2 && g.stride_h == 2 && g.stride_w == 2 && g.top == 0 && g.left == 0 &&
+           g.in_h == 2 * g.out_h && g.in_w == 2 * g.out_w;
+  }
+};
+
+// One row of tiling 2x2 windows onto its two input rows.
+FLOWGRAD_SIMD_CLONES void scatter_2x2_row(const float* __restrict dy, const float* __restrict p,
+                                          const uint8_t* __restrict workspace, float below, float* __restrict top,
+                                          float* __restrict bottom, int64_t n) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float v = p[j] > 0 ? dy[j] : below * dy[j];
+    const uint8_t at = workspace[j];
+    top[2 * j] = at == 0 ? v : 0.f;
+    top[2 * j + 1] = at == 1 ? v : 0.f;
+    bottom[2 * j] = at == 2 ? v : 0.f;
+    bottom[2 * j + 1] = at == 3 ? v : 0.f;
+  }
+}
+
+template <class Index>
+void scatter_plane(const Scatter& s, const float* dy, const float* p, const Index* workspace, float* dx) {
+  const Geometry& g = s.g;
+  if constexpr (std::is_same_v<Index, uint8_t>) {
+    if (s.tiles()) {
+      for (int64_t oh = 0; oh < g.out_h; ++oh) {
+        const int64_t o = oh * g.out_w;
+        float* top = dx + 2 * oh * g.in_w;
+        scatter_2x2_row(dy + o, p + o, workspace + o, s.below, top, top + g.in_w, g.out_w);
+      }
+      return;
+    }
+  }
+  std::fill(dx, dx + g.in_h * g.in_w, 0.f);
+  for (int64_t oh = 0; oh < g.out_h; ++oh)
+    for (int64_t ow = 0; ow < g.out_w; ++ow) {
+      const int64_t o = oh * g.out_w + ow;
+      const auto index = static_cast<int64_t>(workspace[o]);
+      const int64_t ih = oh * g.stride_h - g.top + index / g.kernel_w, iw = ow * g.stride_w - g.left + index % g.kernel_w;
+      if (ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w) dx[ih * g.in_w + iw] += p[o] > 0 ? dy[o] : s.below * dy[o];
+    }
+}
+
+template <class Index>
+std::unique_ptr<Kernel> scatter_loop(const Scatter& s) {
+  const int64_t in = s.g.in_h * s.g.in_w, out = s.g.out_h * s.g.out_w;
+  return std::make_unique<kernels::FunctionKernel>(
+      [s, in, out](const KernelArgs& args) {
+        kernels::for_plane_chunks(s.g.batch * s.g.channels, in, args.threads, [&](int64_t begin, int64_t end) {
+          for (int64_t plane = begin; plane < end; ++plane) {
+            const float* dy = args.input(0) + plane * out;
+            const float* p = s.fused ? args.input(2) + plane * out : dy;
+            scatter_plane(s, dy, p, args.input<Index>(1) + plane * out, args.output(0) + plane * in);
+          }
+        });
+      },
+      static_cast<double>(numel(s.g.output())) * (s.fused ? 2 : 1));
+}
+
+std::unique_ptr<Kernel> scatter_kernel(const Geometry& g, DType workspace, Activation activation, double alpha) {
+  Scatter s{g, activation != Activation::linear,
+            activation == Activation::leaky_relu ? static_cast<float>(alpha) : activation == Activation::relu ? 0.f : 1.f};
+  return workspace == DType::s32 ? scatter_loop<int32_t>(s) : scatter_loop<uint8_t>(s);
+}
+
 // ---- front end and gradient rules -------------------------------------------------------------------------------
 
 std::vector<int64_t> spatial_size(Value x) { return {x.shape()[2], x.shape()[3]}; }
 
 Value max_pool_grad(Value g, Value workspace, const Window2d& window, std::vector<int64_t> input_size) {
   return g.graph().apply("max_pool2d_grad", {g, workspace}, MaxPoolGradAttrs{window, std::move(input_size)});
+}
+
+// A gradient op's inputs: g, the workspace, and the pooled output when an activation is fused.
+void check_fused_input(const ShapeContext& c, const MaxPoolGradAttrs& a) {
+  const bool fused = a.activation != Activation::linear;
+  if (fused && !foldable_activation(a.activation))
+    c.fail(fmt::format("activation {} cannot be fused into the gradient; only relu and leaky_relu",
+                       enum_names(Activation{})[static_cast<size_t>(a.activation)]));
+  if (fused != (c.inputs.size() == 3))
+    c.fail(fused ? "a fused activation needs its pooled output p as a third input"
+                 : "a third input (the pooled output) goes with a fused activation only");
+  if (fused && c.inputs[2] != c.inputs[0])
+    c.fail(fmt::format("the pooled output p must be {} like g, but is {}", to_string(c.inputs[0]), to_string(c.inputs[2])));
 }
 
 Value max_pool_gather(Value x, Value workspace, const Window2d& window) {
@@ -458,28 +554,41 @@ void register_pool_ops(Registry& r) {
             })
             .build());
 
-  r.add(OpBuilder<MaxPoolGradAttrs>("max_pool2d_grad", 2, 2)
+  r.add(OpBuilder<MaxPoolGradAttrs>("max_pool2d_grad", 2, 3)
             // Any workspace: without padding every window index is a real position.
             .example({.inputs = {{{2, 3, 3, 3}}, {{2, 3, 3, 3}, DType::u8}},
                       .attrs = with(plain, {{"input_size", Ints{6, 6}}}),
                       .int_high = 4,
                       .label = "2x2 windows"})
-            .summary("max_pool2d's gradient: g routed to the arg-max of each window; inputs g, workspace")
+            .example({.inputs = {{{2, 3, 3, 3}}, {{2, 3, 3, 3}, DType::u8}, {{2, 3, 3, 3}}},
+                      .attrs = with(same, {{"input_size", Ints{5, 6}}, {"activation", std::string("leaky_relu")},
+                                           {"alpha", 0.2}}),
+                      .gap = 0.05,
+                      .int_high = 9,
+                      .no_grad = {1, 2},
+                      .label = "3x3 stride 2 same, leaky_relu fused"})
+            .summary("max_pool2d's gradient: g routed to the arg-max of each window; inputs g, workspace [, the "
+                     "pooled output p, for a fused activation's slope f'(p)]")
             .infer([](const ShapeContext& c, const MaxPoolGradAttrs& a) {
               const Geometry g = resolve_from_output(a.window, a.input_size, c);
               require_workspace(c, 1, g);
+              check_fused_input(c, a);
               return std::vector<TensorType>{{g.input()}};
             })
             .reference([](const RefContext& c, const MaxPoolGradAttrs& a) {
-              return max_pool_grad_reference(c, forward_input(a.window, c.in(0).shape, a.input_size));
+              return max_pool_grad_reference(c, a, forward_input(a.window, c.in(0).shape, a.input_size));
             })
             .kernel([](const KernelContext& c, const MaxPoolGradAttrs& a) {
-              return backward_kernel(c, forward_input(a.window, c.inputs[0].shape, a.input_size),
-                                     dnnl::algorithm::pooling_max);
+              return scatter_kernel(forward_input(a.window, c.inputs[0].shape, a.input_size), c.inputs[1].dtype,
+                                    a.activation, a.alpha);
             })
-            // Linear in g; its adjoint picks each window's arg-max again.
+            // Linear in g; its adjoint picks each window's arg-max again (times the slope, when fused). The
+            // slope of relu and leaky_relu is piecewise constant: p gets no gradient.
             .gradient([](GradContext& c) -> GradResult {
-              return {max_pool_gather(*c.grad(), c.input(1), c.attrs<MaxPoolGradAttrs>().window), std::nullopt};
+              const auto& a = c.attrs<MaxPoolGradAttrs>();
+              Value picked = max_pool_gather(*c.grad(), c.input(1), a.window);
+              if (a.activation == Activation::linear) return {picked, std::nullopt};
+              return {activation_grad(picked, c.input(2), a.activation, a.alpha), std::nullopt, std::nullopt};
             })
             .build());
 
@@ -541,6 +650,22 @@ Value max_pool2d(Value x, const Window2d& window, bool training) {
 
 Value avg_pool2d(Value x, const Window2d& window, bool count_include_pad) {
   return x.graph().apply("avg_pool2d", {x}, AvgPoolAttrs{window, count_include_pad});
+}
+
+std::optional<Value> fold_into_pool_grad(Value g, Value y, Activation activation, double alpha) {
+  Graph& graph = g.graph();
+  if (!foldable_activation(activation) || g.info().kind != ValueKind::node) return std::nullopt;
+  const Node& grad = graph.nodes()[static_cast<size_t>(g.info().producer)];
+  if (grad.op->name != "max_pool2d_grad" || grad.inputs.size() != 2) return std::nullopt;
+  const Value workspace = graph.value(grad.inputs[1]);
+  if (workspace.info().kind != ValueKind::node) return std::nullopt;
+  // The workspace must come from pooling y itself: its first output is then the p that the slope is read from.
+  const Node& pool = graph.nodes()[static_cast<size_t>(workspace.info().producer)];
+  if (pool.op->name != "max_pool2d" || pool.inputs[0] != y.id()) return std::nullopt;
+  MaxPoolGradAttrs a = std::any_cast<const MaxPoolGradAttrs&>(grad.typed);
+  a.activation = activation;
+  a.alpha = alpha;
+  return graph.apply("max_pool2d_grad", {graph.value(grad.inputs[0]), workspace, graph.value(pool.outputs[0])}, a);
 }
 
 }  // namespace flowgrad
