@@ -29,4 +29,12 @@ inline bool foldable_activation(Activation activation) {
 std::optional<Value> fold_into_pool_grad(Value g, Value y, Activation activation, double alpha);
 std::optional<Value> fold_into_upsample_grad(Value g, Value y, Activation activation, double alpha);
 
+// upsample_grad(g) for a nearest upsample by 2 whose gradient g is conv2d_backward_data(dy, w) of a 3x3,
+// stride 1, `same` conv2d (the decoder's "upsample, then convolve"), as one conv2d of dy with stride 2:
+// along an axis, output 2i + t of the upsampled conv reads input i through the taps k with t + k - 1 in
+// {0, 1}, so the pair's adjoint is a correlation with stride 2, pads 1 and the 4-tap kernel
+// [w2, w1 + w2, w0 + w1, w0] (w reversed, convolved with a 2-tap box), channel axes swapped. It reads dy and
+// writes the small side, where the pair writes and reads the upsampled size. Otherwise nothing.
+std::optional<Value> fold_upsample_grad_into_conv(Value g);
+
 }  // namespace flowgrad

@@ -313,8 +313,14 @@ void register_resample_ops(Registry& r) {
               return resample_kernel(a.mode, c.inputs[0].shape, c.outputs[0].shape, true);
             })
             .gradient([](GradContext& c) -> GradResult {
+              const Value x = c.input(0), y = c.output();
+              const bool nearest_2x = c.attrs<UpsampleAttrs>().mode == Resample::nearest &&
+                                      y.shape()[2] == 2 * x.shape()[2] && y.shape()[3] == 2 * x.shape()[3];
+              if (nearest_2x)
+                if (std::optional<Value> folded = fold_upsample_grad_into_conv(*c.grad()); folded && folded->shape() == x.shape())
+                  return {*folded};
               return {c.graph.apply("upsample_grad", {*c.grad()},
-                                    UpsampleGradAttrs{c.attrs<UpsampleAttrs>().mode, spatial_size(c.input(0))})};
+                                    UpsampleGradAttrs{c.attrs<UpsampleAttrs>().mode, spatial_size(x)})};
             })
             .build());
 
