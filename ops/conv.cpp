@@ -16,6 +16,7 @@
 // computes it in the same pass over g).
 #include "ops/conv.h"
 
+#include "ops/fused_grad.h"
 #include "ops/ops.h"
 
 #include <fmt/format.h>
@@ -41,6 +42,9 @@ Map map_of(Kind kind, Role role) {
   if (role == Role::backward_weights) return Map::weight_grad;
   return first_input_on_x_side(kind, role) ? Map::correlate : Map::adjoint;
 }
+
+// Outside the anonymous namespace: fold_upsample_grad_into_conv reads a node's attributes.
+struct BackwardDataAttrs;
 
 namespace {
 
@@ -78,6 +82,8 @@ struct WindowAttrs {
   }
 };
 
+}  // namespace
+
 struct BackwardDataAttrs : WindowAttrs {
   std::vector<int64_t> input_size;  // the x side's [height, width]
   template <class F> void fields(F&& f) {
@@ -85,6 +91,8 @@ struct BackwardDataAttrs : WindowAttrs {
     f("input_size", input_size, Field::required);
   }
 };
+
+namespace {
 
 struct BackwardWeightsAttrs : WindowAttrs {
   std::vector<int64_t> kernel_size;
@@ -461,7 +469,13 @@ template <class Attrs>
 GradResult forward_gradient(Kind kind, GradContext& c) {
   const auto& a = c.attrs<Attrs>();
   const Geometry geometry = node_geometry<Attrs>(kind, c);
-  Value d = a.activation == Activation::linear ? *c.grad() : activation_grad(*c.grad(), c.output(), a.activation, a.alpha);
+  // Through the activation; folded into the gradient op of a following max_pool2d or upsample where it can be.
+  Value d = *c.grad();
+  if (a.activation != Activation::linear) {
+    std::optional<Value> folded = fold_into_pool_grad(d, c.output(), a.activation, a.alpha);
+    if (!folded) folded = fold_into_upsample_grad(d, c.output(), a.activation, a.alpha);
+    d = folded ? *folded : activation_grad(d, c.output(), a.activation, a.alpha);
+  }
   GradResult result(static_cast<size_t>(c.num_inputs()));
   if (c.needs(0)) result[0] = backward_data(kind, d, c.input(1), geometry, c.name("x"));
   const bool db = c.num_inputs() > 2 && c.needs(2);
@@ -624,6 +638,29 @@ Value conv2d_transpose(Value x, Value w, std::optional<Value> b, const Conv2dOpt
   auto a = conv::attrs_of<conv::Conv2dTransposeAttrs>(options);
   a.output_padding = {output_padding[0], output_padding[1]};
   return x.graph().apply("conv2d_transpose", conv::inputs_of(x, w, b), a);
+}
+
+std::optional<Value> fold_upsample_grad_into_conv(Value g) {
+  Graph& graph = g.graph();
+  if (g.info().kind != ValueKind::node) return std::nullopt;
+  const Node& node = graph.nodes()[static_cast<size_t>(g.info().producer)];
+  if (node.op->name != "conv2d_backward_data") return std::nullopt;
+  const auto& a = std::any_cast<const conv::BackwardDataAttrs&>(node.typed);
+  const Value dy = graph.value(node.inputs[0]), w = graph.value(node.inputs[1]);
+  const std::vector<int64_t> one = {1, 1}, same = {1, 1, 1, 1};
+  if (a.stride != one || a.dilation != one || a.groups != 1 || a.pads != same || w.shape()[2] != 3 || w.shape()[3] != 3 ||
+      g.shape()[2] % 2 || g.shape()[3] % 2)
+    return std::nullopt;
+  const int64_t filters = w.shape()[0], channels = w.shape()[1];
+  // Each w[f, c] as an image, fully convolved with a 2x2 box (conv2d_transpose, valid), then reversed.
+  Value planes = reshape(transpose(w, {1, 0, 2, 3}), {channels * filters, 1, 3, 3});
+  Value box = fill_like(slice(planes, {0, 2, 3}, {0, 0, 0}, {1, 2, 2}), 1.0);
+  Value kernel = reverse(reverse(conv2d_transpose(planes, box, std::nullopt), 2), 3);
+  Conv2dOptions options;
+  options.stride = {2, 2};
+  options.padding = Padding::explicit_pads;
+  options.pads = {1, 1, 1, 1};
+  return conv2d(dy, reshape(kernel, {channels, filters, 4, 4}), std::nullopt, options);
 }
 
 }  // namespace flowgrad

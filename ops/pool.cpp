@@ -11,12 +11,17 @@
 // The double-precision reference writes the same encoding (first maximum on ties), so the op harness compares
 // the workspace exactly, and every mix of reference and kernel reads it the same way.
 //
-// oneDNN's jit pooling handles plain NCHW well: plain loops written for the usual 2x2 windows gained 15% on
-// max pooling [128, 32, 28, 28] forward (1.08 against 1.25 ms on one thread), lost at 14 x 14 and were 2.5 to
-// 3x slower for avg (bench/image_ops), so oneDNN runs every window; only max_pool2d_gather, which oneDNN lacks,
-// is a loop.
+// Kernels. oneDNN's jit pooling handles plain NCHW well on one thread, but runs on OpenMP threads, which
+// wait for each other a whole time slice when the machine is loaded. max pooling in training over 2x2
+// windows that tile the input (the conv autoencoder's) and max_pool2d_grad are loops over planes on TBB
+// instead (ops/pool_loops.cpp), as is max_pool2d_gather, which oneDNN lacks; other windows and avg pooling
+// stay with oneDNN.
+// bench/image_ops, [128, 32, 28, 28], 2 threads at load 10: forward 0.9 against 16 ms, backward 0.9
+// against 11-16 ms.
+#include "ops/fused_grad.h"
 #include "ops/kernel_util.h"
 #include "ops/ops.h"
+#include "ops/pool.h"
 
 #include <fmt/format.h>
 
@@ -30,15 +35,7 @@ namespace {
 
 using kernels::Binding;
 
-// A pooling window on one input size, padding resolved.
-struct Geometry {
-  int64_t batch = 0, channels = 0;
-  int64_t in_h = 0, in_w = 0, out_h = 0, out_w = 0;
-  int64_t kernel_h = 1, kernel_w = 1, stride_h = 1, stride_w = 1;
-  int64_t top = 0, left = 0, bottom = 0, right = 0;
-  Shape input() const { return {batch, channels, in_h, in_w}; }
-  Shape output() const { return {batch, channels, out_h, out_w}; }
-};
+using pool::Geometry;
 
 void window_fields(Window2d& w, auto&& f) {
   f("kernel", w.kernel, Field::required);
@@ -67,12 +64,18 @@ struct AvgPoolAttrs {
 
 // The gradient ops map [.., out_h, out_w] back to the forward input, whose size the output cannot tell
 // (floor division): input_size is its [height, width].
+// With a foldable activation (ops/fused_grad.h) the op also takes the pooled output p and computes
+// max_pool2d_grad(g * f'(p)), the gradient through the activation that produced the pooled input.
 struct MaxPoolGradAttrs {
   Window2d window;
   std::vector<int64_t> input_size;
+  Activation activation = Activation::linear;
+  double alpha = 0;
   template <class F> void fields(F&& f) {
     window_fields(window, f);
     f("input_size", input_size, Field::required);
+    f("activation", activation);
+    f("alpha", alpha);
   }
 };
 
@@ -299,12 +302,13 @@ std::vector<RefTensor> avg_pool_reference(const RefContext& c, const AvgPoolAttr
   return {std::move(y)};
 }
 
-std::vector<RefTensor> max_pool_grad_reference(const RefContext& c, const Geometry& g) {
+std::vector<RefTensor> max_pool_grad_reference(const RefContext& c, const MaxPoolGradAttrs& a, const Geometry& g) {
   const RefTensor &dy = c.in(0), &workspace = c.in(1);
   RefTensor dx(g.input());
   for_outputs(g, [&](int64_t plane, int64_t oh, int64_t ow, int64_t o) {
     int64_t i = workspace_target(g, plane, oh, ow, static_cast<int64_t>(workspace[o]));
-    if (i >= 0) dx[i] += dy[o];
+    const double slope = a.activation == Activation::linear ? 1 : derivative_from_output(a.activation, c.in(2)[o], a.alpha);
+    if (i >= 0) dx[i] += dy[o] * slope;
   });
   return {std::move(dx)};
 }
@@ -329,41 +333,25 @@ std::vector<RefTensor> gather_reference(const RefContext& c, const Geometry& g) 
   return {std::move(y)};
 }
 
-// max_pool2d_gather's kernel: one pass over the workspace, the planes spread over the node's threads.
-template <class Index>
-std::unique_ptr<Kernel> gather_loop(const Geometry& g) {
-  const int64_t in = g.in_h * g.in_w, out = g.out_h * g.out_w;
-  return std::make_unique<kernels::FunctionKernel>(
-      [g, in, out](const KernelArgs& args) {
-        kernels::parallel_items(g.batch * g.channels, in, args.threads, [&](int64_t begin, int64_t end) {
-          for (int64_t p = begin; p < end; ++p) {
-            const float* x = args.input(0) + p * in;
-            const Index* workspace = args.input<Index>(1) + p * out;
-            float* y = args.output(0) + p * out;
-            for (int64_t oh = 0; oh < g.out_h; ++oh)
-              for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                const auto index = static_cast<int64_t>(workspace[oh * g.out_w + ow]);
-                const int64_t ih = oh * g.stride_h - g.top + index / g.kernel_w;
-                const int64_t iw = ow * g.stride_w - g.left + index % g.kernel_w;
-                const bool inside = ih >= 0 && ih < g.in_h && iw >= 0 && iw < g.in_w;
-                y[oh * g.out_w + ow] = inside ? x[ih * g.in_w + iw] : 0.f;
-              }
-          }
-        });
-      },
-      static_cast<double>(numel(g.output())));
-}
-
-std::unique_ptr<Kernel> gather_kernel(const Geometry& g, DType workspace) {
-  return workspace == DType::s32 ? gather_loop<int32_t>(g) : gather_loop<uint8_t>(g);
-}
-
 // ---- front end and gradient rules -------------------------------------------------------------------------------
 
 std::vector<int64_t> spatial_size(Value x) { return {x.shape()[2], x.shape()[3]}; }
 
 Value max_pool_grad(Value g, Value workspace, const Window2d& window, std::vector<int64_t> input_size) {
   return g.graph().apply("max_pool2d_grad", {g, workspace}, MaxPoolGradAttrs{window, std::move(input_size)});
+}
+
+// A gradient op's inputs: g, the workspace, and the pooled output when an activation is fused.
+void check_fused_input(const ShapeContext& c, const MaxPoolGradAttrs& a) {
+  const bool fused = a.activation != Activation::linear;
+  if (fused && !foldable_activation(a.activation))
+    c.fail(fmt::format("activation {} cannot be fused into the gradient; only relu and leaky_relu",
+                       enum_names(Activation{})[static_cast<size_t>(a.activation)]));
+  if (fused != (c.inputs.size() == 3))
+    c.fail(fused ? "a fused activation needs its pooled output p as a third input"
+                 : "a third input (the pooled output) goes with a fused activation only");
+  if (fused && c.inputs[2] != c.inputs[0])
+    c.fail(fmt::format("the pooled output p must be {} like g, but is {}", to_string(c.inputs[0]), to_string(c.inputs[2])));
 }
 
 Value max_pool_gather(Value x, Value workspace, const Window2d& window) {
@@ -430,8 +418,9 @@ void register_pool_ops(Registry& r) {
             })
             .reference(max_pool_reference)
             .kernel([](const KernelContext& c, const MaxPoolAttrs& a) {
-              return forward_kernel(c, resolve(a.window, c.inputs[0].shape, nullptr), dnnl::algorithm::pooling_max,
-                                    a.training);
+              const Geometry g = resolve(a.window, c.inputs[0].shape, nullptr);
+              if (a.training && pool::tiles_2x2(g) && c.outputs[1].dtype == DType::u8) return pool::max_2x2_kernel(g);
+              return forward_kernel(c, g, dnnl::algorithm::pooling_max, a.training);
             })
             .gradient(max_pool_gradient)
             .build());
@@ -458,28 +447,41 @@ void register_pool_ops(Registry& r) {
             })
             .build());
 
-  r.add(OpBuilder<MaxPoolGradAttrs>("max_pool2d_grad", 2, 2)
+  r.add(OpBuilder<MaxPoolGradAttrs>("max_pool2d_grad", 2, 3)
             // Any workspace: without padding every window index is a real position.
             .example({.inputs = {{{2, 3, 3, 3}}, {{2, 3, 3, 3}, DType::u8}},
                       .attrs = with(plain, {{"input_size", Ints{6, 6}}}),
                       .int_high = 4,
                       .label = "2x2 windows"})
-            .summary("max_pool2d's gradient: g routed to the arg-max of each window; inputs g, workspace")
+            .example({.inputs = {{{2, 3, 3, 3}}, {{2, 3, 3, 3}, DType::u8}, {{2, 3, 3, 3}}},
+                      .attrs = with(same, {{"input_size", Ints{5, 6}}, {"activation", std::string("leaky_relu")},
+                                           {"alpha", 0.2}}),
+                      .gap = 0.05,
+                      .int_high = 9,
+                      .no_grad = {1, 2},
+                      .label = "3x3 stride 2 same, leaky_relu fused"})
+            .summary("max_pool2d's gradient: g routed to the arg-max of each window; inputs g, workspace [, the "
+                     "pooled output p, for a fused activation's slope f'(p)]")
             .infer([](const ShapeContext& c, const MaxPoolGradAttrs& a) {
               const Geometry g = resolve_from_output(a.window, a.input_size, c);
               require_workspace(c, 1, g);
+              check_fused_input(c, a);
               return std::vector<TensorType>{{g.input()}};
             })
             .reference([](const RefContext& c, const MaxPoolGradAttrs& a) {
-              return max_pool_grad_reference(c, forward_input(a.window, c.in(0).shape, a.input_size));
+              return max_pool_grad_reference(c, a, forward_input(a.window, c.in(0).shape, a.input_size));
             })
             .kernel([](const KernelContext& c, const MaxPoolGradAttrs& a) {
-              return backward_kernel(c, forward_input(a.window, c.inputs[0].shape, a.input_size),
-                                     dnnl::algorithm::pooling_max);
+              return pool::scatter_kernel(forward_input(a.window, c.inputs[0].shape, a.input_size), c.inputs[1].dtype,
+                                    a.activation, a.alpha);
             })
-            // Linear in g; its adjoint picks each window's arg-max again.
+            // Linear in g; its adjoint picks each window's arg-max again (times the slope, when fused). The
+            // slope of relu and leaky_relu is piecewise constant: p gets no gradient.
             .gradient([](GradContext& c) -> GradResult {
-              return {max_pool_gather(*c.grad(), c.input(1), c.attrs<MaxPoolGradAttrs>().window), std::nullopt};
+              const auto& a = c.attrs<MaxPoolGradAttrs>();
+              Value picked = max_pool_gather(*c.grad(), c.input(1), a.window);
+              if (a.activation == Activation::linear) return {picked, std::nullopt};
+              return {activation_grad(picked, c.input(2), a.activation, a.alpha), std::nullopt, std::nullopt};
             })
             .build());
 
@@ -500,7 +502,7 @@ void register_pool_ops(Registry& r) {
               return gather_reference(c, resolve(a.window, c.in(0).shape, nullptr));
             })
             .kernel([](const KernelContext& c, const GatherAttrs& a) {
-              return gather_kernel(resolve(a.window, c.inputs[0].shape, nullptr), c.inputs[1].dtype);
+              return pool::gather_kernel(resolve(a.window, c.inputs[0].shape, nullptr), c.inputs[1].dtype);
             })
             .gradient([](GradContext& c) -> GradResult {
               Value x = c.input(0);
@@ -541,6 +543,22 @@ Value max_pool2d(Value x, const Window2d& window, bool training) {
 
 Value avg_pool2d(Value x, const Window2d& window, bool count_include_pad) {
   return x.graph().apply("avg_pool2d", {x}, AvgPoolAttrs{window, count_include_pad});
+}
+
+std::optional<Value> fold_into_pool_grad(Value g, Value y, Activation activation, double alpha) {
+  Graph& graph = g.graph();
+  if (!foldable_activation(activation) || g.info().kind != ValueKind::node) return std::nullopt;
+  const Node& grad = graph.nodes()[static_cast<size_t>(g.info().producer)];
+  if (grad.op->name != "max_pool2d_grad" || grad.inputs.size() != 2) return std::nullopt;
+  const Value workspace = graph.value(grad.inputs[1]);
+  if (workspace.info().kind != ValueKind::node) return std::nullopt;
+  // The workspace must come from pooling y itself: its first output is then the p that the slope is read from.
+  const Node& pool = graph.nodes()[static_cast<size_t>(workspace.info().producer)];
+  if (pool.op->name != "max_pool2d" || pool.inputs[0] != y.id()) return std::nullopt;
+  MaxPoolGradAttrs a = std::any_cast<const MaxPoolGradAttrs&>(grad.typed);
+  a.activation = activation;
+  a.alpha = alpha;
+  return graph.apply("max_pool2d_grad", {graph.value(grad.inputs[0]), workspace, graph.value(pool.outputs[0])}, a);
 }
 
 }  // namespace flowgrad

@@ -239,6 +239,98 @@ TEST_CASE("pool: pooling and upsampling gradients re-infer with Graph::with_batc
   CHECK(worst < 1e-5);
 }
 
+// The loops for 2x2 windows tiling the input run rows in vectors of 8 or 4 windows, the last one overlapping,
+// and shorter rows one window at a time: rows of 3, 4, 6, 8 and 13 windows reach every path.
+TEST_CASE("pool: tiling 2x2 windows at every vector width, ties included", "[ops][pool]") {
+  std::vector<OpCase> rows;
+  // Values from {-0.5, 0, 0.5} (many ties, relu's zeros among them): the workspace must name the first
+  // maximum, as the reference's. Ties have no gradient to check.
+  auto ties = [](int input, RefTensor& t) {
+    if (input == 0)
+      for (int64_t i = 0; i < t.size(); ++i) t[i] = static_cast<double>(i * 7 % 3) * 0.5 - 0.5;
+  };
+  for (int64_t windows : {3, 4, 6, 8, 13}) {
+    const Layout l = {{2, 3, 4, 2 * windows}, {{2}}};
+    rows.push_back(pool_case("max_pool2d", l));
+    OpCase tied = pool_case("max_pool2d", l);
+    tied.fill = ties;
+    tied.no_grad = {0};
+    tied.label += ", ties";
+    rows.push_back(tied);
+    const Shape y = pooled_shape(l);
+    AttrMap attrs = l.window.attrs();
+    attrs.set("input_size", Ints{l.x[2], l.x[3]});
+    rows.push_back({.op = "max_pool2d_grad", .inputs = {{y}, {y, DType::u8}}, .attrs = attrs, .int_high = 4,
+                    .label = l.window.describe()});
+    for (const char* activation : {"relu", "leaky_relu"}) {
+      AttrMap fused = attrs;
+      fused.set("activation", std::string(activation));
+      fused.set("alpha", 0.25);
+      rows.push_back({.op = "max_pool2d_grad", .inputs = {{y}, {y, DType::u8}, {y}}, .attrs = fused, .gap = 0.05,
+                      .int_high = 4, .no_grad = {1, 2}, .label = l.window.describe() + ", " + activation});
+    }
+  }
+  check_op_rows(rows);
+}
+
+// conv2d's gradient through its fused relu folds into the gradient op of a following max_pool2d or upsample;
+// the same model with relu as separate ops differentiates through activation_grad, with the same results.
+TEST_CASE("pool: a conv2d's relu gradient folds into max_pool2d_grad and upsample_grad", "[ops][pool]") {
+  struct Model {
+    Graph g{"folding"};
+    std::vector<Value> grads;
+    explicit Model(bool fused) {
+      Value x = g.input("x", {4, 2, 8, 12}, DType::f32, false);
+      Value w1 = g.input("w1", {3, 2, 3, 3}, DType::f32, false), w2 = g.input("w2", {3, 3, 3, 3}, DType::f32, false);
+      auto layer = [&](Value in, Value w) {
+        return fused ? conv2d(in, w, std::nullopt, {.padding = Padding::same, .activation = Activation::relu})
+                     : relu(conv2d(in, w, std::nullopt, {.padding = Padding::same}));
+      };
+      Value up = upsample(layer(max_pool2d(layer(x, w1), {{2}}), w2), 2);  // [4, 3, 8, 12]
+      grads = gradients(sum(up * up), {x, w1, w2});
+    }
+    size_t count(const std::string& op, size_t inputs) const {
+      return static_cast<size_t>(std::count_if(g.nodes().begin(), g.nodes().end(), [&](const Node& n) {
+        return n.op->name == op && n.inputs.size() == inputs;
+      }));
+    }
+  };
+  Model fused(true), separate(false);
+  CHECK(fused.count("activation_grad", 2) == 0);
+  CHECK(fused.count("max_pool2d_grad", 3) == 1);
+  CHECK(fused.count("upsample_grad", 2) == 1);
+  CHECK(separate.count("activation_grad", 2) == 2);
+  CHECK(separate.count("max_pool2d_grad", 3) + separate.count("upsample_grad", 2) == 0);
+
+  std::vector<std::vector<float>> inputs;
+  for (const char* name : {"x", "w1", "w2"}) {
+    inputs.emplace_back(static_cast<size_t>(numel(fused.g[name].shape())));
+    for (size_t i = 0; i < inputs.back().size(); ++i) inputs.back()[i] = static_cast<float>(((i * 7919) % 101) / 101.0 - 0.4);
+  }
+  std::vector<std::vector<float>> results[2];
+  for (Model* m : {&fused, &separate}) {
+    ParamStore store;
+    std::vector<std::string> fetch;
+    for (Value v : m->grads) fetch.push_back(v.name());
+    Plan plan(m->g, store, {.threads = 2, .fetch = fetch});
+    plan.feed("x", inputs[0].data()), plan.feed("w1", inputs[1].data()), plan.feed("w2", inputs[2].data());
+    plan.run();
+    for (Value v : m->grads) {
+      const float* d = plan.fetch(v.name());
+      results[m == &separate].emplace_back(d, d + numel(v.shape()));
+    }
+  }
+  for (size_t k = 0; k < 3; ++k) {
+    REQUIRE(results[0][k].size() == results[1][k].size());
+    double nonzero = 0;
+    for (size_t i = 0; i < results[0][k].size(); ++i) {
+      CHECK(results[0][k][i] == Approx(results[1][k][i]).margin(1e-5));
+      nonzero += results[0][k][i] != 0;
+    }
+    CHECK(nonzero > 0);
+  }
+}
+
 TEST_CASE("pool: plans with pooling and upsampling are bitwise identical for any thread count", "[ops][pool]") {
   Graph g("autoencoder_shapes");
   Value x = g.input("x", {16, 32, 28, 28}, DType::f32, false);

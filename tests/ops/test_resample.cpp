@@ -2,8 +2,12 @@
 // finite differences), values PyTorch computes, and shape errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cmath>
+
 #include "op_harness.h"
 
+#include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
 #include "graph/tensor.h"
@@ -116,4 +120,42 @@ TEST_CASE("resample: shape errors name the node, the problem and the shapes", "[
   CHECK_THAT(error_of([&] { upsample(g.input("v", {2, 3, 4}, DType::f32, false), 2); }),
              Contains("x must be [batch, channels, height, width], but is [2, 3, 4]"));
   CHECK_THAT(error_of([&] { g.add("upsample_grad", {x}); }), Contains("size"));
+}
+
+// The gradient of "nearest upsample by 2, then a 3x3 same conv2d" folds into one conv2d with stride 2
+// (ops/fused_grad.h); it must equal upsample_grad(conv2d_backward_data(g, w)) built from the two ops.
+TEST_CASE("resample: the gradient of upsample then conv2d folds into one strided conv2d", "[ops][resample]") {
+  for (int64_t filters : {1, 4}) {
+    Graph g("fold");
+    Value x = g.input("x", {2, 3, 5, 6}, DType::f32, false);
+    Value w = g.input("w", {filters, 3, 3, 3}, DType::f32, false);
+    Value t = g.input("t", {2, filters, 10, 12}, DType::f32, false);
+    Value y = conv2d(upsample(x, 2), w, std::nullopt, {.padding = Padding::same});
+    const size_t before = g.nodes().size();
+    Value dx = gradients(sum(y * t), {x})[0];
+    size_t upsample_grads = 0, strided = 0;
+    for (size_t i = before; i < g.nodes().size(); ++i) {
+      upsample_grads += g.nodes()[i].op->name == "upsample_grad";
+      strided += g.nodes()[i].op->name == "conv2d" && std::get<Ints>(g.nodes()[i].attrs.find("stride")->value) == Ints{2, 2};
+    }
+    CHECK(upsample_grads == 0);
+    CHECK(strided == 1);
+    Value pair = g.apply("upsample_grad",
+                         {g.apply("conv2d_backward_data", {t, w}, AttrMap{{"pads", Ints{1, 1, 1, 1}}, {"input_size", Ints{10, 12}}})},
+                         AttrMap{{"size", Ints{5, 6}}});
+    std::vector<float> xs(2 * 3 * 30), ws(static_cast<size_t>(filters * 27)), ts(static_cast<size_t>(2 * filters * 120));
+    for (auto* v : {&xs, &ws, &ts})
+      for (size_t i = 0; i < v->size(); ++i) (*v)[i] = static_cast<float>((i * 7919 + v->size()) % 97) / 97.0f - 0.5f;
+    ParamStore store;
+    Plan plan(g, store, {.threads = 2, .fetch = {dx.name(), pair.name()}});
+    plan.feed("x", xs.data()), plan.feed("w", ws.data()), plan.feed("t", ts.data());
+    plan.run();
+    const float *folded = plan.fetch(dx.name()), *expected = plan.fetch(pair.name());
+    double largest = 0;
+    for (size_t i = 0; i < xs.size(); ++i) {
+      CHECK(folded[i] == Approx(expected[i]).margin(1e-5));
+      largest = std::max(largest, std::abs(static_cast<double>(expected[i])));
+    }
+    CHECK(largest > 0.1);
+  }
 }
