@@ -67,19 +67,28 @@ void orthogonal(Tensor& tensor, uint64_t seed, uint64_t stream) {
   const int64_t rows = tensor.numel() / std::max<int64_t>(1, columns);
   const int64_t count = std::min(rows, columns), length = std::max(rows, columns);
   std::vector<double> q(static_cast<size_t>(count * length));
-  for (int64_t k = 0; k < count; ++k) {
-    double* v = q.data() + k * length;
-    for (int64_t i = 0; i < length; ++i) v[i] = random_normal(seed, stream, static_cast<uint64_t>(k * length + i));
-    for (int64_t j = 0; j < k; ++j) {
-      const double* u = q.data() + j * length;
-      double dot = 0;
-      for (int64_t i = 0; i < length; ++i) dot += u[i] * v[i];
-      for (int64_t i = 0; i < length; ++i) v[i] -= dot * u[i];
-    }
+  for (int64_t k = 0; k < count; ++k)
+    for (int64_t i = 0; i < length; ++i) q[static_cast<size_t>(k * length + i)] = random_normal(seed, stream, static_cast<uint64_t>(k * length + i));
+  // Right-looking: once vector j is final, it is projected out of every later vector. Each vector sees the
+  // same operations in the same order as in the textbook loop (project out 0..k-1, then normalize), so the
+  // result is bitwise the same; but the dot products of four later vectors are independent chains that run
+  // interleaved, instead of one chain bound by the latency of each addition.
+  for (int64_t j = 0; j < count; ++j) {
+    double* u = q.data() + j * length;
     double norm = 0;
-    for (int64_t i = 0; i < length; ++i) norm += v[i] * v[i];
+    for (int64_t i = 0; i < length; ++i) norm += u[i] * u[i];
     norm = std::sqrt(norm);
-    for (int64_t i = 0; i < length; ++i) v[i] /= norm;
+    for (int64_t i = 0; i < length; ++i) u[i] /= norm;
+    for (int64_t k = j + 1; k < count; k += 4) {
+      const int64_t width = std::min<int64_t>(4, count - k);
+      double* v[4];
+      double dot[4] = {0, 0, 0, 0};
+      for (int64_t w = 0; w < 4; ++w) v[w] = q.data() + (k + std::min(w, width - 1)) * length;
+      for (int64_t i = 0; i < length; ++i)
+        for (int64_t w = 0; w < 4; ++w) dot[w] += u[i] * v[w][i];
+      for (int64_t w = 0; w < width; ++w)
+        for (int64_t i = 0; i < length; ++i) v[w][i] -= dot[w] * u[i];
+    }
   }
   float* data = tensor.f32();
   for (int64_t r = 0; r < rows; ++r)

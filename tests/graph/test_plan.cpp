@@ -3,11 +3,13 @@
 #include "autodiff/autodiff.h"
 #include "graph/foreign_call.h"
 #include "graph/plan.h"
+#include "graph/random.h"
 #include "graph/reference.h"
 #include "ops/ops.h"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <cstdlib>
 #include <new>
@@ -353,5 +355,34 @@ TEST_CASE("large buffers are mappings: zeroed, aligned, writable to the last byt
     CHECK(reinterpret_cast<uintptr_t>(buffer.get()) % 64 == 0);
     CHECK(std::all_of(buffer.get(), buffer.get() + bytes, [](std::byte b) { return b == std::byte{0}; }));
     buffer.get()[bytes - 1] = std::byte{1};
+  }
+}
+
+TEST_CASE("orthogonal initialization is bitwise the textbook modified Gram-Schmidt", "[plan][init]") {
+  for (const Shape& shape : std::vector<Shape>{{7, 5}, {5, 7}, {16, 64}, {9, 9}, {3, 2, 6}}) {
+    Tensor t(TensorType{shape, DType::f32});
+    initialize(t, Init::orthogonal(), 11, "w");
+    const int64_t columns = shape.back(), rows = t.numel() / columns;
+    const int64_t count = std::min(rows, columns), length = std::max(rows, columns);
+    std::vector<double> q(static_cast<size_t>(count * length));
+    for (int64_t k = 0; k < count; ++k) {
+      double* v = q.data() + k * length;
+      for (int64_t i = 0; i < length; ++i) v[i] = random_normal(11, hash_name("w"), static_cast<uint64_t>(k * length + i));
+      for (int64_t j = 0; j < k; ++j) {
+        const double* u = q.data() + j * length;
+        double dot = 0;
+        for (int64_t i = 0; i < length; ++i) dot += u[i] * v[i];
+        for (int64_t i = 0; i < length; ++i) v[i] -= dot * u[i];
+      }
+      double norm = 0;
+      for (int64_t i = 0; i < length; ++i) norm += v[i] * v[i];
+      norm = std::sqrt(norm);
+      for (int64_t i = 0; i < length; ++i) v[i] /= norm;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < columns; ++c) {
+        const double expected = rows <= columns ? q[static_cast<size_t>(r * length + c)] : q[static_cast<size_t>(c * length + r)];
+        REQUIRE(t.f32()[r * columns + c] == static_cast<float>(expected));
+      }
   }
 }
