@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 #include <thread>
 
 namespace flowgrad {
@@ -48,8 +49,6 @@ size_t place_buffers(const std::vector<size_t>& sizes, const std::vector<Interva
   }
   return total;
 }
-
-size_t round_up(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 }  // namespace
 
@@ -143,8 +142,24 @@ struct Plan::Impl {
     // oneDNN fixes some thread partitions when a primitive is created: create it with its allotment.
     omp_set_num_threads(kernel_threads);
     auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name}, attrs);
-    omp_set_num_threads(threads);
+    omp_set_num_threads(threads);  // per thread: kernels are created on TBB workers too
     return kernel;
+  }
+
+  // Creates the step's kernel and decides its thread allotment: all threads for nodes above either
+  // threshold (when the kernel can use them), one otherwise.
+  void create_kernel(Step& step, const std::any& fused) {
+    const Node& node = graph.nodes()[static_cast<size_t>(step.node)];
+    const std::any& attrs = step.fused >= 0 ? fused : node.typed;
+    double bytes = 0;
+    for (int id : step.inputs) bytes += static_cast<double>(graph.info(id).type.bytes());
+    for (int id : step.outputs) bytes += static_cast<double>(graph.info(id).type.bytes());
+    // Bytes are known up front, flops only from the kernel: guess from the bytes, recreate on a wrong guess.
+    const bool big = threads > 1 && bytes >= options.heavy_bytes;
+    step.kernel = make_kernel(node, big ? threads : 1, step.outputs, attrs);
+    const bool heavy = threads > 1 && step.kernel->parallel() && (big || step.kernel->flops() >= options.heavy_flops);
+    step.threads = heavy ? threads : 1;
+    if (heavy != big) step.kernel = make_kernel(node, step.threads, step.outputs, attrs);
   }
 
   void compile();
@@ -218,31 +233,38 @@ void Plan::Impl::compile() {
     num_levels = std::max(num_levels, l + 1);
   }
 
-  // Kernels and allotments.
+  // Kernels and allotments. Creating a primitive can take milliseconds (oneDNN JIT-compiles it), so nodes
+  // get their kernels side by side on the plan's arena; each kernel depends only on its node, so the plan
+  // is the same whatever the order. Errors are rethrown in node order, so the first failing node reports.
   stages.assign(num_levels, {});
   std::vector<int> step_of_node(nodes.size(), -1);
   for (size_t n = 0; n < nodes.size(); ++n) {
     if (!live[n]) continue;
-    Step step;
+    Step& step = steps.emplace_back();
     step.node = static_cast<int>(n);
     step.fused = absorbs[n];
     step.inputs = nodes[n].inputs;
     step.outputs = step.fused >= 0 ? nodes[static_cast<size_t>(step.fused)].outputs : nodes[n].outputs;
-    const std::any& attrs = step.fused >= 0 ? fused_attrs[n] : nodes[n].typed;
     step.in_ptrs.assign(step.inputs.size(), nullptr);
     step.out_ptrs.assign(step.outputs.size(), nullptr);
-    step.kernel = make_kernel(nodes[n], 1, step.outputs, attrs);  // most nodes are light: create once, 1 thread
-    double bytes = 0;
-    for (int id : nodes[n].inputs) bytes += static_cast<double>(graph.info(id).type.bytes());
-    for (int id : step.outputs) bytes += static_cast<double>(graph.info(id).type.bytes());
-    bool heavy = threads > 1 && step.kernel->parallel() &&
-                 (step.kernel->flops() >= options.heavy_flops || bytes >= options.heavy_bytes);
-    step.threads = heavy ? threads : 1;
-    if (heavy) step.kernel = make_kernel(nodes[n], threads, step.outputs, attrs);
-    stats.flops += step.kernel->flops();
-    step_of_node[n] = static_cast<int>(steps.size());
-    (heavy ? stages[level[n]].heavy : stages[level[n]].light).push_back(steps.size());
-    steps.push_back(std::move(step));
+    step_of_node[n] = static_cast<int>(steps.size() - 1);
+  }
+  std::vector<std::exception_ptr> errors(steps.size());
+  arena.execute([&] {
+    tbb::parallel_for(size_t{0}, steps.size(), [&](size_t i) {
+      try {
+        create_kernel(steps[i], fused_attrs[static_cast<size_t>(steps[i].node)]);
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  });
+  for (const auto& error : errors)
+    if (error) std::rethrow_exception(error);
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const size_t n = static_cast<size_t>(steps[i].node);
+    stats.flops += steps[i].kernel->flops();
+    (steps[i].threads > 1 ? stages[level[n]].heavy : stages[level[n]].light).push_back(i);
   }
 
   // Waking TBB workers costs microseconds: worth it only when a stage's light nodes have work enough.
@@ -268,13 +290,13 @@ void Plan::Impl::compile() {
       size_t last = level[n];
       for (int reader : readers[static_cast<size_t>(id)]) last = std::max(last, level[static_cast<size_t>(reader)]);
       if (options.fetch_everything || fetched[static_cast<size_t>(id)]) last = num_levels;
-      sizes.push_back(round_up(graph.info(id).type.bytes()));
+      sizes.push_back(round_up_64(graph.info(id).type.bytes()));
       lives.push_back({level[n], last});
       buffer_value.push_back(id);
     }
     Step& step = steps[static_cast<size_t>(step_of_node[n])];
     if (size_t scratch = step.kernel->scratch_bytes()) {
-      sizes.push_back(round_up(scratch));
+      sizes.push_back(round_up_64(scratch));
       lives.push_back({level[n], level[n]});
       buffer_value.push_back(-1 - step_of_node[n]);
     }

@@ -9,14 +9,19 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace flowgrad {
 
 struct AlignedFree {
-  void operator()(void* p) const { std::free(p); }
+  bool owned = true;        // false: a view into memory owned elsewhere (a ParamStore slab)
+  size_t mapped_bytes = 0;  // nonzero: a mapping of its own (large buffers), unmapped on release
+  void operator()(void* p) const;
 };
 
-// A 64-byte aligned buffer, zero-initialized.
+constexpr size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+// A 64-byte aligned buffer, zero-initialized. Large ones are mappings that take memory only when touched.
 std::unique_ptr<std::byte, AlignedFree> aligned_buffer(size_t bytes);
 
 class Tensor {
@@ -35,6 +40,9 @@ class Tensor {
   std::span<const float> span() const { return {f32(), static_cast<size_t>(numel())}; }
 
  private:
+  friend class ParamStore;
+  Tensor(TensorType type, std::byte* storage);  // views storage (64-byte aligned) owned by the caller
+
   TensorType type_;
   std::unique_ptr<std::byte, AlignedFree> buffer_;
 };
@@ -43,6 +51,7 @@ class Tensor {
 void initialize(Tensor& tensor, const Init& init, uint64_t seed, const std::string& name);
 
 // Named persistent tensors. Plans keep raw pointers into it, so tensors are never reallocated once created.
+// materialize() places the tensors it creates in one slab that the store owns.
 class ParamStore {
  public:
   // Creates (and initializes) every param and state value of the graph that the store lacks; checks the
@@ -56,6 +65,7 @@ class ParamStore {
   std::map<std::string, Tensor>& tensors() { return tensors_; }
 
  private:
+  std::vector<std::unique_ptr<std::byte, AlignedFree>> slabs_;  // before tensors_: outlives the views into it
   std::map<std::string, Tensor> tensors_;
 };
 

@@ -1,8 +1,10 @@
 // Steady-state timing of a plan: warm-up steps, then repeated blocks of steps sized to last about a
-// target time; per-step milliseconds as min / median / max over the blocks.
+// target time; per-step milliseconds as min / median / max over the blocks. And the same for the training
+// loop of `flowgrad train` around that plan, to show what the runner adds to the bare step.
 #pragma once
 
 #include "graph/plan.h"
+#include "tools/trainer.h"
 
 namespace flowgrad {
 
@@ -19,5 +21,16 @@ struct TimingOptions {
 
 // Runs the plan as it is fed (inputs bound by the caller). Step numbers continue from `first_step`.
 StepTiming time_steps(Plan& plan, const TimingOptions& options = {}, uint64_t first_step = 0);
+
+struct RunnerTiming {
+  StepTiming bare;    // Plan::run alone, inputs fed once
+  StepTiming runner;  // Trainer::run_epoch per step: batches (shuffled, prefetched), feeding, loss, progress
+  double overhead() const { return runner.ms_median / bare.ms_median - 1; }
+};
+
+// Trains `forward` with `options` on synthetic data (uniform in [0, 1), one epoch per block) and alternates
+// blocks of bare plan runs with epochs of the trainer on the same plan, so that both see the same machine
+// load. The trainer reports progress as `flowgrad train` does (into a string: no terminal output).
+RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const TimingOptions& timing = {});
 
 }  // namespace flowgrad

@@ -18,6 +18,8 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
+#include <utility>
 
 namespace flowgrad {
 namespace {
@@ -137,6 +139,7 @@ void Commands::add_to(CLI::App& app) {
   bench_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
   bench_->add_flag("--json", json_, "print one JSON object");
   bench_->add_flag("--profile", profile_, "also print the schedule and each node's share of the step time");
+  bench_->add_flag("--runner", runner_, "also time the training loop of 'flowgrad train' against the bare step");
 
   ops_ = app.add_subcommand("ops", "list the registered ops and layers");
 }
@@ -302,17 +305,25 @@ int Commands::gradcheck() {
 
 int Commands::bench() {
   using clock = std::chrono::steady_clock;
-  const auto start = clock::now();
+  auto mark = clock::now();
+  auto lap = [&] {  // milliseconds since the previous lap
+    const auto now = clock::now();
+    return std::chrono::duration<double, std::milli>(now - std::exchange(mark, now)).count();
+  };
   Spec spec = load_spec(spec_, {.batch = batch_});
   TrainConfig config = read_train_config(spec);
-  const double parse_ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
+  const double parse_ms = lap();
   const int threads = threads_ >= 0 ? threads_ : config.threads;
   const StageConfig& stage = config.stages.front();
-  TrainingGraph training = build_training_graph(spec.graph, stage.loss, stage.optimizer ? *stage.optimizer : config.optimizer);
+  const OptimizerConfig optimizer = stage.optimizer ? *stage.optimizer : config.optimizer;
+  TrainingGraph training = build_training_graph(spec.graph, stage.loss, optimizer);
+  const double autodiff_ms = lap();
   ParamStore store;
   store.materialize(training.graph, config.seed);
+  const double params_ms = lap();
   Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}, .profile = profile_});
-  const double setup_ms = std::chrono::duration<double, std::milli>(clock::now() - start).count();
+  const double plan_ms = lap();
+  const double setup_ms = parse_ms + autodiff_ms + params_ms + plan_ms;
   std::vector<Tensor> inputs;
   for (const ValueInfo& v : training.graph.values()) {
     if (v.kind != ValueKind::input || v.name == training.lr) continue;
@@ -323,7 +334,10 @@ int Commands::bench() {
   }
   float lr = static_cast<float>(config.optimizer.lr);
   plan.feed(training.lr, &lr);
-  StepTiming timing = time_steps(plan);
+  lap();
+  plan.run(0);
+  const double first_step_ms = lap();  // pays the first touches of the arena's memory
+  StepTiming timing = time_steps(plan, {}, 1);
   size_t stored_bytes = 0;
   for (const auto& [name, t] : store.tensors()) stored_bytes += t.type().bytes();
   const PlanStats stats = plan.stats();
@@ -331,19 +345,43 @@ int Commands::bench() {
   const double samples_per_s = static_cast<double>(spec.batch) / seconds;
   const double gflops = stats.flops / seconds / 1e9;
   const size_t peak_bytes = stats.arena_bytes + stored_bytes;
+  std::optional<RunnerTiming> runner;
+  if (runner_) {
+    TrainerOptions options{.batch = spec.batch, .seed = config.seed, .threads = threads, .optimizer = optimizer,
+                           .schedule = config.schedule, .input = stage.input.empty() ? config.data.input : stage.input,
+                           .loss = stage.loss};
+    options.schedule.lr = optimizer.lr;
+    if (config.data.noise != DataConfig::Noise::none)
+      options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level, config.data.noisy_input,
+                            config.seed};
+    runner = time_runner(spec.graph, options);
+  }
   if (json_) {
+    std::string runner_fields;
+    if (runner)
+      runner_fields = fmt::format(", \"runner_ms_per_step\": {}, \"runner_bare_ms_per_step\": {}, \"runner_overhead\": {}",
+                                  json_number(runner->runner.ms_median), json_number(runner->bare.ms_median),
+                                  json_number(runner->overhead()));
     fmt::print("{{\"spec\": \"{}\", \"batch\": {}, \"threads\": {}, \"ms_per_step\": {}, \"ms_min\": {}, \"ms_max\": {}, "
                "\"samples_per_s\": {}, \"gflops\": {}, \"peak_bytes\": {}, \"arena_bytes\": {}, \"parameter_bytes\": {}, "
-               "\"parse_ms\": {}, \"parse_and_plan_ms\": {}}}\n",
+               "\"parse_ms\": {}, \"parse_and_plan_ms\": {}, \"autodiff_ms\": {}, \"params_ms\": {}, \"plan_ms\": {}, "
+               "\"first_step_ms\": {}{}}}\n",
                spec.name, spec.batch, stats.threads, json_number(timing.ms_median), json_number(timing.ms_min),
                json_number(timing.ms_max), json_number(samples_per_s), json_number(gflops), peak_bytes, stats.arena_bytes,
-               stored_bytes, json_number(parse_ms), json_number(setup_ms));
+               stored_bytes, json_number(parse_ms), json_number(setup_ms), json_number(autodiff_ms), json_number(params_ms),
+               json_number(plan_ms), json_number(first_step_ms), runner_fields);
   } else {
     fmt::print("{} batch {} threads {}: {:.3f} ms/step (min {:.3f}, max {:.3f}), {:.0f} samples/s, {:.1f} GFLOP/s, "
-               "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f}); parse {:.1f} ms, parse and plan {:.1f} ms\n",
+               "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f}); parse and plan {:.1f} ms (parse {:.1f}, "
+               "autodiff {:.1f}, parameters {:.1f}, plan {:.1f}), first step {:.1f} ms\n",
                spec.name, spec.batch, stats.threads, timing.ms_median, timing.ms_min, timing.ms_max, samples_per_s, gflops,
                static_cast<double>(peak_bytes) / 1048576.0, static_cast<double>(stats.arena_bytes) / 1048576.0,
-               static_cast<double>(stored_bytes) / 1048576.0, parse_ms, setup_ms);
+               static_cast<double>(stored_bytes) / 1048576.0, setup_ms, parse_ms, autodiff_ms, params_ms, plan_ms, first_step_ms);
+    if (runner)
+      fmt::print("runner: {:.3f} ms/step (min {:.3f}) against {:.3f} (min {:.3f}) bare, {:+.1f}% ({} blocks of {} steps, "
+                 "alternating)\n",
+                 runner->runner.ms_median, runner->runner.ms_min, runner->bare.ms_median, runner->bare.ms_min,
+                 100 * runner->overhead(), runner->runner.blocks, runner->runner.steps_per_block);
   }
   if (profile_) fmt::print("{}{}", plan.describe(), plan.profile_table());
   return 0;

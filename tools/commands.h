@@ -40,7 +40,7 @@ class Commands {
   int threads_ = -1;
   std::optional<uint64_t> seed_;
   std::vector<std::string> params_, inputs_, fetches_;
-  bool grad_ = false, json_ = false, profile_ = false;
+  bool grad_ = false, json_ = false, profile_ = false, runner_ = false;
 };
 
 }  // namespace flowgrad

@@ -89,7 +89,7 @@ class Trainer {
   ParamStore& params() { return *store_; }
   uint64_t step() const { return step_; }
   int64_t epoch() const { return epoch_; }
-  const Plan& training_plan() { return train_plan(options_.batch); }
+  Plan& training_plan() { return train_plan(options_.batch); }
   const TrainingGraph& training_graph() const { return *training_; }
 
  private:

@@ -3,10 +3,14 @@
 #include "autodiff/autodiff.h"
 #include "graph/foreign_call.h"
 #include "graph/plan.h"
+#include "graph/random.h"
 #include "graph/reference.h"
 #include "ops/ops.h"
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <cstdlib>
 #include <new>
 
@@ -320,4 +324,65 @@ TEST_CASE("a fetched pre-activation is not fused away", "[plan][fusion]") {
   store.materialize(g, 1);
   Plan plan(g, store, {.fetch = {"y", hidden.name()}});
   CHECK(plan.describe().find("+") == std::string::npos);
+}
+
+TEST_CASE("a store puts the tensors it materializes in one slab, each drawn as on its own", "[plan][memory]") {
+  Graph g = small_network(16);
+  ParamStore store;
+  store.materialize(g, 5);
+  std::vector<std::pair<const std::byte*, size_t>> ranges;
+  for (const ValueInfo& v : g.values()) {
+    if (v.kind != ValueKind::param && v.kind != ValueKind::state) continue;
+    const Tensor& t = store.get(v.name);
+    CHECK(reinterpret_cast<uintptr_t>(t.data()) % 64 == 0);
+    ranges.emplace_back(static_cast<const std::byte*>(t.data()), t.type().bytes());
+    Tensor alone(v.type);
+    initialize(alone, v.init, 5, v.name);
+    CHECK(std::memcmp(alone.data(), t.data(), v.type.bytes()) == 0);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i) CHECK(ranges[i - 1].first + ranges[i - 1].second <= ranges[i].first);
+  const std::vector<float> w1(store.get("w1").span().begin(), store.get("w1").span().end());
+  const void* where = store.get("w1").data();
+  store.materialize(g, 6);  // already there: neither moved nor redrawn
+  CHECK(store.get("w1").data() == where);
+  CHECK(std::equal(w1.begin(), w1.end(), store.get("w1").span().begin()));
+}
+
+TEST_CASE("large buffers are mappings: zeroed, aligned, writable to the last byte", "[plan][memory]") {
+  for (size_t bytes : {size_t{1}, size_t{100}, size_t{1} << 20, (size_t{5} << 20) + 3}) {
+    auto buffer = aligned_buffer(bytes);
+    CHECK(reinterpret_cast<uintptr_t>(buffer.get()) % 64 == 0);
+    CHECK(std::all_of(buffer.get(), buffer.get() + bytes, [](std::byte b) { return b == std::byte{0}; }));
+    buffer.get()[bytes - 1] = std::byte{1};
+  }
+}
+
+TEST_CASE("orthogonal initialization is bitwise the textbook modified Gram-Schmidt", "[plan][init]") {
+  for (const Shape& shape : std::vector<Shape>{{7, 5}, {5, 7}, {16, 64}, {9, 9}, {3, 2, 6}}) {
+    Tensor t(TensorType{shape, DType::f32});
+    initialize(t, Init::orthogonal(), 11, "w");
+    const int64_t columns = shape.back(), rows = t.numel() / columns;
+    const int64_t count = std::min(rows, columns), length = std::max(rows, columns);
+    std::vector<double> q(static_cast<size_t>(count * length));
+    for (int64_t k = 0; k < count; ++k) {
+      double* v = q.data() + k * length;
+      for (int64_t i = 0; i < length; ++i) v[i] = random_normal(11, hash_name("w"), static_cast<uint64_t>(k * length + i));
+      for (int64_t j = 0; j < k; ++j) {
+        const double* u = q.data() + j * length;
+        double dot = 0;
+        for (int64_t i = 0; i < length; ++i) dot += u[i] * v[i];
+        for (int64_t i = 0; i < length; ++i) v[i] -= dot * u[i];
+      }
+      double norm = 0;
+      for (int64_t i = 0; i < length; ++i) norm += v[i] * v[i];
+      norm = std::sqrt(norm);
+      for (int64_t i = 0; i < length; ++i) v[i] /= norm;
+    }
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < columns; ++c) {
+        const double expected = rows <= columns ? q[static_cast<size_t>(r * length + c)] : q[static_cast<size_t>(c * length + r)];
+        REQUIRE(t.f32()[r * columns + c] == static_cast<float>(expected));
+      }
+  }
 }

@@ -1,5 +1,6 @@
 #include <catch2/catch.hpp>
 
+#include "tools/benchmark.h"
 #include "tools/trainer.h"
 #include "zoo/dense_autoencoders.h"
 
@@ -53,4 +54,19 @@ TEST_CASE("same seed and thread count give bitwise identical losses", "[trainer]
   }
   auto other_seed = train(1, 6, 1);
   CHECK(other_seed[0].train_loss != train(1, 5, 1)[0].train_loss);
+}
+
+TEST_CASE("the runner's step is timed against the bare step of the same plan", "[trainer][bench]") {
+  TrainerOptions options{.batch = 32, .seed = 1, .threads = 2};
+  options.schedule = LrSchedule::constant(1e-3);
+  const RunnerTiming timing = time_runner(zoo::deep_autoencoder(32, {64, 16, 4}), options,
+                                          {.warmup = 3, .blocks = 3, .block_seconds = 0.01});
+  CHECK(timing.bare.blocks == 3);
+  CHECK(timing.runner.blocks == 3);
+  CHECK(timing.runner.steps_per_block >= 3);
+  CHECK(timing.bare.ms_min > 0);
+  CHECK(timing.runner.ms_min > 0);
+  CHECK(timing.bare.ms_min <= timing.bare.ms_median);
+  CHECK(timing.runner.ms_median <= timing.runner.ms_max);
+  CHECK(std::isfinite(timing.overhead()));
 }
