@@ -2,7 +2,7 @@
 # Installs the Debian packages flowgrad needs to build, test and train, when they are missing.
 # Idempotent: does nothing (and needs no network) when everything is there.
 set -e
-packages="cmake g++ make pkg-config libdnnl-dev libtbb-dev libfmt-dev libyaml-cpp-dev catch2 libcli11-dev \
+packages="cmake g++ make pkg-config libdnnl-dev ocl-icd-opencl-dev libtbb-dev libfmt-dev libyaml-cpp-dev catch2 libcli11-dev \
 libpng-dev zlib1g-dev graphviz dataset-fashion-mnist"
 [ -n "$FLOWGRAD_EXTRA_PACKAGES" ] && packages="$packages $FLOWGRAD_EXTRA_PACKAGES"
 missing=""
