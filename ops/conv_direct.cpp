@@ -15,8 +15,11 @@
 //                 the tap. correlate is this with in = x, W = w; with stride 1 the adjoint is too, with in = y,
 //                 W = w with its channel axes swapped and its taps flipped, and the padding mirrored.
 //   weight grad:  dw[f, c, tap] = sum over images and y positions of y[f] * padded x[c], shifted by the tap.
-// Each output row is built in registers, 16 columns per vector (a GCC vector type: one zmm in the AVX-512
-// clone, two ymm or four xmm in the others), from zero-padded copies of the input planes in scratch.
+// Each output row is built in registers, one native vector of columns at a time (16 floats with AVX-512, 8
+// with AVX2, 4 in the baseline), from zero-padded copies of the input planes in scratch. The loops are
+// templates on the vector width and register blocking (Simd below), instantiated once per instruction set
+// and picked at kernel construction by CPU feature: a GCC vector wider than the target's registers is
+// lowered through the stack, which made the 16-float version run at 2 GFLOP/s on an AVX2-only EPYC.
 // Images are split into fixed chunks run side by side; weight gradients add per-chunk partial sums in chunk
 // order, so results do not depend on the thread count.
 #include "ops/conv.h"
@@ -32,9 +35,22 @@
 namespace flowgrad::conv {
 namespace {
 
-typedef float Vec __attribute__((vector_size(64)));
-constexpr int64_t kLanes = 16;
-constexpr int64_t kBlock = 4;           // vectors per register block of an output row
+#define FLOWGRAD_UNROLL _Pragma("GCC unroll 16")
+
+// A vector width and the register blocking that fits the instruction set's register file: Block vectors of
+// an output row times PlaneBlock output planes accumulate in registers (forward), and up to GradBlock
+// vectors per row in the weight gradient, whose 2 x 3 x GradBlock accumulators must fit too.
+template <int Lanes, int Block, int PlaneBlock, int GradBlock>
+struct Simd {
+  typedef float Vec __attribute__((vector_size(Lanes * sizeof(float))));
+  static constexpr int64_t lanes = Lanes, block = Block, grad_block = GradBlock;
+  static constexpr int plane_block = PlaneBlock;
+};
+using Avx512 = Simd<16, 4, 4, 4>;  // 32 zmm
+using Avx2 = Simd<8, 4, 2, 2>;     // 16 ymm
+using Sse = Simd<4, 4, 2, 2>;      // 16 xmm
+
+constexpr int64_t kMaxLanes = 16;       // the widest vector: padded rows are whole multiples of it
 constexpr int64_t kThinChannels = 4;    // at most this many channels per group is thin
 constexpr int64_t kMaxChunks = 16;      // image chunks: enough to balance 16 threads
 constexpr size_t kMaxChunkBytes = 8 << 20;
@@ -50,8 +66,8 @@ struct Correlation {
               const Geometry& g, Pair offset_)
       : batch(batch_), groups(groups_), in_planes(in_planes_), out_planes(out_planes_), in_size(in), out_size(out),
         kernel(g.kernel), dilation(g.dilation), offset(offset_) {
-    vectors = (out_size[1] + kLanes - 1) / kLanes;
-    padded = {out_size[0] + (kernel[0] - 1) * dilation[0], vectors * kLanes + (kernel[1] - 1) * dilation[1]};
+    vectors = (out_size[1] + kMaxLanes - 1) / kMaxLanes;
+    padded = {out_size[0] + (kernel[0] - 1) * dilation[0], vectors * kMaxLanes + (kernel[1] - 1) * dilation[1]};
   }
   int64_t in_group() const { return in_planes / groups; }
   int64_t out_group() const { return out_planes / groups; }
@@ -89,6 +105,7 @@ void zero_border(const Correlation& k, float* padded, int64_t planes) {
 
 // Copies an input plane into its zero-padded place, padded[py][px] = in[py - offset_y][px - offset_x],
 // writing only the interior: the border is zero from zero_border.
+template <class S>
 [[gnu::always_inline]] inline void copy_interior(const Correlation& k, const Interior& interior, const float* in,
                                                  float* padded) {
   const auto [first_row, last_row, first, width] = interior;
@@ -96,7 +113,7 @@ void zero_border(const Correlation& k, float* padded, int64_t planes) {
     const float* src = in + (py - k.offset[0]) * k.in_size[1] + (first - k.offset[1]);
     float* dst = padded + py * k.padded[1] + first;
     int64_t i = 0;
-    for (; i + kLanes <= width; i += kLanes) std::memcpy(dst + i, src + i, sizeof(Vec));
+    for (; i + S::lanes <= width; i += S::lanes) std::memcpy(dst + i, src + i, sizeof(typename S::Vec));
     for (; i < width; ++i) dst[i] = src[i];
   }
 }
@@ -126,14 +143,13 @@ void zero_border(const Correlation& k, float* padded, int64_t planes) {
   }
 }
 
-constexpr int kPlaneBlock = 4;  // output planes built together: each input load feeds this many FMAs
-
 // Activates and stores Q finished row blocks of V vectors to dst[q]: whole vectors when `whole` (what
 // spills past a row's end lands in the plane's next rows, which are written later), else the first `count`
 // floats. Sizes are compile-time constants so that no copy becomes a library memcpy.
-template <int Q, int V>
+template <class S, int Q, int V, class Vec = typename S::Vec>
 [[gnu::always_inline]] inline void store_rows(Vec (&acc)[Q][V], float* const* dst, bool whole, int64_t count,
                                               Activation activation, float alpha) {
+  constexpr int64_t kLanes = S::lanes;
   for (int q = 0; q < Q; ++q) {
     if (activation == Activation::relu) {
       for (int v = 0; v < V; ++v) acc[q][v] = acc[q][v] > 0 ? acc[q][v] : Vec{};
@@ -156,27 +172,31 @@ template <int Q, int V>
 // Q output planes' rows, V vectors from `column` on: sums over the group's in-planes and taps, plus `start`.
 // With few accumulators (Q * V small) P in-planes go to separate accumulator sets, so that enough FMA
 // chains run side by side to hide their latency; the sets are added in a fixed order.
-template <int Q, int V>
+template <class S, int Q, int V>
 [[gnu::always_inline]] inline void correlate_block(const Correlation& k, const float* planes, const float* weights,
                                                    const float* start, int64_t row, int64_t column, float* const* dst,
                                                    bool whole, int64_t count, Activation activation, float alpha) {
+  using Vec = typename S::Vec;
+  constexpr int64_t kLanes = S::lanes;
   constexpr int P = Q * V <= 2 ? 4 : (Q * V <= 4 ? 2 : 1);
+  // Every loop over P, Q and V is unrolled by force: left to its heuristics GCC kept some as loops (seen
+  // with 8-float vectors), which leaves the accumulators in memory, stored in halves and reloaded whole.
   Vec acc[P][Q][V];
-  for (int p = 0; p < P; ++p)
-    for (int q = 0; q < Q; ++q)
-      for (int v = 0; v < V; ++v) acc[p][q][v] = Vec{} + (p == 0 ? start[q] : 0.f);
+  FLOWGRAD_UNROLL for (int p = 0; p < P; ++p)
+    FLOWGRAD_UNROLL for (int q = 0; q < Q; ++q)
+      FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) acc[p][q][v] = Vec{} + (p == 0 ? start[q] : 0.f);
   const int64_t kh = k.kernel[0], kw = k.kernel[1], columns = k.padded[1], per_plane = k.in_group() * k.taps();
   auto accumulate = [&](int64_t r, auto sets) {  // in-planes r .. r + sets - 1, one accumulator set each
-    constexpr int S = decltype(sets)::value;
+    constexpr int Sets = decltype(sets)::value;
     for (int64_t ky = 0; ky < kh; ++ky)
       for (int64_t kx = 0; kx < kw; ++kx) {
-        for (int p = 0; p < S; ++p) {
+        FLOWGRAD_UNROLL for (int p = 0; p < Sets; ++p) {
           const float* x = planes + (r + p) * k.padded_plane() + (row + ky * k.dilation[0]) * columns + column + kx * k.dilation[1];
           Vec xs[V];
-          for (int v = 0; v < V; ++v) std::memcpy(&xs[v], x + v * kLanes, sizeof(Vec));
-          for (int q = 0; q < Q; ++q) {
+          FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) std::memcpy(&xs[v], x + v * kLanes, sizeof(Vec));
+          FLOWGRAD_UNROLL for (int q = 0; q < Q; ++q) {
             const float tap = weights[q * per_plane + (r + p) * k.taps() + ky * kw + kx];
-            for (int v = 0; v < V; ++v) acc[p][q][v] += tap * xs[v];
+            FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) acc[p][q][v] += tap * xs[v];
           }
         }
       }
@@ -184,37 +204,40 @@ template <int Q, int V>
   int64_t r = 0;
   for (; r + P <= k.in_group(); r += P) accumulate(r, std::integral_constant<int, P>{});
   for (; r < k.in_group(); ++r) accumulate(r, std::integral_constant<int, 1>{});
-  for (int p = 1; p < P; ++p)
-    for (int q = 0; q < Q; ++q)
-      for (int v = 0; v < V; ++v) acc[0][q][v] += acc[p][q][v];
-  store_rows<Q, V>(acc[0], dst, whole, count, activation, alpha);
+  FLOWGRAD_UNROLL for (int p = 1; p < P; ++p)
+    FLOWGRAD_UNROLL for (int q = 0; q < Q; ++q)
+      FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) acc[0][q][v] += acc[p][q][v];
+  store_rows<S, Q, V>(acc[0], dst, whole, count, activation, alpha);
 }
 
-template <int Q>
+template <class S, int Q>
 [[gnu::always_inline]] inline void correlate_planes(const Correlation& k, const float* planes, const float* weights,
                                                     const float* start, int64_t row, int64_t column, int64_t vectors,
                                                     float* const* dst, bool whole, int64_t count, Activation activation,
                                                     float alpha) {
   switch (vectors) {
-    case 1: return correlate_block<Q, 1>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
-    case 2: return correlate_block<Q, 2>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
-    case 3: return correlate_block<Q, 3>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
-    default: return correlate_block<Q, 4>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+    case 1: return correlate_block<S, Q, 1>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+    case 2: return correlate_block<S, Q, 2>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+    case 3: return correlate_block<S, Q, 3>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
+    default: return correlate_block<S, Q, 4>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
   }
 }
 
 // Output planes of images [first, last): W[out_planes, in_group, taps], bias per out plane or null.
 // `padded` holds the group's padded in-planes.
-FLOWGRAD_SIMD_CLONES void correlate_images(const Correlation& k, const float* in, const float* weights, const float* bias,
-                                           Activation activation, float alpha, float* out, int64_t first, int64_t last,
-                                           float* padded) {
+template <class S>
+[[gnu::always_inline]] inline void correlate_images(const Correlation& k, const float* in, const float* weights,
+                                                    const float* bias, Activation activation, float alpha, float* out,
+                                                    int64_t first, int64_t last, float* padded) {
+  constexpr int64_t kLanes = S::lanes, kBlock = S::block;
+  constexpr int kPlaneBlock = S::plane_block;  // output planes built together: each input load feeds this many FMAs
   const int64_t width = k.out_size[1];
   const Interior interior(k);
   zero_border(k, padded, k.in_group());
   for (int64_t n = first; n < last; ++n)
     for (int64_t group = 0; group < k.groups; ++group) {
       for (int64_t r = 0; r < k.in_group(); ++r)
-        copy_interior(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
+        copy_interior<S>(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
                       padded + r * k.padded_plane());
       const int64_t end = (group + 1) * k.out_group();
       for (int64_t q0 = group * k.out_group(); q0 < end; q0 += kPlaneBlock) {
@@ -231,10 +254,10 @@ FLOWGRAD_SIMD_CLONES void correlate_images(const Correlation& k, const float* in
             const bool whole = row * width + column + vectors * kLanes <= k.out_plane();
             const int64_t count = std::min(kBlock * kLanes, width - column);
             switch (planes) {
-              case 1: correlate_planes<1>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
-              case 2: correlate_planes<2>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
-              case 3: correlate_planes<3>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
-              default: correlate_planes<4>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+              case 1: correlate_planes<S, 1>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+              case 2: correlate_planes<S, 2>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+              case 3: correlate_planes<S, 3>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
+              default: correlate_planes<S, kPlaneBlock>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
             }
           }
       }
@@ -244,15 +267,16 @@ FLOWGRAD_SIMD_CLONES void correlate_images(const Correlation& k, const float* in
 // totals[kx] += sum over rows of y rows (`stride` apart) times x rows (`columns` apart) shifted by kx
 // dilated columns, V vectors from `column` on, for the KW taps of one kernel row: each y load feeds KW
 // FMAs, and two rows at a time go to separate accumulators, so that FMA latency is hidden.
-template <int V, int KW>
+template <class S, int V, int KW, class Vec = typename S::Vec>
 [[gnu::always_inline]] inline void row_products(const float* y, int64_t stride, const float* x, int64_t columns,
                                                 int64_t dilation, int64_t rows, int64_t column, Vec* totals) {
+  constexpr int64_t kLanes = S::lanes;
   Vec acc[2][KW][V] = {};
-  auto add = [&](int64_t row, int j) {
-    for (int v = 0; v < V; ++v) {
+  auto add = [&](int64_t row, int j) {  // unrolled by force, as in correlate_block
+    FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) {
       Vec a;
       std::memcpy(&a, y + row * stride + column + v * kLanes, sizeof a);
-      for (int kx = 0; kx < KW; ++kx) {
+      FLOWGRAD_UNROLL for (int kx = 0; kx < KW; ++kx) {
         Vec b;
         std::memcpy(&b, x + row * columns + kx * dilation + column + v * kLanes, sizeof b);
         acc[j][kx][v] += a * b;
@@ -262,27 +286,32 @@ template <int V, int KW>
   int64_t row = 0;
   for (; row + 2 <= rows; row += 2) add(row, 0), add(row + 1, 1);
   if (row < rows) add(row, 0);
-  for (int kx = 0; kx < KW; ++kx)
-    for (int v = 0; v < V; ++v) totals[kx] += acc[0][kx][v] + acc[1][kx][v];
+  FLOWGRAD_UNROLL for (int kx = 0; kx < KW; ++kx)
+    FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) totals[kx] += acc[0][kx][v] + acc[1][kx][v];
 }
 
 // The taps of one kernel row, KW at a time (1 to 3), for V vectors.
-template <int V>
+template <class S, int V, class Vec = typename S::Vec>
 [[gnu::always_inline]] inline void kernel_row_products(const float* y, int64_t stride, const float* x, int64_t columns,
                                                        int64_t dilation, int64_t rows, int64_t column, int64_t kw,
                                                        Vec* totals) {
   int64_t kx = 0;
-  for (; kx + 3 <= kw; kx += 3) row_products<V, 3>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
-  if (kw - kx == 2) row_products<V, 2>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
-  if (kw - kx == 1) row_products<V, 1>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+  for (; kx + 3 <= kw; kx += 3) row_products<S, V, 3>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+  if (kw - kx == 2) row_products<S, V, 2>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
+  if (kw - kx == 1) row_products<S, V, 1>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
 }
 
 // partial[q, r, tap] += out-plane q times padded in-plane r shifted by the tap, for images [first, last),
 // as one vector of 16 lane sums each (lanes are added up once, after all chunks). Out planes are copied to
 // `rows`, zero-padded to whole vectors. Correlation as for correlate (in = x, out = y).
-FLOWGRAD_SIMD_CLONES void weight_grad_images(const Correlation& k, const float* in, const float* out, Vec* partial,
-                                             int64_t first, int64_t last, float* padded, float* rows) {
-  const int64_t stride = k.vectors * kLanes, kw = k.kernel[1], width = k.out_size[1], height = k.out_size[0];
+template <class S>
+[[gnu::always_inline]] inline void weight_grad_images(const Correlation& k, const float* in, const float* out,
+                                                      float* lane_sums, int64_t first, int64_t last, float* padded,
+                                                      float* rows) {
+  using Vec = typename S::Vec;
+  constexpr int64_t kLanes = S::lanes, kBlock = S::grad_block;
+  Vec* partial = reinterpret_cast<Vec*>(lane_sums);
+  const int64_t stride = k.vectors * kMaxLanes, kw = k.kernel[1], width = k.out_size[1], height = k.out_size[0];
   const Interior interior(k);
   std::fill(partial, partial + k.out_planes * k.in_group() * k.taps(), Vec{});
   zero_border(k, padded, k.in_group());
@@ -290,7 +319,7 @@ FLOWGRAD_SIMD_CLONES void weight_grad_images(const Correlation& k, const float* 
   for (int64_t n = first; n < last; ++n)
     for (int64_t group = 0; group < k.groups; ++group) {
       for (int64_t r = 0; r < k.in_group(); ++r)
-        copy_interior(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
+        copy_interior<S>(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
                       padded + r * k.padded_plane());
       for (int64_t q = group * k.out_group(); q < (group + 1) * k.out_group(); ++q) {
         const float* plane = out + (n * k.out_planes + q) * k.out_plane();
@@ -305,10 +334,10 @@ FLOWGRAD_SIMD_CLONES void weight_grad_images(const Correlation& k, const float* 
             Vec* totals = partial + (q * k.in_group() + r) * k.taps() + ky * kw;
             for (int64_t column = 0; column < stride; column += kBlock * kLanes)
               switch (std::min(kBlock, (stride - column) / kLanes)) {
-                case 1: kernel_row_products<1>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
-                case 2: kernel_row_products<2>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
-                case 3: kernel_row_products<3>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
-                default: kernel_row_products<4>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                case 1: kernel_row_products<S, 1>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                case 2: kernel_row_products<S, 2>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                case 3: kernel_row_products<S, 3>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
+                default: kernel_row_products<S, kBlock>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
               }
           }
       }
@@ -316,7 +345,10 @@ FLOWGRAD_SIMD_CLONES void weight_grad_images(const Correlation& k, const float* 
 }
 
 // sums[p] += the sum of plane p, for `planes` planes of `size` floats, in a fixed order.
-FLOWGRAD_SIMD_CLONES void add_plane_sums(const float* data, int64_t planes, int64_t size, float* sums) {
+template <class S>
+[[gnu::always_inline]] inline void add_plane_sums(const float* data, int64_t planes, int64_t size, float* sums) {
+  using Vec = typename S::Vec;
+  constexpr int64_t kLanes = S::lanes;
   for (int64_t p = 0; p < planes; ++p) {
     const float* plane = data + p * size;
     Vec acc[4] = {};
@@ -333,6 +365,45 @@ FLOWGRAD_SIMD_CLONES void add_plane_sums(const float* data, int64_t planes, int6
     for (int lane = 0; lane < kLanes; ++lane) total += all[lane];
     sums[p] += total;
   }
+}
+
+// The loops compiled for one instruction set: each entry point inlines the templates above for S.
+struct Loops {
+  int64_t lanes;
+  void (*correlate_images)(const Correlation&, const float*, const float*, const float*, Activation, float, float*,
+                           int64_t, int64_t, float*);
+  void (*weight_grad_images)(const Correlation&, const float*, const float*, float*, int64_t, int64_t, float*, float*);
+  void (*add_plane_sums)(const float*, int64_t, int64_t, float*);
+};
+
+#define FLOWGRAD_DIRECT_LOOPS(S, target)                                                                          \
+  Loops loops_##S() {                                                                                             \
+    struct Entry {                                                                                                \
+      target static void correlate(const Correlation& k, const float* in, const float* w, const float* bias,      \
+                                   Activation a, float alpha, float* out, int64_t first, int64_t last, float* p) { \
+        correlate_images<S>(k, in, w, bias, a, alpha, out, first, last, p);                                       \
+      }                                                                                                           \
+      target static void weight_grad(const Correlation& k, const float* in, const float* out, float* sums,        \
+                                     int64_t first, int64_t last, float* p, float* rows) {                        \
+        weight_grad_images<S>(k, in, out, sums, first, last, p, rows);                                            \
+      }                                                                                                           \
+      target static void plane_sums(const float* data, int64_t planes, int64_t size, float* sums) {               \
+        add_plane_sums<S>(data, planes, size, sums);                                                              \
+      }                                                                                                           \
+    };                                                                                                            \
+    return {S::lanes, &Entry::correlate, &Entry::weight_grad, &Entry::plane_sums};                                \
+  }
+FLOWGRAD_DIRECT_LOOPS(Avx512, [[gnu::target("avx512f")]])
+FLOWGRAD_DIRECT_LOOPS(Avx2, [[gnu::target("arch=x86-64-v3")]])
+FLOWGRAD_DIRECT_LOOPS(Sse, )
+#undef FLOWGRAD_DIRECT_LOOPS
+
+// The widest the CPU runs, as the target_clones of kernel_util.h would pick.
+const Loops& loops() {
+  static const Loops chosen = __builtin_cpu_supports("avx512f")     ? loops_Avx512()
+                              : __builtin_cpu_supports("x86-64-v3") ? loops_Avx2()
+                                                                    : loops_Sse();
+  return chosen;
 }
 
 // Runs body(chunk, first image, last image) over the fixed image chunks, side by side with threads. One
@@ -375,7 +446,7 @@ class DirectKernel : public Kernel {
         db_(map_ == Map::weight_grad && spec.bias ? channels_of_g() : 0) {
     chunk_bytes_ = floats(k_.in_group() * k_.padded_plane());
     if (map_ == Map::weight_grad)
-      chunk_bytes_ += floats(k_.out_size[0] * k_.vectors * kLanes) + floats(weights_ * kLanes) + floats(db_);
+      chunk_bytes_ += floats(k_.out_size[0] * k_.vectors * kMaxLanes) + floats(weights_ * kMaxLanes) + floats(db_);
     shared_bytes_ = map_ == Map::adjoint ? floats(weights_) : 0;
     flops_ = 2 * spec.geometry.macs();
   }
@@ -393,7 +464,7 @@ class DirectKernel : public Kernel {
     const float* bias = spec_.role == Role::forward && spec_.bias ? args.input(2) : nullptr;
     const auto alpha = static_cast<float>(spec_.alpha);
     for_chunks(k_.batch, chunks_, args.threads, [&](int64_t c, int64_t first, int64_t last) {
-      correlate_images(k_, args.input(0), weights, bias, spec_.activation, alpha, args.output(0), first, last, chunk_scratch(c));
+      loops_.correlate_images(k_, args.input(0), weights, bias, spec_.activation, alpha, args.output(0), first, last, chunk_scratch(c));
     });
   }
 
@@ -421,25 +492,29 @@ class DirectKernel : public Kernel {
     const float* g = args.input(0);
     const int64_t weights = weights_, db = db_;
     const int64_t plane = g_on_x ? k_.in_plane() : k_.out_plane();
-    auto parts = [&](float* s) {  // this chunk's padded planes, y rows, dw (lane vectors) and db partial sums
+    auto parts = [&](float* s) {  // this chunk's padded planes, y rows, dw (lane sums) and db partial sums
       float* rows = s + floats(k_.in_group() * k_.padded_plane()) / sizeof(float);
-      float* dw = rows + floats(k_.out_size[0] * k_.vectors * kLanes) / sizeof(float);
-      return std::tuple{rows, reinterpret_cast<Vec*>(dw), dw + floats(weights * kLanes) / sizeof(float)};
+      float* dw = rows + floats(k_.out_size[0] * k_.vectors * kMaxLanes) / sizeof(float);
+      return std::tuple{rows, dw, dw + floats(weights * kMaxLanes) / sizeof(float)};
     };
     for_chunks(k_.batch, chunks_, args.threads, [&](int64_t c, int64_t first, int64_t last) {
       float* s = chunk_scratch(c);
       auto [rows, dw, db_part] = parts(s);
-      weight_grad_images(k_, x, y, dw, first, last, s, rows);
+      loops_.weight_grad_images(k_, x, y, dw, first, last, s, rows);
       std::fill(db_part, db_part + db, 0.f);
-      for (int64_t n = first; n < last && db; ++n) add_plane_sums(g + n * db * plane, db, plane, db_part);
+      for (int64_t n = first; n < last && db; ++n) loops_.add_plane_sums(g + n * db * plane, db, plane, db_part);
     });
-    // Chunks in order, then lanes in order: the same sums for any thread count.
+    // Per lane the chunks in order, then the lanes in order: the same sums for any thread count.
     float* dw_out = args.output(0);
+    const int64_t lanes = loops_.lanes;
     for (int64_t i = 0; i < weights; ++i) {
-      Vec total{};
-      for (int64_t c = 0; c < chunks_; ++c) total += std::get<1>(parts(chunk_scratch(c)))[i];
+      float total[kMaxLanes] = {};
+      for (int64_t c = 0; c < chunks_; ++c) {
+        const float* part = std::get<1>(parts(chunk_scratch(c))) + i * lanes;
+        for (int64_t lane = 0; lane < lanes; ++lane) total[lane] += part[lane];
+      }
       float sum = 0;
-      for (int lane = 0; lane < kLanes; ++lane) sum += total[lane];
+      for (int64_t lane = 0; lane < lanes; ++lane) sum += total[lane];
       dw_out[i] = sum;
     }
     for (int64_t ch = 0; ch < db; ++ch) {
@@ -449,6 +524,7 @@ class DirectKernel : public Kernel {
     }
   }
 
+  const Loops& loops_ = loops();
   KernelSpec spec_;
   Map map_;
   Correlation k_;
@@ -461,12 +537,15 @@ class DirectKernel : public Kernel {
 }  // namespace
 
 // Where oneDNN's blocks of 16 channels run mostly empty: measured side by side (bench/conv_shapes.cpp's
-// alternative column), oneDNN handles a thin x side well in forward and weight gradient (special kernels
-// for one input channel), but not a thin y side, and in the adjoint neither.
+// alternative column), oneDNN handles a thin x side well in forward (special kernels for one input channel),
+// but not a thin y side, and in the adjoint neither. Its weight gradient for a thin x side was the faster on
+// AVX-512 (a Xeon) and 3-4x the slower on AVX2 (an EPYC: 15 ms against 4.2 on one thread for the conv
+// autoencoder's first layer at batch 128).
 bool direct_kernel_suits(const KernelSpec& spec) {
   const Geometry& g = spec.geometry;
   const bool thin_y = g.filters / g.groups <= kThinChannels, thin_x = g.channels / g.groups <= kThinChannels;
-  const bool thin = thin_y || (thin_x && map_of(spec.kind, spec.role) == Map::adjoint);
+  const Map map = map_of(spec.kind, spec.role);
+  const bool thin = thin_y || (thin_x && (map == Map::adjoint || (map == Map::weight_grad && loops().lanes < 16)));
   return thin && g.stride == Pair{1, 1} && DirectKernel::chunk_bytes(spec) <= kMaxChunkBytes;
 }
 
