@@ -19,7 +19,7 @@
 // Hot elementwise loops are compiled for AVX-512 and AVX2 next to the baseline, and the loader picks the
 // best the CPU has (GCC function multi-versioning, by feature: "arch=" clones test the CPU model and fall
 // back to the baseline on AMD), so the project needs no -march flag.
-#define FLOWGRAD_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FLOWGRAD_SIMD_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 
 namespace flowgrad::kernels {
 

@@ -48,6 +48,7 @@ void shuffled_order(uint64_t seed, int64_t epoch, std::span<int64_t> order) {
 BatchIterator::BatchIterator(const Dataset& data, BatchOptions options) : data_(&data), options_(options) {
   if (options_.batch_size < 1)
     fail(ErrorKind::spec, "batch size must be at least 1, got {}", options_.batch_size);
+  options_.threads = std::max(1, options_.threads);
   if (data.count < 0) fail(ErrorKind::shape, "dataset has a negative sample count {}", data.count);
   features_ = data.sample_numel();
   const auto count = static_cast<size_t>(data.count);
@@ -107,6 +108,7 @@ Batch BatchIterator::gather(int64_t index, std::span<float> samples, std::span<i
          samples.size(), labels.size(), index, rows * features_, labelled ? rows : 0);
   }
   const int64_t first = index * options_.batch_size;
+#pragma omp parallel for num_threads(options_.threads) schedule(static) if (options_.threads > 1)
   for (int64_t row = 0; row < rows; ++row) {
     const auto sample = static_cast<size_t>(order_[static_cast<size_t>(first + row)]);
     std::memcpy(samples.data() + static_cast<size_t>(row) * row_values,

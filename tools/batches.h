@@ -24,6 +24,10 @@ struct BatchOptions {
   bool shuffle = true;      // false: every epoch visits the samples in file order
   uint64_t seed = 0;
   bool drop_last = false;  // true: an epoch's final partial batch is skipped
+  // OpenMP threads that gather a batch's rows: a batch is read from memory the cache has not seen (800 KB
+  // for 256 Fashion-MNIST images), which on one thread took 0.2 ms, as long as a fifth of the Keras-blog
+  // model's training step. Rows are copied, not summed, so the result is the same for any count.
+  int threads = 1;
 };
 
 // One batch, viewing memory owned by an iterator (valid until that iterator's next call of next() or
@@ -95,7 +99,9 @@ class BatchIterator {
 };
 
 // Double-buffered iterator: while the caller works on batch k, a TBB task gathers batch k+1 into the other
-// buffer. Same contract and same batches as BatchIterator; a batch returned by next() stays valid until
+// buffer. That pays only where a core is free for the task: beside a training step that keeps every core
+// busy, the task waits for a core and its copy is added to the step (Trainer then gathers with BatchIterator
+// on the step's threads instead). Same contract and same batches as BatchIterator; a batch returned by next() stays valid until
 // the following next() or start_epoch() call, which is when its buffer is handed to the next prefetch.
 class PrefetchingBatchIterator {
  public:

@@ -3,6 +3,7 @@
 #include "tools/batches.h"
 
 #include <chrono>
+#include <optional>
 
 namespace flowgrad {
 
@@ -43,7 +44,8 @@ Evaluator::Evaluator(const Graph& forward, ParamStore& params, const TrainerOpti
 Evaluator::~Evaluator() = default;
 
 double Evaluator::evaluate(const Dataset& data, uint64_t step) {
-  BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false});
+  const int threads = options_.threads > 0 ? options_.threads : default_thread_count();
+  BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false, .threads = threads});
   double loss_sum = 0;
   int64_t samples = 0;
   while (auto batch = batches.next()) {
@@ -78,14 +80,26 @@ void Trainer::reset_optimizer_state() {
 
 EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   using clock = std::chrono::steady_clock;
-  PrefetchingBatchIterator batches(train, {.batch_size = options_.batch, .shuffle = true, .seed = options_.seed});
-  batches.start_epoch(epoch_);
+  // Prefetch on a TBB task only where the step leaves a core free (see PrefetchingBatchIterator); both
+  // iterators yield the same batches.
+  const int threads = options_.threads > 0 ? options_.threads : default_thread_count();
+  const BatchOptions batching{.batch_size = options_.batch, .shuffle = true, .seed = options_.seed};
+  std::optional<PrefetchingBatchIterator> prefetching;
+  std::optional<BatchIterator> plain;
+  if (threads < default_thread_count()) {
+    prefetching.emplace(train, batching);
+    prefetching->start_epoch(epoch_);
+  } else {
+    plain.emplace(train, BatchOptions{batching.batch_size, batching.shuffle, batching.seed, false, threads});
+    plain->start_epoch(epoch_);
+  }
+  auto next_batch = [&] { return prefetching ? prefetching->next() : plain->next(); };
   const int64_t skip = progress_.batches;  // batches an interrupted run already trained
-  for (int64_t i = 0; i < skip && batches.next(); ++i) {
+  for (int64_t i = 0; i < skip && next_batch(); ++i) {
   }
   auto start = clock::now();
   const double seconds_before = progress_.seconds;
-  while (auto batch = batches.next()) {
+  while (auto batch = next_batch()) {
     Plan& plan = train_plan(batch->size);
     lr_ = static_cast<float>(options_.schedule.at(step_));
     feed_batch(plan, options_, corrupted_, step_, batch->samples.data(), batch->size, batch->features);
