@@ -16,9 +16,10 @@
 #include <unordered_map>
 #include <vector>
 
-// Hot elementwise loops are compiled for AVX-512 and AVX2 next to the baseline, and the loader picks the
-// best the CPU has (GCC function multi-versioning, by feature: "arch=" clones test the CPU model and fall
-// back to the baseline on AMD), so the project needs no -march flag.
+// Hot elementwise loops are compiled for AVX-512 and for x86-64-v3 (AVX2 with FMA) next to the baseline, and
+// the loader picks the best the CPU has (GCC function multi-versioning), so the project needs no -march flag.
+// x86-64-v3 is an ISA level, tested by feature: CPU-model clones such as "arch=haswell" fall back to the
+// baseline on AMD, and a plain "avx2" clone has no FMA.
 #define FLOWGRAD_SIMD_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 
 namespace flowgrad::kernels {

@@ -100,9 +100,10 @@ class BatchIterator {
 
 // Double-buffered iterator: while the caller works on batch k, a TBB task gathers batch k+1 into the other
 // buffer. That pays only where a core is free for the task: beside a training step that keeps every core
-// busy, the task waits for a core and its copy is added to the step (Trainer then gathers with BatchIterator
-// on the step's threads instead). Same contract and same batches as BatchIterator; a batch returned by next() stays valid until
-// the following next() or start_epoch() call, which is when its buffer is handed to the next prefetch.
+// busy, the task waits for a core and its copy is added to the step (Trainer then gathers with
+// BatchIterator on the step's threads instead). Same contract and same batches as BatchIterator; a batch
+// returned by next() stays valid until the following next() or start_epoch() call, which is when its buffer
+// is handed to the next prefetch.
 class PrefetchingBatchIterator {
  public:
   // Starts at epoch 0 and begins gathering its first batch at once.

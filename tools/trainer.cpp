@@ -25,6 +25,10 @@ Trainer::~Trainer() = default;
 
 namespace {
 
+int thread_count(const TrainerOptions& options) {
+  return options.threads > 0 ? options.threads : default_thread_count();
+}
+
 // Feeds a batch, and its corrupted copy when the options ask for one (into `corrupted`, sized once).
 void feed_batch(Plan& plan, const TrainerOptions& options, std::vector<float>& corrupted, uint64_t step,
                 const float* samples, int64_t rows, int64_t features) {
@@ -44,8 +48,7 @@ Evaluator::Evaluator(const Graph& forward, ParamStore& params, const TrainerOpti
 Evaluator::~Evaluator() = default;
 
 double Evaluator::evaluate(const Dataset& data, uint64_t step) {
-  const int threads = options_.threads > 0 ? options_.threads : default_thread_count();
-  BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false, .threads = threads});
+  BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false, .threads = thread_count(options_)});
   double loss_sum = 0;
   int64_t samples = 0;
   while (auto batch = batches.next()) {
@@ -82,15 +85,15 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   using clock = std::chrono::steady_clock;
   // Prefetch on a TBB task only where the step leaves a core free (see PrefetchingBatchIterator); both
   // iterators yield the same batches.
-  const int threads = options_.threads > 0 ? options_.threads : default_thread_count();
-  const BatchOptions batching{.batch_size = options_.batch, .shuffle = true, .seed = options_.seed};
+  BatchOptions batching{.batch_size = options_.batch, .shuffle = true, .seed = options_.seed};
   std::optional<PrefetchingBatchIterator> prefetching;
   std::optional<BatchIterator> plain;
-  if (threads < default_thread_count()) {
+  if (thread_count(options_) < default_thread_count()) {
     prefetching.emplace(train, batching);
     prefetching->start_epoch(epoch_);
   } else {
-    plain.emplace(train, BatchOptions{batching.batch_size, batching.shuffle, batching.seed, false, threads});
+    batching.threads = thread_count(options_);
+    plain.emplace(train, batching);
     plain->start_epoch(epoch_);
   }
   auto next_batch = [&] { return prefetching ? prefetching->next() : plain->next(); };

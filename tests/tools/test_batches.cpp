@@ -190,6 +190,29 @@ TEST_CASE("the iterator reuses its buffers or fills the caller's", "[batches]") 
   CHECK_THROWS_AS(plain.gather(4, samples, labels), Error);
 }
 
+// Gathering on several OpenMP threads (BatchOptions::threads, what Trainer uses when the step takes every
+// core) copies the same rows and labels as one thread, partial last batch included.
+TEST_CASE("gathering on several threads gives the same batches", "[batches]") {
+  Dataset data = indexed_dataset(23);
+  BatchIterator one(data, {.batch_size = 5, .seed = 4});
+  BatchIterator several(data, {.batch_size = 5, .seed = 4, .threads = 3});
+  for (int64_t epoch = 0; epoch < 2; ++epoch) {
+    one.start_epoch(epoch), several.start_epoch(epoch);
+    int64_t batches = 0;
+    while (auto batch = one.next()) {
+      auto other = several.next();
+      REQUIRE(other);
+      CHECK(std::vector<float>(batch->samples.begin(), batch->samples.end()) ==
+            std::vector<float>(other->samples.begin(), other->samples.end()));
+      CHECK(std::vector<int32_t>(batch->labels.begin(), batch->labels.end()) ==
+            std::vector<int32_t>(other->labels.begin(), other->labels.end()));
+      ++batches;
+    }
+    CHECK_FALSE(several.next());
+    CHECK(batches == 5);
+  }
+}
+
 TEST_CASE("unlabelled datasets give batches without labels", "[batches]") {
   Dataset data = indexed_dataset(7, {3}, false);
   BatchIterator batches(data, {.batch_size = 3});
