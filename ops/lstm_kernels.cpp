@@ -6,8 +6,8 @@
 // dw_h = h_prevᵀ·dz, with h_prev kept in the workspace (ops/lstm.h) so that it is one [batch·steps, units]
 // matrix. When the input is the same at every step (LstmAttrs::steps), the projection is computed once per
 // sample, and the backward sums dz over the steps before multiplying: dw_x = xᵀ·Σ_t dz_t, dx = (Σ_t dz_t)·w_xᵀ.
-// The backward multiplies dz_t by a transposed copy of w_h, made once per run: dnnl_sgemm runs the plain
-// product faster (one thread, 28 steps of [64, 512]·[512, 128]: 1.24 against 1.60 ms transposed).
+// The step-by-step products share w_h (or w_hᵀ), packed once per run into panels (ops/panel_gemm.h), where
+// dnnl_sgemm would pack it again at every step.
 //
 // Batch slices. Samples are independent through the whole recurrence, so the kernels cut the batch into
 // LstmAttrs::batch_parts slices and run each slice (projection, recurrence, and in the backward its share of
@@ -18,6 +18,7 @@
 #include "ops/kernel_util.h"
 #include "ops/lstm.h"
 #include "ops/lstm_math.h"
+#include "ops/panel_gemm.h"
 
 #include "graph/foreign_call.h"
 
@@ -106,11 +107,13 @@ class LstmKernel : public Kernel {
     ScratchLayout scratch;
     projected_ = scratch.take(g_.batch * (g_.repeated ? 1 : g_.steps) * g_.gates());
     for (const Slice& s : slices_) recurrent_.push_back(scratch.take(s.rows * g_.gates()));
+    packed_w_h_ = scratch.take(panel_gemm::packed_floats(g_.units, g_.gates()));
     scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
   }
 
   void run(const KernelArgs& args) override {
     float* scratch = static_cast<float*>(args.scratch);
+    panel_gemm::pack(args.input(2), g_.units, g_.gates(), g_.gates(), false, scratch + packed_w_h_);
     for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, scratch, k); });
   }
   size_t scratch_bytes() const override { return scratch_bytes_; }
@@ -121,7 +124,7 @@ class LstmKernel : public Kernel {
   void run_slice(const KernelArgs& args, float* scratch, size_t k) const {
     const int64_t T = g_.steps, C = g_.in, H = g_.units, G = g_.gates();
     const int64_t first = slices_[k].first, rows = slices_[k].rows;
-    const float *x = args.input(0), *w_x = args.input(1), *w_h = args.input(2), *b = args.input(3);
+    const float *x = args.input(0), *w_x = args.input(1), *b = args.input(3);
     float *y = args.output(0), *h_out = args.output(1), *c_out = args.output(2), *ws = args.output(3);
     const WorkspaceLayout w(g_);
     float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c, *h_prev = ws + w.h_prev;
@@ -145,7 +148,7 @@ class LstmKernel : public Kernel {
       if (t == 0 && !g_.initial_state)
         std::fill_n(z_h, rows * G, 0.f);
       else
-        gemm(false, false, rows, G, H, h_prev + (first * T + t) * H, T * H, w_h, G, z_h, G);
+        panel_gemm::multiply(rows, G, H, h_prev + (first * T + t) * H, T * H, scratch + packed_w_h_, z_h, G);
       for (int64_t n = first; n < first + rows; ++n) {
         const int64_t at = n * T + t;
         const bool last = t == T - 1;
@@ -159,6 +162,7 @@ class LstmKernel : public Kernel {
   LstmGeometry g_;
   std::vector<Slice> slices_;
   int64_t projected_ = 0;           // [batch, steps or 1, 4 units]
+  int64_t packed_w_h_ = 0;          // w_h in panels
   std::vector<int64_t> recurrent_;  // per slice: h·w_h of the current step, [rows, 4 units]
   size_t scratch_bytes_ = 0;
 };
@@ -175,7 +179,7 @@ class LstmGradKernel : public Kernel {
     check_workspace(c, g_, c.inputs[g_.initial_state ? 9 : 7]);
     ScratchLayout scratch;
     const int64_t G = g_.gates();
-    w_h_t_ = scratch.take(g_.units * G);
+    packed_w_h_t_ = scratch.take(panel_gemm::packed_floats(G, g_.units));
     dz_ = scratch.take(g_.batch * g_.steps * G);
     if (g_.repeated) dz_sum_ = scratch.take(g_.batch * G);
     for (size_t k = 0; k < slices_.size(); ++k) {
@@ -192,12 +196,9 @@ class LstmGradKernel : public Kernel {
     std::array<const float*, 13> in{};  // in BackwardIn order
     const size_t skip = g_.initial_state ? 0 : 2;  // without h0 and c0, y comes right after b
     for (size_t i = 0; i < args.in.size(); ++i) in[i < 4 ? i : i + skip] = static_cast<const float*>(args.in[i]);
-    // w_hᵀ [4 units, units], so that the per-step dz·w_hᵀ is a plain product (dnnl_sgemm is faster on it).
+    // w_hᵀ [4 units, units] in panels, for the per-step dz·w_hᵀ.
     const int64_t H = g_.units, G = g_.gates();
-    float* w_h_t = scratch + w_h_t_;
-    for (int64_t j0 = 0; j0 < H; j0 += 16)
-      for (int64_t k = 0; k < G; ++k)
-        for (int64_t j = j0; j < std::min(H, j0 + 16); ++j) w_h_t[k * H + j] = in[bw_h][j * G + k];
+    panel_gemm::pack(in[bw_h], G, H, G, true, scratch + packed_w_h_t_);
     for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, in, scratch, k); });
     // The slices' weight and bias gradients, added in slice order (the first slice's went to the outputs).
     float* db = args.output(gb);
@@ -225,7 +226,7 @@ class LstmGradKernel : public Kernel {
     const WorkspaceLayout w(g_);
     const float* ws = in[bworkspace];
     const float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c;
-    const float *x = in[bx], *w_x = in[bw_x], *w_h_t = scratch + w_h_t_, *dy = in[bdy];
+    const float *x = in[bx], *w_x = in[bw_x], *w_h_t = scratch + packed_w_h_t_, *dy = in[bdy];
     float *dh = scratch + parts_[k].dh, *dc = scratch + parts_[k].dc, *db = scratch + parts_[k].db;
     float *dz = scratch + dz_, *dz_sum = g_.repeated ? scratch + dz_sum_ : nullptr;
     const size_t state_bytes = static_cast<size_t>(rows * H) * sizeof(float);
@@ -243,7 +244,7 @@ class LstmGradKernel : public Kernel {
         if (dz_sum) add_row(G, dz_row, dz_sum + n * G);
       }
       // dh_{t-1} = dz_t·w_hᵀ; the slice's dz_t lie T·4H apart.
-      if (t > 0 || g_.initial_state) gemm(false, false, rows, H, G, dz + (first * T + t) * G, T * G, w_h_t, H, dh, H);
+      if (t > 0 || g_.initial_state) panel_gemm::multiply(rows, H, G, dz + (first * T + t) * G, T * G, w_h_t, dh, H);
     }
     if (g_.initial_state) {
       std::memcpy(args.output(gh0) + first * H, dh, state_bytes);
@@ -268,9 +269,9 @@ class LstmGradKernel : public Kernel {
   LstmGeometry g_;
   std::vector<Slice> slices_;
   bool input_grad_;
-  int64_t w_h_t_ = 0;   // w_hᵀ
-  int64_t dz_ = 0;      // the pre-activation gradients [batch, steps, 4 units]
-  int64_t dz_sum_ = 0;  // repeated input: dz summed over the steps, [batch, 4 units]
+  int64_t packed_w_h_t_ = 0;  // w_hᵀ in panels
+  int64_t dz_ = 0;             // the pre-activation gradients [batch, steps, 4 units]
+  int64_t dz_sum_ = 0;         // repeated input: dz summed over the steps, [batch, 4 units]
   std::vector<Part> parts_;
   size_t scratch_bytes_ = 0;
 };

@@ -1,0 +1,33 @@
+// C = A·B for a B that many products share, packed once into column panels: the recurrent products of
+// ops/lstm_kernels.cpp, h_{t-1}·w_h at every step forward and dz_t·w_hᵀ at every step back.
+//
+// Why not dnnl_sgemm there: it packs B again on every call (w_h is 256 KB at 128 units) and mallocs the
+// packing buffer, for a product of only [64, 128]·[128, 512] per batch slice. In the LSTM autoencoder's
+// forward on one thread (AVX2 EPYC), the per-step products took 836 ms over a benchmark run with
+// dnnl_sgemm and 556 ms with w_h packed once per run and this kernel.
+//
+// The kernel keeps a block of rows times two vectors of columns in registers over the whole inner dimension,
+// with the vector width and the number of rows per block chosen per instruction set (AVX-512, AVX2 with FMA,
+// SSE), picked at first use by CPU feature, as in ops/conv_direct.cpp.
+#pragma once
+
+#include <cstdint>
+
+namespace flowgrad::panel_gemm {
+
+// Columns per panel on this CPU (two native vectors).
+int64_t panel_width();
+
+// Floats that pack() writes for a [k, n] B: n rounded up to whole panels, times k.
+int64_t packed_floats(int64_t k, int64_t n);
+
+// Packs B [k, n] (row-major with leading dimension ldb; with transposed, B is read as the transpose of a
+// row-major [n, k] matrix: B[i][j] = b[j * ldb + i]) into panels of panel_width() columns, [panel][k][column],
+// the last panel padded with zeros.
+void pack(const float* b, int64_t k, int64_t n, int64_t ldb, bool transposed, float* packed);
+
+// C [m, n] = A [m, k] · B, B packed by pack(). A and C are row-major with leading dimensions lda and ldc;
+// C is overwritten. Runs on the calling thread.
+void multiply(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc);
+
+}  // namespace flowgrad::panel_gemm
