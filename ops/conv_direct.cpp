@@ -398,11 +398,8 @@ FLOWGRAD_DIRECT_LOOPS(Avx2, [[gnu::target("arch=x86-64-v3")]])
 FLOWGRAD_DIRECT_LOOPS(Sse, )
 #undef FLOWGRAD_DIRECT_LOOPS
 
-// The widest the CPU runs, as the target_clones of kernel_util.h would pick.
 const Loops& loops() {
-  static const Loops chosen = __builtin_cpu_supports("avx512f")     ? loops_Avx512()
-                              : __builtin_cpu_supports("x86-64-v3") ? loops_Avx2()
-                                                                    : loops_Sse();
+  static const Loops chosen = kernels::for_this_cpu(loops_Avx512, loops_Avx2, loops_Sse);
   return chosen;
 }
 

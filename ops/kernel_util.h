@@ -24,6 +24,16 @@
 
 namespace flowgrad::kernels {
 
+// For kernels instantiated per instruction set by hand (templates on the vector width, each entry point
+// compiled with [[gnu::target]]): calls the variant for the widest set the CPU runs, as the target_clones
+// of FLOWGRAD_SIMD_CLONES would pick.
+template <class Avx512, class Avx2, class Baseline>
+auto for_this_cpu(Avx512 avx512, Avx2 avx2, Baseline baseline) {
+  if (__builtin_cpu_supports("avx512f")) return avx512();
+  if (__builtin_cpu_supports("x86-64-v3")) return avx2();
+  return baseline();
+}
+
 dnnl::memory::dims dims_of(const Shape& shape);  // a scalar becomes {1}
 // Row-major ("plain") layout of a graph shape.
 dnnl::memory::desc plain_desc(const Shape& shape, dnnl::memory::data_type type = dnnl::memory::data_type::f32);
