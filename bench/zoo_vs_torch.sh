@@ -4,6 +4,9 @@
 #   bench/zoo_vs_torch.sh [BUILD_DIR] [THREADS...]      e.g. bench/zoo_vs_torch.sh build 1 2
 # Pairs (spec = anchor model, at the spec's batch): dense = a, deep = b, conv = c, lstm = d.
 # SPECS="conv lstm" limits the specs. Without python3-torch only flowgrad's figures are printed.
+# ROUNDS=5 runs each pair five times, flowgrad and PyTorch alternating, and prints the medians over the
+# rounds and the range of the per-round ratios: on a shared machine whose speed drifts by tens of percent
+# within minutes (both sides alike), one back-to-back pair can land on either side of a target.
 set -e
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="${1:-$root/build}"
@@ -19,19 +22,32 @@ torch=no
 anchor_of() { case "$1" in dense) echo a ;; deep) echo b ;; conv) echo c ;; lstm) echo d ;; esac; }
 field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p"; }
 
-printf '%-6s %5s %7s %14s %14s %7s\n' spec batch threads flowgrad_ms torch_ms ratio
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+rounds="${ROUNDS:-1}"
+printf '%-6s %5s %7s %6s %14s %14s %7s %s\n' spec batch threads rounds flowgrad_ms torch_ms ratio ratio_range
 for t in $threads; do
   for spec in ${SPECS:-dense deep conv lstm}; do
-    json="$("$flowgrad" bench "$root/zoo/$spec.yaml" --threads "$t" --json)"
-    ms="$(echo "$json" | field ms_per_step)"
-    batch="$(echo "$json" | field batch)"
-    torch_ms=-
-    ratio=-
-    if [ $torch = yes ]; then
+    ours="" theirs="" ratios="" batch=""
+    for _ in $(seq "$rounds"); do
+      json="$("$flowgrad" bench "$root/zoo/$spec.yaml" --threads "$t" --json)"
+      ms="$(echo "$json" | field ms_per_step)"
+      batch="$(echo "$json" | field batch)"
+      ours="$ours $ms"
+      [ $torch = yes ] || continue
       line="$(sh "$anchors/tuned.sh" --models "$(anchor_of "$spec")" --batch "$batch" --threads "$t" 2>&1 | grep '^step ')"
       torch_ms="$(echo "$line" | sed -n 's|.*min/med/max=[0-9.]*/\([0-9.]*\)/.*|\1|p')"
-      [ -n "$torch_ms" ] && ratio="$(awk -v a="$torch_ms" -v b="$ms" 'BEGIN { printf "%.2fx", a / b }')"
+      [ -n "$torch_ms" ] || continue
+      theirs="$theirs $torch_ms"
+      ratios="$ratios $(awk -v a="$torch_ms" -v b="$ms" 'BEGIN { printf "%.4f", a / b }')"
+    done
+    ms="$(echo $ours | tr ' ' '\n' | median)"
+    torch_ms="$(echo $theirs | tr ' ' '\n' | median)"
+    ratio=- range=-
+    if [ -n "$torch_ms" ]; then
+      ratio="$(awk -v a="$torch_ms" -v b="$ms" 'BEGIN { printf "%.2fx", a / b }')"
+      range="$(echo $ratios | tr ' ' '\n' | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.2f-%.2fx", lo, hi }')"
     fi
-    printf '%-6s %5s %7s %14.3f %14s %7s\n' "$spec" "$batch" "$t" "$ms" "${torch_ms:--}" "$ratio"
+    printf '%-6s %5s %7s %6s %14.3f %14s %7s %s\n' "$spec" "$batch" "$t" "$rounds" "$ms" "${torch_ms:--}" "$ratio" "$range"
   done
 done
