@@ -226,7 +226,7 @@ class LstmGradKernel : public Kernel {
     const WorkspaceLayout w(g_);
     const float* ws = in[bworkspace];
     const float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c;
-    const float *x = in[bx], *w_x = in[bw_x], *w_h_t = scratch + packed_w_h_t_, *dy = in[bdy];
+    const float *x = in[bx], *w_x = in[bw_x], *packed_w_h_t = scratch + packed_w_h_t_, *dy = in[bdy];
     float *dh = scratch + parts_[k].dh, *dc = scratch + parts_[k].dc, *db = scratch + parts_[k].db;
     float *dz = scratch + dz_, *dz_sum = g_.repeated ? scratch + dz_sum_ : nullptr;
     const size_t state_bytes = static_cast<size_t>(rows * H) * sizeof(float);
@@ -244,7 +244,8 @@ class LstmGradKernel : public Kernel {
         if (dz_sum) add_row(G, dz_row, dz_sum + n * G);
       }
       // dh_{t-1} = dz_t·w_hᵀ; the slice's dz_t lie T·4H apart.
-      if (t > 0 || g_.initial_state) panel_gemm::multiply(rows, H, G, dz + (first * T + t) * G, T * G, w_h_t, dh, H);
+      if (t > 0 || g_.initial_state)
+        panel_gemm::multiply(rows, H, G, dz + (first * T + t) * G, T * G, packed_w_h_t, dh, H);
     }
     if (g_.initial_state) {
       std::memcpy(args.output(gh0) + first * H, dh, state_bytes);
