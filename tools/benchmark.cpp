@@ -51,8 +51,11 @@ RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const Tim
   // each block, since the trainer feeds its own buffers.
   const Value x = const_cast<Graph&>(forward)[options.input];  // operator[] is not const: it can throw a did-you-mean
   Dataset data{.sample_shape = Shape(x.shape().begin() + 1, x.shape().end())};
-  std::vector<float> batch(static_cast<size_t>(data.sample_numel() * options.batch));
-  for (size_t i = 0; i < batch.size(); ++i) batch[i] = static_cast<float>(random_uniform(3, 0, i));
+  // Bytes scaled to [0, 1], as the IDX images that the zoo specs train on.
+  std::vector<uint8_t> batch_bytes(static_cast<size_t>(data.sample_numel() * options.batch));
+  for (size_t i = 0; i < batch_bytes.size(); ++i) batch_bytes[i] = static_cast<uint8_t>(random_uniform(3, 0, i) * 256);
+  std::vector<float> batch(batch_bytes.size());
+  scale_bytes(batch_bytes, batch.data());
   float lr = static_cast<float>(options.schedule.at(0));
   auto feed = [&] {
     plan.feed(options.input, batch.data());
@@ -67,14 +70,17 @@ RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const Tim
   // One epoch of the trainer is one block: `steps` full batches; the test split is one batch (evaluation
   // is not part of an epoch's training time).
   data.count = steps * options.batch;
-  data.samples.resize(static_cast<size_t>(data.count * data.sample_numel()));
-  for (size_t i = 0; i < data.samples.size(); ++i) data.samples[i] = batch[i % batch.size()];
+  data.bytes.resize(static_cast<size_t>(data.count * data.sample_numel()));
+  for (size_t i = 0; i < data.bytes.size(); ++i) data.bytes[i] = batch_bytes[i % batch.size()];
+  data.samples.resize(data.bytes.size());
+  scale_bytes(data.bytes, data.samples.data());
   Dataset test = data;
   test.count = options.batch;
   test.samples.resize(batch.size());
+  test.bytes.resize(batch.size());
 
   RunnerTiming result;
-  std::vector<double> bare_ms, runner_ms;
+  std::vector<double> bare_ms, runner_ms, ratios;
   progress.epoch_start("bench", 1, timing.blocks + 1, data.count);
   trainer.run_epoch(data, test);  // warm-up: the evaluation plan, the batch buffers
   for (int b = 0; b < timing.blocks; ++b) {
@@ -82,7 +88,10 @@ RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const Tim
     bare_ms.push_back(run_block(plan, steps, step));
     progress.epoch_start("bench", b + 2, timing.blocks + 1, data.count);
     runner_ms.push_back(trainer.run_epoch(data, test).seconds * 1e3 / steps);
+    ratios.push_back(runner_ms.back() / bare_ms.back());
   }
+  std::sort(ratios.begin(), ratios.end());
+  result.overhead = ratios[ratios.size() / 2] - 1;
   summarize(std::move(bare_ms), result.bare);
   summarize(std::move(runner_ms), result.runner);
   result.bare.steps_per_block = result.runner.steps_per_block = steps;

@@ -25,12 +25,15 @@ StepTiming time_steps(Plan& plan, const TimingOptions& options = {}, uint64_t fi
 struct RunnerTiming {
   StepTiming bare;    // Plan::run alone, inputs fed once
   StepTiming runner;  // Trainer::run_epoch per step: batches (shuffled, prefetched), feeding, loss, progress
-  double overhead() const { return runner.ms_median / bare.ms_median - 1; }
+  // The median over block pairs of runner / bare - 1. Each runner block is compared with the bare block
+  // run just before it: the machine's speed drifts by tens of percent within a minute, which a ratio of
+  // two medians taken over the whole run does not cancel.
+  double overhead = 0;
 };
 
-// Trains `forward` with `options` on synthetic data (uniform in [0, 1), one epoch per block) and alternates
-// blocks of bare plan runs with epochs of the trainer on the same plan, so that both see the same machine
-// load. The trainer reports progress as `flowgrad train` does (into a string: no terminal output).
+// Trains `forward` with `options` on synthetic data (random bytes scaled to [0, 1], one epoch per block)
+// and alternates blocks of bare plan runs with epochs of the trainer on the same plan, so that both see the
+// same machine load. The trainer reports progress as `flowgrad train` does (into a string: no terminal output).
 RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const TimingOptions& timing = {});
 
 }  // namespace flowgrad

@@ -8,6 +8,7 @@
 #include "graph/types.h"
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,10 @@ struct IdxArray {
   Shape dims;
   std::vector<uint8_t> data;  // numel(dims) bytes, row-major
 };
+
+// values[i] = bytes[i] / 255 as the exactly rounded float quotient: how every loader turns bytes into samples
+// in [0, 1], and how a batch is gathered from Dataset::bytes.
+void scale_bytes(std::span<const uint8_t> bytes, float* values);
 
 // Reads one IDX file of unsigned bytes.
 // Throws Error(io) naming the file when it is missing, unreadable, truncated, has trailing bytes, a corrupt
@@ -30,6 +35,11 @@ struct Dataset {
   int64_t count = 0;            // number of samples
   std::vector<float> samples;   // count * numel(sample_shape) values, scaled from bytes to [0, 1] by /255
   std::vector<int32_t> labels;  // count labels, or empty for an unlabelled set
+  // The samples as the unsigned bytes they were read from (IDX, NPY of uint8), samples[i] being
+  // scale_bytes of bytes[i]; empty for data read as floats. Whatever changes samples must clear it. Batches
+  // are gathered from these when present: rows the cache has not seen cost a quarter of the memory traffic
+  // of their floats.
+  std::vector<uint8_t> bytes;
   int64_t sample_numel() const { return numel(sample_shape); }
 };
 

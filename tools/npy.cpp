@@ -447,9 +447,9 @@ Dataset load_npy_dataset(const std::string& samples_path, const std::string& lab
   data.sample_shape.assign(samples.shape.begin() + 1, samples.shape.end());
   data.samples.resize(static_cast<size_t>(samples.numel()));
   if (samples.dtype == NpyDType::u1) {
-    // Division rather than a multiply by 1/255 gives the same values as the IDX loader.
-    for (size_t i = 0; i < data.samples.size(); ++i)
-      data.samples[i] = static_cast<float>(samples.bytes[i]) / 255.0f;
+    data.bytes.resize(data.samples.size());
+    std::memcpy(data.bytes.data(), samples.bytes.data(), data.bytes.size());
+    scale_bytes(data.bytes, data.samples.data());
   } else {
     convert_into(samples, DType::f32, data.samples.data());
   }

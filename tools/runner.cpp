@@ -46,12 +46,14 @@ void truncate(Dataset& data, int64_t limit) {
   if (limit <= 0 || limit >= data.count) return;
   data.count = limit;
   data.samples.resize(static_cast<size_t>(limit * data.sample_numel()));
+  if (!data.bytes.empty()) data.bytes.resize(data.samples.size());
   if (!data.labels.empty()) data.labels.resize(static_cast<size_t>(limit));
 }
 
 void scale(Dataset& data, double factor) {
   if (factor == 1) return;
   for (float& v : data.samples) v = static_cast<float>(v * factor);
+  data.bytes = {};  // no longer what the samples are scaled from
 }
 
 // The forward graph of one stage: parameters outside the stage's `train` patterns, or inside its

@@ -213,6 +213,36 @@ TEST_CASE("gathering on several threads gives the same batches", "[batches]") {
   }
 }
 
+TEST_CASE("a dataset read from bytes gathers from them the batches its floats give", "[batches]") {
+  // Rows of 200 bytes span several cache lines, and batches of 16 rows reach past the rows fetched ahead.
+  Dataset bytes;
+  bytes.sample_shape = {200};
+  bytes.count = 45;
+  for (int64_t i = 0; i < bytes.count * 200; ++i) bytes.bytes.push_back(static_cast<uint8_t>(i * 37 + i / 200));
+  bytes.samples.resize(bytes.bytes.size());
+  scale_bytes(bytes.bytes, bytes.samples.data());
+  for (int64_t i = 0; i < bytes.count; ++i) bytes.labels.push_back(static_cast<int32_t>(i));
+  Dataset floats = bytes;
+  floats.bytes.clear();
+  for (int threads : {1, 2}) {
+    BatchIterator from_bytes(bytes, {.batch_size = 16, .seed = 5, .threads = threads});
+    BatchIterator from_floats(floats, {.batch_size = 16, .seed = 5});
+    int64_t batches = 0;
+    while (auto batch = from_bytes.next()) {
+      auto expected = from_floats.next();
+      REQUIRE(expected);
+      CHECK(std::vector<float>(batch->samples.begin(), batch->samples.end()) ==
+            std::vector<float>(expected->samples.begin(), expected->samples.end()));
+      CHECK(std::vector<int32_t>(batch->labels.begin(), batch->labels.end()) ==
+            std::vector<int32_t>(expected->labels.begin(), expected->labels.end()));
+      ++batches;
+    }
+    CHECK(batches == 3);
+  }
+  bytes.bytes.pop_back();
+  CHECK_THROWS_WITH(BatchIterator(bytes), Catch::Contains("clear the bytes"));
+}
+
 TEST_CASE("unlabelled datasets give batches without labels", "[batches]") {
   Dataset data = indexed_dataset(7, {3}, false);
   BatchIterator batches(data, {.batch_size = 3});

@@ -138,7 +138,20 @@ TEST_CASE("load_idx_pair scales pixels by 1/255 and keeps labels", "[dataset]") 
   CHECK(data.sample_numel() == 3);
   const std::vector<float> expected{0.0f, 1.0f, 51 / 255.0f, 1 / 255.0f, 128 / 255.0f, 254 / 255.0f};
   CHECK(data.samples == expected);
+  CHECK(data.bytes == std::vector<uint8_t>{0, 255, 51, 1, 128, 254});  // kept for gathering batches
   CHECK(data.labels == std::vector<int32_t>{9, 0});
+}
+
+TEST_CASE("scale_bytes gives the exactly rounded quotient byte / 255 for every byte", "[dataset]") {
+  // Long enough for the vectorized loop and its remainder; every byte value appears in both.
+  std::vector<uint8_t> bytes(3 * 256 + 5);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 7);
+  std::vector<float> values(bytes.size());
+  scale_bytes(bytes, values.data());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    INFO("byte " << int{bytes[i]});
+    CHECK(values[i] == static_cast<float>(static_cast<double>(bytes[i]) / 255.0));
+  }
 }
 
 TEST_CASE("load_idx_directory finds the four standard names, raw or gzip", "[dataset]") {

@@ -221,12 +221,14 @@ TEST_CASE("load_npy_dataset pairs samples with labels", "[npy]") {
   CHECK(data.count == 2);
   CHECK(data.sample_shape == Shape{2});
   CHECK(data.samples == std::vector<float>{0, 1 / 255.0f, 254 / 255.0f, 1});  // bytes scale like IDX images
+  CHECK(data.bytes == std::vector<uint8_t>{0, 1, 254, 255});
   CHECK(data.labels == std::vector<int32_t>{5, 7});
 
   write_bytes(dir.file("f.npy"), kF4Matrix);
   Dataset floats = load_npy_dataset(dir.file("f.npy"));
   CHECK(floats.samples == std::vector<float>{0, 0.5f, 1, 1.5f, 2, 2.5f});  // floats stay as they are
   CHECK(floats.labels.empty());
+  CHECK(floats.bytes.empty());
 
   write_bytes(dir.file("four.npy"), kI8Labels);
   check_error(error_from([&] { load_npy_dataset(dir.file("x.npy"), dir.file("four.npy")); }), ErrorKind::io,
