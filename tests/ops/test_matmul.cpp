@@ -96,7 +96,8 @@ TEST_CASE("matmul against reference and finite differences", "[ops][matmul]") {
 
 TEST_CASE("matmul kernels at layer sizes", "[ops][matmul]") {
   // The products of a 784->32->784 dense autoencoder (forward, dX = d·w^T, dW = x^T·d), and batched ones,
-  // on 1 and 2 threads: brgemm, the sgemm path for a transposed a, and the folded batch.
+  // on 1 and 2 threads: brgemm, the sgemm path for a transposed a (with operands copied into padded rows
+  // when both have rows of a multiple of 256 floats), and the folded batch.
   struct Row {
     Shape a, b;
     bool ta, tb;
@@ -104,7 +105,8 @@ TEST_CASE("matmul kernels at layer sizes", "[ops][matmul]") {
   const std::vector<Row> rows = {
       {{64, 784}, {784, 32}, false, false}, {{64, 32}, {784, 32}, false, true}, {{64, 784}, {64, 32}, true, false},
       {{64, 32}, {64, 784}, true, false},   {{32, 64}, {784, 32}, true, true},  {{4, 16, 100}, {100, 24}, false, false},
-      {{4, 100, 16}, {4, 24, 100}, true, true}, {{1, 64, 784}, {64, 32}, true, false}};
+      {{4, 100, 16}, {4, 24, 100}, true, true}, {{1, 64, 784}, {64, 32}, true, false},
+      {{40, 256}, {40, 512}, true, false}};
   for (const Row& r : rows)
     for (int threads : {1, 2}) {
       INFO(fmt::format("a {} b {} ta={} tb={} threads={}", to_string(r.a), to_string(r.b), r.ta, r.tb, threads));
