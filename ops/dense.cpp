@@ -68,13 +68,10 @@ DenseGeometry geometry_of(std::span<const TensorType> inputs, const ShapeContext
   return g;
 }
 
-// oneDNN 2.6's AVX2 GEMM slows down by a quarter to a half when it reads w with rows of a multiple of 1 KB that
-// start on a cache line (a 784 -> 512 layer: 3.4 against 2.3 ms at batch 256 on one thread, Zen 3), as
-// parameters do. Such a w is copied first, by a oneDNN reorder into scratch, into rows padded by one cache
-// line: the copy of the 784 x 512 w costs about 0.1 ms of that 1 ms. Small layers are not worth the copy.
-constexpr int64_t kWeightRowPad = 16;
-
-bool padded_weights(const DenseGeometry& g) { return g.out % 256 == 0 && g.in * g.out >= 65536; }
+// A w with rows on oneDNN's slow path (kernels::slow_gemm_rows; a 784 -> 512 layer: 3.4 against 2.3 ms at
+// batch 256 on one thread, Zen 3) is copied first, by a oneDNN reorder into scratch, into padded rows: the
+// copy of the 784 x 512 w costs about 0.1 ms of that 1 ms. Small layers are not worth the copy.
+bool padded_weights(const DenseGeometry& g) { return kernels::slow_gemm_rows(g.out) && g.in * g.out >= 65536; }
 
 std::unique_ptr<Kernel> dense_kernel(const KernelContext& c, const DenseAttrs& a) {
   const DenseGeometry g = geometry_of(c.inputs, nullptr);
@@ -86,7 +83,7 @@ std::unique_ptr<Kernel> dense_kernel(const KernelContext& c, const DenseAttrs& a
   dnnl::primitive_attr attr = kernels::base_attr();
   attr.set_post_ops(activation_post_ops(a.activation, a.alpha));
   const bool pad_w = padded_weights(g);
-  const auto w_used = pad_w ? kernels::strided_desc({g.in, g.out}, {g.out + kWeightRowPad, 1}) : w_md;
+  const auto w_used = pad_w ? kernels::strided_desc({g.in, g.out}, {g.out + kernels::kGemmRowPad, 1}) : w_md;
   auto desc = with_bias ? dnnl::matmul::desc(x_md, w_used, b_md, y_md) : dnnl::matmul::desc(x_md, w_used, y_md);
   dnnl::matmul::primitive_desc pd(desc, attr, c.engine);
   std::vector<Binding> bindings = {{DNNL_ARG_SRC, Binding::From::input, 0, x_md},

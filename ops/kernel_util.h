@@ -43,6 +43,12 @@ Shape padded(const Shape& shape, size_t rank);
 // Primitive attributes every kernel starts from: scratchpad memory comes from the plan's arena.
 dnnl::primitive_attr base_attr();
 
+// oneDNN 2.6's AVX2 GEMM runs 25-50 % slower on operands whose rows are a multiple of 1 KB and start on a
+// cache line, as parameters and arena buffers do (docs/architecture.md). Kernels give such operands rows
+// padded by kGemmRowPad floats (one cache line) where that measured a gain.
+constexpr int64_t kGemmRowPad = 16;
+constexpr bool slow_gemm_rows(int64_t row_floats) { return row_floats % 256 == 0; }
+
 // Where a primitive argument's buffer comes from.
 struct Binding {
   enum class From { input, output, scratch };

@@ -268,10 +268,10 @@ class LstmGradKernel : public Kernel {
     gemm(true, false, H, G, rows * T, ws + w.h_prev + first * T * H, H, dz + first * T * ld, ld, dw_h, G);
   }
 
-  // dz's rows are padded by a cache line: dnnl_sgemm (AVX2, oneDNN 2.6) computes xᵀ·dz and h_prevᵀ·dz with
-  // dz's rows of 4·128 floats a third faster from padded rows (h_prevᵀ·dz of a 64-sample slice, 1792 x 128 x
-  // 512: 3.3 against 5.0 ms on one thread, Zen 3); see also ops/dense.cpp.
-  int64_t dz_stride() const { return g_.gates() + 16; }
+  // dz's rows are padded where they would be on dnnl_sgemm's slow path (kernels::slow_gemm_rows): xᵀ·dz and
+  // h_prevᵀ·dz with rows of 4·128 floats ran a third faster from padded rows (h_prevᵀ·dz of a 64-sample
+  // slice, 1792 x 128 x 512: 3.3 against 5.0 ms on one thread, Zen 3).
+  int64_t dz_stride() const { return g_.gates() + (kernels::slow_gemm_rows(g_.gates()) ? kernels::kGemmRowPad : 0); }
 
   LstmGeometry g_;
   std::vector<Slice> slices_;

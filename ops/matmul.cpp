@@ -97,17 +97,16 @@ dnnl::memory::desc operand_desc(const Shape& batch, int64_t rows, int64_t cols, 
 // One 2-D product through oneDNN's row-major sgemm (see the header comment for when). It runs on the OpenMP
 // team the plan sized for this node and needs no primitive; its results depend only on the thread count.
 //
-// oneDNN 2.6's AVX2 sgemm, for x^T·d with rows of a multiple of 1 KB in both operands (the weight gradient
-// of a 256 -> 512 or 512 -> 256 layer at batch 256), runs a third slower than on the same data with rows
-// padded by a cache line: 1.36 against 0.86 ms for 256x256x512 on one thread, copies included, 0.69
+// oneDNN 2.6's AVX2 sgemm, for x^T·d with both operands' rows on its slow path (kernels::slow_gemm_rows: the
+// weight gradient of a 256 -> 512 or 512 -> 256 layer at batch 256), runs a third slower than on the same
+// data with padded rows: 1.36 against 0.86 ms for 256x256x512 on one thread, copies included, 0.69
 // against 0.52 on two (Zen 3). Such operands are copied into padded rows in scratch first. With one operand
 // of such rows (784 -> 512) the padding measured no gain, so it is left alone.
 class SgemmKernel : public Kernel {
  public:
   SgemmKernel(int64_t rows, int64_t inner, int64_t cols, bool ta, bool tb)
       : rows_(rows), inner_(inner), cols_(cols), ta_(ta), tb_(tb) {
-    const bool a_bad = row_length(0) % 256 == 0, b_bad = row_length(1) % 256 == 0;
-    pad_ = a_bad && b_bad;
+    pad_ = kernels::slow_gemm_rows(row_length(0)) && kernels::slow_gemm_rows(row_length(1));
   }
   size_t scratch_bytes() const override {
     return pad_ ? sizeof(float) * static_cast<size_t>(padded_floats(0) + padded_floats(1)) : 0;
@@ -121,7 +120,7 @@ class SgemmKernel : public Kernel {
       float* padded_b = padded_a + padded_floats(0);
       copy_rows(a, stored_rows(0), lda, padded_a, args.threads);
       copy_rows(b, stored_rows(1), ldb, padded_b, args.threads);
-      a = padded_a, b = padded_b, lda += kRowPad, ldb += kRowPad;
+      a = padded_a, b = padded_b, lda += kernels::kGemmRowPad, ldb += kernels::kGemmRowPad;
     }
     ForeignCall in_onednn;  // dnnl_sgemm mallocs its packing buffers on every call
     dnnl_status_t status = dnnl_sgemm(ta_ ? 'T' : 'N', tb_ ? 'T' : 'N', rows_, cols_, inner_, 1.f, a, lda, b, ldb, 0.f,
@@ -131,17 +130,15 @@ class SgemmKernel : public Kernel {
   double flops() const override { return 2.0 * static_cast<double>(rows_ * inner_ * cols_); }
 
  private:
-  static constexpr int64_t kRowPad = 16;  // floats: one cache line
-
   // Operand 0 (a) or 1 (b) as stored: its rows and their length.
   int64_t stored_rows(int operand) const { return operand == 0 ? (ta_ ? inner_ : rows_) : (tb_ ? cols_ : inner_); }
   int64_t row_length(int operand) const { return operand == 0 ? (ta_ ? rows_ : inner_) : (tb_ ? inner_ : cols_); }
-  int64_t padded_floats(int operand) const { return stored_rows(operand) * (row_length(operand) + kRowPad); }
+  int64_t padded_floats(int operand) const { return stored_rows(operand) * (row_length(operand) + kernels::kGemmRowPad); }
 
   static void copy_rows(const float* from, int64_t rows, int64_t length, float* to, int threads) {
     kernels::parallel_items(rows, length, threads, [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r)
-        std::memcpy(to + r * (length + kRowPad), from + r * length, sizeof(float) * static_cast<size_t>(length));
+        std::memcpy(to + r * (length + kernels::kGemmRowPad), from + r * length, sizeof(float) * static_cast<size_t>(length));
     });
   }
 

@@ -53,16 +53,10 @@ std::map<std::string, RefTensor> random_values(const Graph& g, double scale) {
   return given;
 }
 
-// The gradients of `loss` w.r.t. `wrt`: the rules against central differences (double), then the f32
-// kernels of the whole gradient graph (one plan: forward, workspace, lstm_grad) against the double values.
-void check_graph(const Graph& forward, const std::string& loss, const std::vector<std::string>& wrt) {
-  const std::map<std::string, RefTensor> given = random_values(forward, 0.5);
-  const GradCheckReport report = check_graph_gradients(forward, loss, wrt, given);
-  for (const auto& e : report.entries) {
-    INFO("d" << loss << "/d" << e.value);
-    CHECK(e.max_rel_error < 1e-5);
-  }
-
+// The f32 kernels of the whole gradient graph of `loss` w.r.t. `wrt` (one plan: forward, workspace,
+// lstm_grad) against the reference interpreter's double values, on 1 and 2 threads.
+void check_kernels(const Graph& forward, const std::string& loss, const std::vector<std::string>& wrt,
+                   const std::map<std::string, RefTensor>& given) {
   Graph g(forward);
   std::vector<Value> targets;
   for (const auto& name : wrt) targets.push_back(g[name]);
@@ -99,6 +93,17 @@ void check_graph(const Graph& forward, const std::string& loss, const std::vecto
       CHECK(std::equal(first[k].span().begin(), first[k].span().end(), got));  // run after run, bit for bit
     }
   }
+}
+
+// The gradients of `loss` w.r.t. `wrt`: the rules against central differences (double), then the kernels.
+void check_graph(const Graph& forward, const std::string& loss, const std::vector<std::string>& wrt) {
+  const std::map<std::string, RefTensor> given = random_values(forward, 0.5);
+  const GradCheckReport report = check_graph_gradients(forward, loss, wrt, given);
+  for (const auto& e : report.entries) {
+    INFO("d" << loss << "/d" << e.value);
+    CHECK(e.max_rel_error < 1e-5);
+  }
+  check_kernels(forward, loss, wrt, given);
 }
 
 std::string lstm_error(const std::vector<Shape>& shapes) {
@@ -168,6 +173,21 @@ TEST_CASE("lstm gradients when the loss reads only some outputs", "[ops][lstm]")
   LstmResult r = zoo::lstm_layer("lstm", x, 3, {.initial = initial});
   g.add_alias("loss", sum(r.h * g.input("weights", {3, 3}, DType::f32, false)));
   check_graph(g, "loss", {"x", "h0", "c0", "lstm/kernel", "lstm/recurrent_kernel", "lstm/bias"});
+}
+
+TEST_CASE("lstm_grad with 4 x 64 gates: dz in padded rows", "[ops][lstm]") {
+  // Rows of 256 gates are on dnnl_sgemm's slow path, so lstm_grad pads dz's rows (ops/lstm_kernels.cpp);
+  // a sequence input and a repeated one (dz summed over the steps), against the reference.
+  for (const bool repeated : {false, true}) {
+    Graph g("padded");
+    Value x = g.input("x", repeated ? Shape{3, 5} : Shape{3, 4, 5}, DType::f32, false);
+    Value y = g.add("lstm", {x, g.param("w_x", {5, 256}, Init::zeros()), g.param("w_h", {64, 256}, Init::zeros()),
+                             g.param("b", {256}, Init::zeros())},
+                    repeated ? AttrMap{{"steps", int64_t{4}}} : AttrMap{}, "lstm")[0];
+    g.add_alias("loss", sum(y * g.input("weights", {3, 4, 64}, DType::f32, false)));
+    INFO((repeated ? "repeated input" : "sequence input"));
+    check_kernels(g, "loss", {"x", "w_x", "w_h", "b"}, random_values(g, 0.25));
+  }
 }
 
 TEST_CASE("lstm: a two-layer stack through the graph gradient check", "[ops][lstm]") {
