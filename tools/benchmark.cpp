@@ -13,11 +13,16 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-void summarize(std::vector<double> ms, StepTiming& timing) {
-  std::sort(ms.begin(), ms.end());
-  timing.ms_min = ms.front();
-  timing.ms_max = ms.back();
-  timing.ms_median = ms[ms.size() / 2];
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+void summarize(const std::vector<double>& ms, StepTiming& timing) {
+  const auto [min, max] = std::minmax_element(ms.begin(), ms.end());
+  timing.ms_min = *min;
+  timing.ms_max = *max;
+  timing.ms_median = median(ms);
   timing.blocks = static_cast<int>(ms.size());
 }
 
@@ -36,7 +41,7 @@ StepTiming time_steps(Plan& plan, const TimingOptions& options, uint64_t first_s
   timing.steps_per_block = std::clamp(static_cast<int>(options.block_seconds / std::max(per_step, 1e-7)), 3, 100000);
   std::vector<double> ms;
   for (int b = 0; b < options.blocks; ++b) ms.push_back(run_block(plan, timing.steps_per_block, step));
-  summarize(std::move(ms), timing);
+  summarize(ms, timing);
   return timing;
 }
 
@@ -90,10 +95,9 @@ RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const Tim
     runner_ms.push_back(trainer.run_epoch(data, test).seconds * 1e3 / steps);
     ratios.push_back(runner_ms.back() / bare_ms.back());
   }
-  std::sort(ratios.begin(), ratios.end());
-  result.overhead = ratios[ratios.size() / 2] - 1;
-  summarize(std::move(bare_ms), result.bare);
-  summarize(std::move(runner_ms), result.runner);
+  result.overhead = median(ratios) - 1;
+  summarize(bare_ms, result.bare);
+  summarize(runner_ms, result.runner);
   result.bare.steps_per_block = result.runner.steps_per_block = steps;
   return result;
 }

@@ -53,6 +53,23 @@ std::vector<int64_t> epoch_order(Iterator& batches, const Dataset& data, int64_t
   return order;
 }
 
+// Runs both iterators through the rest of their epoch, checking that they yield the same batches, values
+// and labels bit for bit; returns how many there were.
+int64_t matching_batches(BatchIterator& expected, BatchIterator& actual) {
+  int64_t batches = 0;
+  while (auto want = expected.next()) {
+    auto got = actual.next();
+    REQUIRE(got);
+    CHECK(std::vector<float>(got->samples.begin(), got->samples.end()) ==
+          std::vector<float>(want->samples.begin(), want->samples.end()));
+    CHECK(std::vector<int32_t>(got->labels.begin(), got->labels.end()) ==
+          std::vector<int32_t>(want->labels.begin(), want->labels.end()));
+    ++batches;
+  }
+  CHECK_FALSE(actual.next());
+  return batches;
+}
+
 std::vector<int64_t> sizes_of_epoch(BatchIterator& batches) {
   batches.start_epoch(batches.epoch());
   std::vector<int64_t> sizes;
@@ -198,18 +215,7 @@ TEST_CASE("gathering on several threads gives the same batches", "[batches]") {
   BatchIterator several(data, {.batch_size = 5, .seed = 4, .threads = 3});
   for (int64_t epoch = 0; epoch < 2; ++epoch) {
     one.start_epoch(epoch), several.start_epoch(epoch);
-    int64_t batches = 0;
-    while (auto batch = one.next()) {
-      auto other = several.next();
-      REQUIRE(other);
-      CHECK(std::vector<float>(batch->samples.begin(), batch->samples.end()) ==
-            std::vector<float>(other->samples.begin(), other->samples.end()));
-      CHECK(std::vector<int32_t>(batch->labels.begin(), batch->labels.end()) ==
-            std::vector<int32_t>(other->labels.begin(), other->labels.end()));
-      ++batches;
-    }
-    CHECK_FALSE(several.next());
-    CHECK(batches == 5);
+    CHECK(matching_batches(one, several) == 5);
   }
 }
 
@@ -227,17 +233,7 @@ TEST_CASE("a dataset read from bytes gathers from them the batches its floats gi
   for (int threads : {1, 2}) {
     BatchIterator from_bytes(bytes, {.batch_size = 16, .seed = 5, .threads = threads});
     BatchIterator from_floats(floats, {.batch_size = 16, .seed = 5});
-    int64_t batches = 0;
-    while (auto batch = from_bytes.next()) {
-      auto expected = from_floats.next();
-      REQUIRE(expected);
-      CHECK(std::vector<float>(batch->samples.begin(), batch->samples.end()) ==
-            std::vector<float>(expected->samples.begin(), expected->samples.end()));
-      CHECK(std::vector<int32_t>(batch->labels.begin(), batch->labels.end()) ==
-            std::vector<int32_t>(expected->labels.begin(), expected->labels.end()));
-      ++batches;
-    }
-    CHECK(batches == 3);
+    CHECK(matching_batches(from_floats, from_bytes) == 3);
   }
   bytes.bytes.pop_back();
   CHECK_THROWS_WITH(BatchIterator(bytes), Catch::Contains("clear the bytes"));
