@@ -1,6 +1,8 @@
 // Training-step benchmark of the dense autoencoders (forward + backward + Adam), at batch 256 and 32, on
 // 1 and 2 threads; with Debian's python3-torch present, the PyTorch reference (../shared/anchors, GEMMs
 // routed to oneDNN) runs in the same invocation and the ratio is printed. Prints figures; asserts nothing.
+#include "torch_reference.h"
+
 #include "autodiff/training.h"
 #include "graph/plan.h"
 #include "tools/benchmark.h"
@@ -10,12 +12,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <cstdio>
-#include <filesystem>
-#include <map>
-#include <regex>
 #include <sstream>
-#include <tuple>
 
 using namespace flowgrad;
 
@@ -46,28 +43,6 @@ Result bench_model(const std::string& model, int64_t batch, int threads, const T
           static_cast<double>(batch) * 1000.0 / t.ms_median, plan.stats().arena_bytes};
 }
 
-// Runs the PyTorch reference and returns median ms/step by (model, batch, threads).
-std::map<std::tuple<std::string, int64_t, int>, double> run_reference(const std::string& anchors, const std::string& models,
-                                                                      int64_t batch, const std::string& threads) {
-  std::map<std::tuple<std::string, int64_t, int>, double> result;
-  std::string command = fmt::format("sh '{}/tuned.sh' --models {} --batch {} --threads {} --repeats 7 --target-s 0.3 2>&1",
-                                    anchors, models, batch, threads);
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::regex line(R"(step \[tuned\] model=(\w) batch=(\d+) threads=(\d+) .*ms/step min/med/max=[\d.]+/([\d.]+)/)");
-  char buffer[4096];
-  while (fgets(buffer, sizeof buffer, pipe)) {
-    std::smatch m;
-    std::string s(buffer);
-    if (std::regex_search(s, m, line))
-      result[{m[1], std::stoll(m[2]), std::stoi(m[3])}] = std::stod(m[4]);
-  }
-  pclose(pipe);
-  return result;
-}
-
-bool torch_available() { return std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") == 0; }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -90,16 +65,13 @@ int main(int argc, char** argv) {
   app.add_option("--block-seconds", timing.block_seconds, "seconds per timed block");
   CLI11_PARSE(app, argc, argv);
 
-  bool reference = !no_reference && std::filesystem::exists(anchors + "/tuned.sh") && torch_available();
+  const bool reference = !no_reference && bench::torch_available(anchors);
   if (!reference) fmt::print("# PyTorch reference: not run ({})\n", no_reference ? "--no-reference" : "no python3-torch or anchors");
-  std::string thread_list;
-  for (int t : thread_counts) thread_list += (thread_list.empty() ? "" : ",") + std::to_string(t);
 
   fmt::print("{:<6} {:>5} {:>7} {:>22} {:>9} {:>11} {:>10} {:>11} {:>7}\n", "model", "batch", "threads",
              "ms/step min/med/max", "GFLOP/s", "samples/s", "arena MiB", "torch ms", "ratio");
   for (int64_t batch : batches) {
-    std::map<std::tuple<std::string, int64_t, int>, double> torch;
-    if (reference) torch = run_reference(anchors, models, batch, thread_list);
+    const bench::TorchSteps torch = reference ? bench::torch_steps(anchors, models, batch, thread_counts) : bench::TorchSteps{};
     for (const auto& model : std::vector<std::string>{"a", "b"}) {
       if (models.find(model) == std::string::npos) continue;
       for (int threads : thread_counts) {

@@ -8,8 +8,14 @@
 //
 // Prints GFLOP/s, best and median over blocks (the machines are shared: the best is the steadier figure).
 // Which implementation oneDNN picked: run with ONEDNN_VERBOSE=1 (one line per primitive execution).
+//
+// Then, per model and thread count, the time of all the products of one training step (every layer's fwd,
+// dX and dW through flowgrad's kernels, each node alone) beside PyTorch's whole tuned step in the same run
+// (../shared/anchors, when python3-torch is present). Their ratio bounds what flowgrad can reach against
+// PyTorch on this machine: a step is at least its products, and PyTorch runs the same GEMMs on oneDNN.
 // Usage: gemm_shapes [max_threads=2] [seconds_per_block=0.02] [blocks=7] [models=a,a32,b]
 #include "bench_util.h"
+#include "torch_reference.h"
 #include "ops/ops.h"
 
 #include <dnnl.hpp>
@@ -19,6 +25,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -68,10 +75,41 @@ dnnl::primitive_attr attr_with(Activation activation) {
   return attr;
 }
 
-void print(const std::string& label, int64_t m, int64_t k, int64_t n, int threads, Figures ours, Figures alt, const std::string& alt_name) {
+// Milliseconds of a step's products, summed over its nodes: at each node's best block and at its median.
+struct StepProducts {
+  double best_ms = 0, median_ms = 0;
+};
+
+// Prints a row and adds flowgrad's time for it to `step`.
+void print(const std::string& label, int64_t m, int64_t k, int64_t n, int threads, Figures ours, Figures alt,
+           const std::string& alt_name, StepProducts& step) {
+  const double flops = 2.0 * static_cast<double>(m * k * n);
+  step.best_ms += flops / ours.best / 1e6;
+  step.median_ms += flops / ours.median / 1e6;
   fmt::print("{:<22} {:>5} {:>5} {:>5} {:>3} | {:>6.1f} {:>6.1f} | {:>6.1f} {:>6.1f}  {}\n", label, m, k, n, threads, ours.best,
              ours.median, alt.best, alt.median, alt_name);
   std::fflush(stdout);
+}
+
+// The step-products table: flowgrad's products beside PyTorch's step, for every model measured.
+void print_bounds(const std::map<std::pair<const Model*, int>, StepProducts>& steps, int max_threads) {
+  std::vector<int> thread_counts;
+  for (int t = 1; t <= max_threads; ++t) thread_counts.push_back(t);
+  fmt::print("\n# one training step's products (the rows above, flowgrad's kernels) against PyTorch's whole step\n");
+  fmt::print("{:<6} {:>5} {:>3} | {:>17} | {:>13} | {:>11}\n", "model", "batch", "thr", "products ms best med",
+             "torch step ms", "bound ratio");
+  bench::TorchSteps torch;
+  for (const auto& [key, step] : steps) {
+    const auto& [model, threads] = key;
+    const std::string anchor = model->key.substr(0, 1);  // a32 is model a at batch 32
+    if (threads == 1) torch.merge(bench::torch_steps(FLOWGRAD_ANCHORS_DIR, anchor, model->batch, thread_counts));
+    auto it = torch.find({anchor, model->batch, threads});
+    fmt::print("{:<6} {:>5} {:>3} | {:>8.3f} {:>8.3f} | {:>13} | {:>11}\n", model->key, model->batch, threads, step.best_ms,
+               step.median_ms, it == torch.end() ? "-" : fmt::format("{:.3f}", it->second),
+               it == torch.end() ? "-" : fmt::format("{:.2f}x", it->second / step.median_ms));
+  }
+  fmt::print("# bound ratio = PyTorch's median step / the products' median: no flowgrad step on these kernels can do better (PyTorch {})\n",
+             torch.empty() ? "not run: no python3-torch or anchors" : "tuned, same run");
 }
 
 }  // namespace
@@ -95,12 +133,14 @@ int main(int argc, char** argv) {
   dnnl::stream stream(engine);
   fmt::print("# flowgrad GEMM kernels, GFLOP/s best/median of {} blocks of {} s; M K N as in C[MxN] = A[MxK]·B[KxN]\n", blocks, seconds);
   fmt::print("{:<22} {:>5} {:>5} {:>5} {:>3} | {:>13} | {:>13}  {}\n", "shape", "M", "K", "N", "thr", "flowgrad", "alternative", "");
+  std::map<std::pair<const Model*, int>, StepProducts> steps;
   for (const Model& model : zoo) {
     if (("," + models + ",").find("," + model.key + ",") == std::string::npos) continue;
     const int64_t batch = model.batch;
     for (const Layer& layer : model.layers) {
       const std::string name = fmt::format("{} {}->{}", model.key, layer.in, layer.out);
       for (int t = 1; t <= max_threads; ++t) {
+        StepProducts& step = steps[{&model, t}];
         omp_set_num_threads(t);
         const double gemm = 2.0 * static_cast<double>(batch * layer.in * layer.out);
         {  // forward
@@ -116,7 +156,7 @@ int main(int argc, char** argv) {
           alt.add(DNNL_ARG_DST, y, engine), alt.add(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), engine);
           const std::string impl = std::string("ip ") + pd.impl_info_str() + (pd.weights_desc() == w ? "" : " +reorder");
           print(name + " fwd", batch, layer.in, layer.out, t, measure([&] { ours.run(); }, gemm, seconds, blocks),
-                measure([&] { alt.primitive.execute(stream, alt.args); }, gemm, seconds, blocks), impl);
+                measure([&] { alt.primitive.execute(stream, alt.args); }, gemm, seconds, blocks), impl, step);
         }
         if (!layer.first) {  // dX = d·w^T
           OneNode ours(bench::f32({{batch, layer.out}, {layer.in, layer.out}}),
@@ -127,7 +167,7 @@ int main(int argc, char** argv) {
             dnnl_sgemm('N', 'T', batch, layer.in, layer.out, 1.f, d.data(), layer.out, w.data(), layer.out, 0.f, dx.data(), layer.in);
           };
           print(name + " dX=d*wT", batch, layer.out, layer.in, t, measure([&] { ours.run(); }, gemm, seconds, blocks),
-                measure(sgemm, gemm, seconds, blocks), "dnnl_sgemm");
+                measure(sgemm, gemm, seconds, blocks), "dnnl_sgemm", step);
         }
         {  // dW = x^T·d
           OneNode ours(bench::f32({{batch, layer.in}, {batch, layer.out}}),
@@ -142,10 +182,11 @@ int main(int argc, char** argv) {
           alt.add(DNNL_ARG_SCRATCHPAD, pd.scratchpad_desc(), engine);
           print(name + " dW=xT*d", layer.in, batch, layer.out, t, measure([&] { ours.run(); }, gemm, seconds, blocks),
                 measure([&] { alt.primitive.execute(stream, alt.args); }, gemm, seconds, blocks),
-                std::string("matmul ") + pd.impl_info_str());
+                std::string("matmul ") + pd.impl_info_str(), step);
         }
       }
     }
   }
+  print_bounds(steps, max_threads);
   return 0;
 }

@@ -10,6 +10,7 @@
 // Prints ms per call (best and median of blocks; the machines are shared, the best is the steadier figure)
 // and GFLOP/s of the GEMMs our kernels do; asserts nothing. Per-node times of the whole step: --profile.
 #include "bench_util.h"
+#include "torch_reference.h"
 
 #include "autodiff/training.h"
 #include "graph/plan.h"
@@ -24,10 +25,7 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <functional>
-#include <map>
-#include <regex>
 
 using namespace flowgrad;
 
@@ -161,27 +159,6 @@ StepTiming time_training_step(int threads, const TimingOptions& timing, bool pro
   return t;
 }
 
-// PyTorch's tuned model d: median ms per step by thread count.
-std::map<int, double> torch_reference(const std::string& anchors, const std::string& threads) {
-  std::map<int, double> result;
-  if (!std::filesystem::exists(anchors + "/tuned.sh") ||
-      std::system("/usr/bin/python3 -c 'import torch' >/dev/null 2>&1") != 0)
-    return result;
-  const std::string command =
-      fmt::format("sh '{}/tuned.sh' --models d --batch {} --threads {} --repeats 7 --target-s 0.3 2>&1", anchors, batch, threads);
-  FILE* pipe = popen(command.c_str(), "r");
-  if (!pipe) return result;
-  const std::regex line(R"(step \[tuned\] model=d batch=\d+ threads=(\d+) .*ms/step min/med/max=[\d.]+/([\d.]+)/)");
-  char buffer[4096];
-  while (fgets(buffer, sizeof buffer, pipe)) {
-    std::smatch m;
-    const std::string s(buffer);
-    if (std::regex_search(s, m, line)) result[std::stoi(m[1])] = std::stod(m[2]);
-  }
-  pclose(pipe);
-  return result;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -219,13 +196,11 @@ int main(int argc, char** argv) {
                 time(one_slice.backward), time_calls(plain_backward, seconds, blocks));
     }
 
-  std::string thread_list;
-  for (int t : thread_counts) thread_list += (thread_list.empty() ? "" : ",") + std::to_string(t);
-  const std::map<int, double> torch = no_reference ? std::map<int, double>{} : torch_reference(anchors, thread_list);
+  const bench::TorchSteps torch = no_reference ? bench::TorchSteps{} : bench::torch_steps(anchors, "d", batch, thread_counts);
   fmt::print("\n{:<22} {:>3} | {:>22} | {:>9} {:>7}\n", "training step (Adam)", "thr", "ms min/median/max", "torch ms", "ratio");
   for (int threads : thread_counts) {
     const StepTiming t = time_training_step(threads, TimingOptions{.warmup = 5, .blocks = blocks, .block_seconds = seconds}, profile);
-    auto it = torch.find(threads);
+    auto it = torch.find({"d", batch, threads});
     fmt::print("{:<22} {:>3} | {:>6.2f}/{:>6.2f}/{:>6.2f}   | {:>9} {:>7}\n", "lstm autoencoder", threads, t.ms_min,
                t.ms_median, t.ms_max, it == torch.end() ? "-" : fmt::format("{:.2f}", it->second),
                it == torch.end() ? "-" : fmt::format("{:.2f}x", it->second / t.ms_median));
