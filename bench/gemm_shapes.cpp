@@ -102,7 +102,8 @@ void print_bounds(const std::map<std::pair<const Model*, int>, StepProducts>& st
   for (const auto& [key, step] : steps) {
     const auto& [model, threads] = key;
     const std::string anchor = model->key.substr(0, 1);  // a32 is model a at batch 32
-    if (threads == 1) torch.merge(bench::torch_steps(FLOWGRAD_ANCHORS_DIR, anchor, model->batch, thread_counts));
+    if (threads == 1)  // a model's first row: PyTorch's steps on every thread count, in one run of tuned.sh
+      torch.merge(bench::torch_steps(FLOWGRAD_ANCHORS_DIR, anchor, model->batch, thread_counts));
     auto it = torch.find({anchor, model->batch, threads});
     fmt::print("{:<6} {:>5} {:>3} | {:>8.3f} {:>8.3f} | {:>13} | {:>11}\n", model->key, model->batch, threads, step.best_ms,
                step.median_ms, it == torch.end() ? "-" : fmt::format("{:.3f}", it->second),
