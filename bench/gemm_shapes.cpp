@@ -98,11 +98,12 @@ void print_bounds(const std::map<std::pair<const Model*, int>, StepProducts>& st
   fmt::print("\n# one training step's products (the rows above, flowgrad's kernels) against PyTorch's whole step\n");
   fmt::print("{:<6} {:>5} {:>3} | {:>17} | {:>13} | {:>11}\n", "model", "batch", "thr", "products ms best med",
              "torch step ms", "bound ratio");
+  const bool reference = bench::torch_available(FLOWGRAD_ANCHORS_DIR);
   bench::TorchSteps torch;
   for (const auto& [key, step] : steps) {
     const auto& [model, threads] = key;
     const std::string anchor = model->key.substr(0, 1);  // a32 is model a at batch 32
-    if (threads == 1)  // a model's first row: PyTorch's steps on every thread count, in one run of tuned.sh
+    if (reference && threads == 1)  // a model's first row: PyTorch's steps on every thread count, in one run
       torch.merge(bench::torch_steps(FLOWGRAD_ANCHORS_DIR, anchor, model->batch, thread_counts));
     auto it = torch.find({anchor, model->batch, threads});
     fmt::print("{:<6} {:>5} {:>3} | {:>8.3f} {:>8.3f} | {:>13} | {:>11}\n", model->key, model->batch, threads, step.best_ms,
@@ -110,7 +111,7 @@ void print_bounds(const std::map<std::pair<const Model*, int>, StepProducts>& st
                it == torch.end() ? "-" : fmt::format("{:.2f}x", it->second / step.median_ms));
   }
   fmt::print("# bound ratio = PyTorch's median step / the products' median: no flowgrad step on these kernels can do better (PyTorch {})\n",
-             torch.empty() ? "not run: no python3-torch or anchors" : "tuned, same run");
+             reference ? "tuned, same run" : "not run: no python3-torch or anchors");
 }
 
 }  // namespace

@@ -196,7 +196,8 @@ int main(int argc, char** argv) {
                 time(one_slice.backward), time_calls(plain_backward, seconds, blocks));
     }
 
-  const bench::TorchSteps torch = no_reference ? bench::TorchSteps{} : bench::torch_steps(anchors, "d", batch, thread_counts);
+  const bool reference = !no_reference && bench::torch_available(anchors);
+  const bench::TorchSteps torch = reference ? bench::torch_steps(anchors, "d", batch, thread_counts) : bench::TorchSteps{};
   fmt::print("\n{:<22} {:>3} | {:>22} | {:>9} {:>7}\n", "training step (Adam)", "thr", "ms min/median/max", "torch ms", "ratio");
   for (int threads : thread_counts) {
     const StepTiming t = time_training_step(threads, TimingOptions{.warmup = 5, .blocks = blocks, .block_seconds = seconds}, profile);

@@ -28,11 +28,10 @@ inline bool torch_available(const std::string& anchors) {
 }
 
 // Runs the reference for `models` (comma-separated anchors keys, e.g. "a,b") at one batch size and the
-// given thread counts. Empty when it cannot run.
+// given thread counts; callers ask torch_available() once first (it starts Python). Empty when it fails.
 inline TorchSteps torch_steps(const std::string& anchors, const std::string& models, int64_t batch,
                               const std::vector<int>& threads) {
   TorchSteps result;
-  if (!torch_available(anchors)) return result;
   const std::string command =
       fmt::format("sh '{}/tuned.sh' --models {} --batch {} --threads {} --repeats 7 --target-s 0.3 2>&1", anchors,
                   models, batch, fmt::join(threads, ","));
