@@ -29,9 +29,8 @@
 // lstm_grad, when a loss depends on one.
 #include "ops/lstm.h"
 #include "ops/ops.h"
+#include "ops/recurrent_examples.h"
 
-#include "graph/plan.h"
-#include "graph/random.h"
 #include "graph/tensor.h"
 
 #include <fmt/format.h>
@@ -46,10 +45,8 @@ using recurrent::LstmAttrs;
 using recurrent::LstmGradAttrs;
 using recurrent::LstmGeometry;
 
-// From the shapes of x and w_h, unchecked (the shape rule has checked them).
 LstmGeometry geometry_of(const Shape& x, const Shape& w_h, bool initial_state, const LstmAttrs& a) {
-  if (a.steps > 0) return {x[0], a.steps, x[1], w_h[0], initial_state, true};
-  return {x[0], x[1], x[2], w_h[0], initial_state, false};
+  return recurrent::geometry_from<4>(x, w_h, initial_state, a);
 }
 
 // Checks x, w_x, w_h, b and the optional h0, c0: the first `count` inputs.
@@ -262,50 +259,13 @@ OpExample lstm_example(const LstmGeometry& g) {
   return e;
 }
 
-// lstm_grad(x, w_x, w_h, b, y, h, c, workspace, dy, dh, dc), without h0 and c0 (g.initial_state is ignored):
-// its kernel reads the workspace, which only the lstm kernel can write, so the fill draws x and the weights
-// itself (fixed values, as f32) and runs the lstm kernel on them for y, h, c and the workspace; dy, dh and dc
-// stay as drawn.
+// lstm_grad(x, w_x, w_h, b, y, h, c, workspace, dy, dh, dc), without h0 and c0 (g.initial_state is ignored).
 OpExample lstm_grad_example(const LstmGeometry& g, bool input_grad = true) {
-  OpExample forward = lstm_example({g.batch, g.steps, g.in, g.units, false, g.repeated});
-  const std::vector<TensorType> inputs = forward.inputs;
-  auto forward_input = [inputs](int input) {
-    RefTensor t(inputs[static_cast<size_t>(input)].shape);
-    const double scale = input == 0 ? 1 : 0.5;
-    for (int64_t i = 0; i < t.size(); ++i)
-      t[i] = static_cast<float>(scale * (2 * random_uniform(11, static_cast<uint64_t>(input), static_cast<uint64_t>(i)) - 1));
-    return t;
-  };
-  OpExample e{.inputs = inputs, .attrs = forward.attrs, .label = forward.label + (input_grad ? "" : ", no dx")};
+  const LstmGeometry forward{g.batch, g.steps, g.in, g.units, false, g.repeated};
+  const OpExample f = lstm_example(forward);
+  OpExample e = recurrent::recurrent_grad_example("lstm", f.inputs, f.attrs, lstm_outputs(forward), 3,
+                                                  f.label + (input_grad ? "" : ", no dx"));
   if (!input_grad) e.attrs.set("input_grad", false);
-  const std::vector<TensorType> outputs = lstm_outputs({g.batch, g.steps, g.in, g.units, false, g.repeated});
-  e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.end());             // y, h, c, workspace
-  e.inputs.insert(e.inputs.end(), outputs.begin(), outputs.begin() + 3);       // dy, dh, dc
-  e.fill = [inputs, forward_input, attrs = forward.attrs](int input, RefTensor& t) {
-    if (input < 4) {
-      t = forward_input(input);
-      return;
-    }
-    if (input >= 8) return;
-    Graph graph("lstm_example");
-    std::vector<Value> in;
-    std::vector<std::vector<float>> buffers;
-    for (int i = 0; i < 4; ++i) {
-      in.push_back(graph.input(fmt::format("in{}", i), inputs[static_cast<size_t>(i)].shape, DType::f32, false));
-      const RefTensor v = forward_input(i);
-      buffers.emplace_back(v.data.begin(), v.data.end());
-    }
-    const std::vector<Value> out = graph.add("lstm", in, attrs, "lstm");
-    const Value wanted = out[static_cast<size_t>(input - 4)];
-    ParamStore store;
-    Plan plan(graph, store, {.fetch = {wanted.name()}});
-    for (int i = 0; i < 4; ++i) plan.feed(fmt::format("in{}", i), buffers[static_cast<size_t>(i)].data());
-    plan.run();
-    const void* result = plan.fetch(wanted.name());
-    for (int64_t i = 0; i < t.size(); ++i)
-      t[i] = wanted.type().dtype == DType::u8 ? static_cast<const uint8_t*>(result)[i]
-                                               : static_cast<const float*>(result)[i];
-  };
   return e;
 }
 
@@ -338,18 +298,22 @@ void register_lstm_ops(Registry& r) {
             .build());
 }
 
+std::optional<Value> repeated_source(Value x) {
+  if (x.info().kind != ValueKind::node || x.rank() != 3) return std::nullopt;
+  const Node& producer = x.graph().nodes()[static_cast<size_t>(x.info().producer)];
+  const Value source = x.graph().value(producer.inputs[0]);
+  if (producer.op->name != "repeat" || source.rank() != 2) return std::nullopt;
+  return source;
+}
+
 // lstm(repeat(v, T)) with v[batch, features] becomes lstm(v, steps = T): the input projection is then computed
 // once per sample instead of at every step. The repeat node stays, and the planner drops it when nothing
 // else reads it.
 LstmResult lstm(Value x, Value w_x, Value w_h, Value b, std::optional<LstmState> initial, std::string name) {
   AttrMap attrs;
-  if (x.info().kind == ValueKind::node) {
-    const Node& producer = x.graph().nodes()[static_cast<size_t>(x.info().producer)];
-    const Value source = x.graph().value(producer.inputs[0]);
-    if (producer.op->name == "repeat" && source.rank() == 2 && x.rank() == 3) {
-      attrs = AttrMap{{"steps", x.shape()[1]}};
-      x = source;
-    }
+  if (std::optional<Value> source = repeated_source(x)) {
+    attrs = AttrMap{{"steps", x.shape()[1]}};
+    x = *source;
   }
   std::vector<Value> inputs = {x, w_x, w_h, b};
   if (initial) inputs.push_back(initial->h), inputs.push_back(initial->c);

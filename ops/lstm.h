@@ -2,7 +2,7 @@
 // reference, the gradient rule), ops/lstm_kernels.cpp their kernels, ops/lstm_math.h the gate arithmetic.
 #pragma once
 
-#include "graph/op.h"
+#include "ops/recurrent.h"
 
 #include <cstdint>
 #include <memory>
@@ -10,42 +10,9 @@
 
 namespace flowgrad::recurrent {
 
-struct LstmAttrs {
-  // The kernels cut the batch into this many slices and run the recurrences side by side when the node has
-  // several threads (see ops/lstm_kernels.cpp). The result does not depend on it.
-  int64_t batch_parts = 2;
-  // 0: x is a sequence [batch, steps, in]. More: x is [batch, in], the same input at each of `steps` steps
-  // (what lstm(repeat(v, steps)) becomes: the input projection is then computed once, not at every step).
-  int64_t steps = 0;
-  template <class F> void fields(F&& f) {
-    f("batch_parts", batch_parts);
-    f("steps", steps);
-  }
-};
-
-// lstm_grad's: the forward's, and whether dx is wanted. The gradient rule sets input_grad = false when
-// nothing needs the gradient of x (an encoder reading the data), and dx is then left zero: for the LSTM
-// autoencoder's encoder that skips the dz·w_xᵀ product over all steps.
-struct LstmGradAttrs : LstmAttrs {
-  bool input_grad = true;
-  template <class F> void fields(F&& f) {
-    LstmAttrs::fields(f);
-    f("input_grad", input_grad);
-  }
-};
-
-struct LstmGeometry {
-  int64_t batch = 0, steps = 0, in = 0, units = 0;
-  bool initial_state = false;
-  bool repeated = false;  // x is [batch, in], the same at every step
-  int64_t gates() const { return 4 * units; }
-  Shape state() const { return {batch, units}; }
-  Shape x() const { return repeated ? Shape{batch, in} : Shape{batch, steps, in}; }
-  // GEMM flops of the forward: the input projection (once per sample when repeated) and h·w_h at every step.
-  double gemm_flops() const {
-    return 2.0 * static_cast<double>(batch * (repeated ? 1 : steps) * in * gates() + batch * steps * units * gates());
-  }
-};
+using LstmAttrs = RecurrentAttrs;
+using LstmGradAttrs = RecurrentGradAttrs;
+using LstmGeometry = Geometry<4>;  // gates i, f, c~, o
 
 // The workspace the forward hands the backward, f32, batch-first like y: for every sample and step the
 // activated gates [4 units] (i, f, c~, o), the previous cell state c_{t-1}, tanh(c_t) and the previous hidden

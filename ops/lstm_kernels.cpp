@@ -17,22 +17,15 @@
 // cells cost about 14 % of the step, nearly all of it memory traffic: with their exponentials and divisions
 // replaced by clamps the step was 0-1 % faster.
 //
-// Batch slices. Samples are independent through the whole recurrence, so the kernels cut the batch into
-// LstmAttrs::batch_parts slices and run each slice (projection, recurrence, and in the backward its share of
-// dx and the weight gradients) as its own TBB task on one thread: nothing synchronizes within the steps,
-// where a GEMM of [64, 128]·[128, 512] is too small to share (on one core: about 200 GFLOP/s with AVX-512,
-// 85-95 on an AVX2 EPYC).
+// Batch slices (ops/recurrent_slices.h): LstmAttrs::batch_parts slices of the batch run side by side, each on
+// one thread, since a GEMM of [64, 128]·[128, 512] is too small to share (on one core: about 200 GFLOP/s
+// with AVX-512, 85-95 on an AVX2 EPYC).
 // The slices' weight and bias gradients are added in slice order, so a given thread count gives
 // bitwise-identical results.
-#include "ops/kernel_util.h"
 #include "ops/lstm.h"
 #include "ops/lstm_math.h"
 #include "ops/panel_gemm.h"
-
-#include "graph/foreign_call.h"
-
-#include <omp.h>
-#include <tbb/task_group.h>
+#include "ops/recurrent_slices.h"
 
 #include <algorithm>
 #include <cstring>
@@ -40,108 +33,19 @@
 namespace flowgrad::recurrent {
 namespace {
 
-// Row-major C = A·B (or with A, B transposed), on the calling thread's OpenMP team.
-void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b, int64_t ldb,
-          float* c, int64_t ldc) {
-  ForeignCall in_onednn;  // dnnl_sgemm mallocs its packing buffers
-  const dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.f, a, lda, b, ldb, 0.f, c, ldc);
-  if (status != dnnl_success) fail(ErrorKind::runtime, "dnnl_sgemm failed with status {}", static_cast<int>(status));
-}
-
-struct Slice {
-  int64_t first = 0, rows = 0;
-};
-
-std::vector<Slice> slice_batch(int64_t batch, int64_t parts) {
-  const int64_t count = std::clamp<int64_t>(parts, 1, std::max<int64_t>(1, batch));
-  std::vector<Slice> slices;
-  for (int64_t k = 0, first = 0; k < count; ++k) {
-    const int64_t rows = batch / count + (k < batch % count ? 1 : 0);
-    slices.push_back({first, rows});
-    first += rows;
-  }
-  return slices;
-}
-
-// Runs body(slice) for every slice, side by side when the node has several threads: the others as stealable
-// TBB tasks, the first on the calling thread (which runs the rest too if no worker comes), each slice on a
-// one-thread OpenMP team (the team size is a per-thread setting; the calling thread's is restored).
-template <class Body>
-void for_each_slice(size_t slices, int threads, Body&& body) {
-  if (threads <= 1 || slices == 1) {
-    omp_set_num_threads(std::max(1, threads));
-    for (size_t k = 0; k < slices; ++k) body(k);
-    return;
-  }
-  tbb::task_group group;
-  for (size_t k = 1; k < slices; ++k)
-    group.run([&body, k] {
-      omp_set_num_threads(1);
-      body(k);
-    });
-  omp_set_num_threads(1);
-  body(0);
-  group.wait();
-  omp_set_num_threads(threads);
-}
-
-LstmGeometry geometry_of(const KernelContext& c, const LstmAttrs& a, bool initial_state) {
-  const Shape& x = c.inputs[0].shape;
-  const bool repeated = a.steps > 0;
-  return {x[0], repeated ? a.steps : x[1], repeated ? x[1] : x[2], c.inputs[2].shape[0], initial_state, repeated};
-}
-
-// Offsets (in floats) of a kernel's scratch regions, handed out in order, 64-byte aligned.
-struct ScratchLayout {
-  int64_t end = 0;
-  int64_t take(int64_t floats) {
-    const int64_t at = end;
-    end += (floats + 15) / 16 * 16;
-    return at;
-  }
-};
-
-void check_workspace(const KernelContext& c, const LstmGeometry& g, const TensorType& reserved) {
-  const size_t needed = static_cast<size_t>(WorkspaceLayout(g).floats) * sizeof(float);
-  if (needed != reserved.bytes())
-    fail(ErrorKind::runtime, "node '{}': the LSTM workspace needs {} bytes, but shape inference reserved {}", c.node,
-         needed, reserved.bytes());
-}
-
-class LstmKernel : public Kernel {
+class LstmKernel : public ForwardKernel<LstmKernel, 4> {
  public:
-  LstmKernel(const KernelContext& c, const LstmAttrs& a)
-      : g_(geometry_of(c, a, c.inputs.size() == 6)), slices_(slice_batch(g_.batch, a.batch_parts)) {
-    check_workspace(c, g_, c.outputs[3]);
-    ScratchLayout scratch;
-    projected_ = scratch.take(g_.batch * (g_.repeated ? 1 : g_.steps) * g_.gates());
-    for (const Slice& s : slices_) recurrent_.push_back(scratch.take(s.rows * g_.gates()));
-    packed_w_h_ = scratch.take(panel_gemm::packed_floats(g_.units, g_.gates()));
-    scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
+  LstmKernel(const KernelContext& c, const LstmAttrs& a) : ForwardKernel(c, a, c.inputs.size() == 6) {
+    check_workspace(c, WorkspaceLayout(g_).floats, c.outputs[3]);
   }
 
-  void run(const KernelArgs& args) override {
-    float* scratch = static_cast<float*>(args.scratch);
-    panel_gemm::pack(args.input(2), g_.units, g_.gates(), g_.gates(), false, scratch + packed_w_h_);
-    for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, scratch, k); });
-  }
-  size_t scratch_bytes() const override { return scratch_bytes_; }
-  // The GEMMs, and about ten operations per gate value for the activations and the state update.
-  double flops() const override { return g_.gemm_flops() + 10.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
-
- private:
   void run_slice(const KernelArgs& args, float* scratch, size_t k) const {
-    const int64_t T = g_.steps, C = g_.in, H = g_.units, G = g_.gates();
+    const int64_t T = g_.steps, H = g_.units, G = g_.gates();
     const int64_t first = slices_[k].first, rows = slices_[k].rows;
-    const float *x = args.input(0), *w_x = args.input(1), *b = args.input(3);
+    const float* b = args.input(3);
     float *y = args.output(0), *h_out = args.output(1), *c_out = args.output(2), *ws = args.output(3);
     const WorkspaceLayout w(g_);
     float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c, *h_prev = ws + w.h_prev;
-    // The input projection of the slice's samples, at every step or once.
-    const int64_t per_sample = g_.repeated ? 1 : T;
-    float* projected = scratch + projected_;
-    gemm(false, false, rows * per_sample, G, C, x + first * per_sample * C, C, w_x, G,
-         projected + first * per_sample * G, G);
     for (int64_t n = first; n < first + rows; ++n) {  // the states before the first step
       if (g_.initial_state) {
         std::memcpy(h_prev + n * T * H, args.input(4) + n * H, static_cast<size_t>(H) * sizeof(float));
@@ -151,29 +55,17 @@ class LstmKernel : public Kernel {
         std::fill_n(c_prev + n * T * H, H, 0.f);
       }
     }
-    float* z_h = scratch + recurrent_[k];
     for (int64_t t = 0; t < T; ++t) {
-      // h_{t-1} of the slice's samples lie T·H apart in h_prev (zeros before the first step without h0).
-      if (t == 0 && !g_.initial_state)
-        std::fill_n(z_h, rows * G, 0.f);
-      else
-        panel_gemm::multiply(rows, G, H, h_prev + (first * T + t) * H, T * H, scratch + packed_w_h_, z_h, G);
+      const float* z_h = recurrent_product(scratch, k, t, h_prev);
       for (int64_t n = first; n < first + rows; ++n) {
         const int64_t at = n * T + t;
         const bool last = t == T - 1;
-        cell_forward(H, z_h + (n - first) * G, projected + (g_.repeated ? n : at) * G, b, c_prev + at * H,
-                     gates + at * G, last ? c_out + n * H : c_prev + (at + 1) * H, tanh_c + at * H, y + at * H);
+        cell_forward(H, z_h + (n - first) * G, projected(scratch, n, t), b, c_prev + at * H, gates + at * G,
+                     last ? c_out + n * H : c_prev + (at + 1) * H, tanh_c + at * H, y + at * H);
         std::memcpy(last ? h_out + n * H : h_prev + (at + 1) * H, y + at * H, static_cast<size_t>(H) * sizeof(float));
       }
     }
   }
-
-  LstmGeometry g_;
-  std::vector<Slice> slices_;
-  int64_t projected_ = 0;           // [batch, steps or 1, 4 units]
-  int64_t packed_w_h_ = 0;          // w_h in panels
-  std::vector<int64_t> recurrent_;  // per slice: h·w_h of the current step, [rows, 4 units]
-  size_t scratch_bytes_ = 0;
 };
 
 // Backward buffers: the forward's inputs (h0, c0 slots empty without an initial state), its outputs, the
@@ -184,8 +76,8 @@ enum BackwardOut { gx, gw_x, gw_h, gb, gh0, gc0 };
 class LstmGradKernel : public Kernel {
  public:
   LstmGradKernel(const KernelContext& c, const LstmGradAttrs& a)
-      : g_(geometry_of(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)), input_grad_(a.input_grad) {
-    check_workspace(c, g_, c.inputs[g_.initial_state ? 9 : 7]);
+      : g_(geometry_of<4>(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)), input_grad_(a.input_grad) {
+    check_workspace(c, WorkspaceLayout(g_).floats, c.inputs[g_.initial_state ? 9 : 7]);
     ScratchLayout scratch;
     const int64_t G = g_.gates();
     packed_w_h_t_ = scratch.take(panel_gemm::packed_floats(G, g_.units));
@@ -261,26 +153,17 @@ class LstmGradKernel : public Kernel {
       std::memcpy(args.output(gh0) + first * H, dh, state_bytes);
       std::memcpy(args.output(gc0) + first * H, dc, state_bytes);
     }
-    // dx, dw_x = xᵀ·dz and dw_h = h_prevᵀ·dz over the slice's samples and steps (with a repeated input, dz
-    // summed over the steps is all dx and dw_x need).
+    // dx and the weight gradients over the slice's samples and steps (with a repeated input, dz summed over
+    // the steps is all dx and dw_x need).
     const Part& part = parts_[k];
-    float* dw_x = k == 0 ? args.output(gw_x) : scratch + part.dw_x;
-    float* dw_h = k == 0 ? args.output(gw_h) : scratch + part.dw_h;
     const int64_t per_sample = dz_sum ? 1 : T;  // rows of x per sample
-    const float* dz_x = dz_sum ? dz_sum + first * ld : dz + first * T * ld;
-    float* dx = args.output(gx) + first * per_sample * C;
-    if (input_grad_)
-      gemm(false, true, rows * per_sample, C, G, dz_x, ld, w_x, G, dx, C);
-    else
-      std::fill_n(dx, rows * per_sample * C, 0.f);
-    gemm(true, false, C, G, rows * per_sample, x + first * per_sample * C, C, dz_x, ld, dw_x, G);
-    gemm(true, false, H, G, rows * T, ws + w.h_prev + first * T * H, H, dz + first * T * ld, ld, dw_h, G);
+    weight_gradients(g_, rows, input_grad_, x + first * per_sample * C, w_x, ws + w.h_prev + first * T * H,
+                     dz_sum ? dz_sum + first * ld : dz + first * T * ld, dz + first * T * ld, ld,
+                     args.output(gx) + first * per_sample * C, k == 0 ? args.output(gw_x) : scratch + part.dw_x,
+                     k == 0 ? args.output(gw_h) : scratch + part.dw_h);
   }
 
-  // dz's rows are padded where they would be on dnnl_sgemm's slow path (kernels::slow_gemm_rows): xᵀ·dz and
-  // h_prevᵀ·dz with rows of 4·128 floats ran a third faster from padded rows (h_prevᵀ·dz of a 64-sample
-  // slice, 1792 x 128 x 512: 3.3 against 5.0 ms on one thread, Zen 3).
-  int64_t dz_stride() const { return g_.gates() + (kernels::slow_gemm_rows(g_.gates()) ? kernels::kGemmRowPad : 0); }
+  int64_t dz_stride() const { return gate_gradient_stride(g_.gates()); }
 
   LstmGeometry g_;
   std::vector<Slice> slices_;

@@ -34,6 +34,7 @@ void register_resample_ops(Registry& r);   // resample.cpp: upsample upsample_gr
 void register_batch_norm_ops(Registry& r); // batch_norm.cpp: batch_norm batch_norm_grad batch_norm_update
 void register_conv_ops(Registry& r);       // conv.cpp: conv2d conv2d_transpose (+ their backward_data and backward_weights ops)
 void register_lstm_ops(Registry& r);       // lstm.cpp (+ lstm_kernels.cpp): lstm lstm_grad
+void register_gru_ops(Registry& r);        // gru.cpp (+ gru_kernels.cpp): gru gru_grad
 void register_sequence_ops(Registry& r);   // sequence.cpp: repeat reverse
 
 // ---- arithmetic (numpy broadcasting) ----
@@ -150,6 +151,9 @@ Value repeat(Value x, int64_t times);
 // x with the order along `axis` reversed (axis 1 of a sequence is time).
 Value reverse(Value x, int64_t axis = 1);
 
+// v when x is repeat(v, T) with v[batch, features]: the recurrent layers then take v with steps = T.
+std::optional<Value> repeated_source(Value x);
+
 struct LstmState {
   Value h, c;  // [batch, units] each
 };
@@ -163,6 +167,17 @@ struct LstmResult {
 // gradient reads.
 LstmResult lstm(Value x, Value w_x, Value w_h, Value b, std::optional<LstmState> initial = std::nullopt,
                 std::string name = {});
+
+struct GruResult {
+  Value sequence;  // y[batch, steps, units]: h after every step
+  Value h;         // the final state, [batch, units]
+};
+// One unidirectional GRU layer, PyTorch's (Keras' reset_after): gates r, z, n side by side in the weights,
+// n = tanh(x·w_xn + b_xn + r (h·w_hn + b_hn)), h' = (1 - z) n + z h. x[batch, steps, in], w_x[in, 3 units],
+// w_h[units, 3 units], b_x and b_h [3 units]; h0 defaults to zeros. The node is called `name` (a unique
+// "gru..." when empty); its third output is the workspace that the gradient reads.
+GruResult gru(Value x, Value w_x, Value w_h, Value b_x, Value b_h, std::optional<Value> h0 = std::nullopt,
+              std::string name = {});
 
 // ---- softmax ----
 Value softmax(Value x, int64_t axis = -1);

@@ -32,7 +32,7 @@ constexpr int64_t kMaxWidth = 32;  // the widest panel: stack buffers for partia
 // `columns` columns only, for the last, partial panel).
 template <class S, int R>
 [[gnu::always_inline]] inline void tile(int64_t k, const float* a, int64_t lda, const float* panel, float* c,
-                                        int64_t ldc, int64_t columns) {
+                                        int64_t ldc, int64_t columns, bool accumulate) {
   using Vec = typename S::Vec;
   Vec acc[R][2] = {};
   for (int64_t i = 0; i < k; ++i) {
@@ -47,6 +47,12 @@ template <class S, int R>
   }
   if (columns == S::width) {
     FLOWGRAD_UNROLL for (int r = 0; r < R; ++r) {
+      if (accumulate) {
+        Vec c0, c1;
+        std::memcpy(&c0, c + r * ldc, sizeof(Vec));
+        std::memcpy(&c1, c + r * ldc + S::lanes, sizeof(Vec));
+        acc[r][0] += c0, acc[r][1] += c1;
+      }
       std::memcpy(c + r * ldc, &acc[r][0], sizeof(Vec));
       std::memcpy(c + r * ldc + S::lanes, &acc[r][1], sizeof(Vec));
     }
@@ -56,18 +62,18 @@ template <class S, int R>
   for (int r = 0; r < R; ++r) {
     std::memcpy(row, &acc[r][0], sizeof(Vec));
     std::memcpy(row + S::lanes, &acc[r][1], sizeof(Vec));
-    std::memcpy(c + r * ldc, row, static_cast<size_t>(columns) * sizeof(float));
+    for (int64_t j = 0; j < columns; ++j) c[r * ldc + j] = accumulate ? c[r * ldc + j] + row[j] : row[j];
   }
 }
 
 // Blocks of S::rows rows (A's block stays in L1 while every panel passes), then the rows left one at a time.
 template <class S>
 [[gnu::always_inline]] inline void multiply_panels(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-                                                   const float* packed, float* c, int64_t ldc) {
+                                                   const float* packed, float* c, int64_t ldc, bool accumulate) {
   auto panels = [&](auto rows, int64_t first) {
     for (int64_t j = 0; j < n; j += S::width)
       tile<S, decltype(rows)::value>(k, a + first * lda, lda, packed + j * k, c + first * ldc + j, ldc,
-                                     std::min(S::width, n - j));
+                                     std::min(S::width, n - j), accumulate);
   };
   int64_t first = 0;
   for (; first + S::rows <= m; first += S::rows) panels(std::integral_constant<int, S::rows>{}, first);
@@ -76,15 +82,15 @@ template <class S>
 
 struct Loops {
   int64_t width;
-  void (*multiply)(int64_t, int64_t, int64_t, const float*, int64_t, const float*, float*, int64_t);
+  void (*multiply)(int64_t, int64_t, int64_t, const float*, int64_t, const float*, float*, int64_t, bool);
 };
 
 #define FLOWGRAD_PANEL_LOOPS(S, target)                                                                        \
   Loops loops_##S() {                                                                                          \
     struct Entry {                                                                                             \
       target static void multiply(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,                \
-                                  const float* packed, float* c, int64_t ldc) {                                \
-        multiply_panels<S>(m, n, k, a, lda, packed, c, ldc);                                                   \
+                                  const float* packed, float* c, int64_t ldc, bool accumulate) {               \
+        multiply_panels<S>(m, n, k, a, lda, packed, c, ldc, accumulate);                                       \
       }                                                                                                        \
     };                                                                                                         \
     return {S::width, &Entry::multiply};                                                                       \
@@ -121,8 +127,9 @@ void pack(const float* b, int64_t k, int64_t n, int64_t ldb, bool transposed, fl
   }
 }
 
-void multiply(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc) {
-  loops().multiply(m, n, k, a, lda, packed, c, ldc);
+void multiply(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc,
+              bool accumulate) {
+  loops().multiply(m, n, k, a, lda, packed, c, ldc, accumulate);
 }
 
 }  // namespace flowgrad::panel_gemm

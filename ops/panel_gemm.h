@@ -1,5 +1,6 @@
 // C = A·B for a B that many products share, packed once into column panels: the recurrent products of
-// ops/lstm_kernels.cpp, h_{t-1}·w_h at every step forward and dz_t·w_hᵀ at every step back.
+// ops/lstm_kernels.cpp and ops/gru_kernels.cpp, h_{t-1}·w_h at every step forward and dz_t·w_hᵀ at every
+// step back.
 //
 // Why not dnnl_sgemm there: it packs B again on every call (w_h is 256 KB at 128 units) and mallocs the
 // packing buffer, for a product of only [64, 128]·[128, 512] per batch slice. On a 2-core AVX2 EPYC, timed
@@ -27,8 +28,10 @@ int64_t packed_floats(int64_t k, int64_t n);
 // the last panel padded with zeros.
 void pack(const float* b, int64_t k, int64_t n, int64_t ldb, bool transposed, float* packed);
 
-// C [m, n] = A [m, k] · B, B packed by pack(). A and C are row-major with leading dimensions lda and ldc;
-// C is overwritten. Runs on the calling thread.
-void multiply(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc);
+// C [m, n] = A [m, k] · B, B packed by pack(), or C += A · B with accumulate (the GRU's dh_{t-1}, whose
+// other part the cell writes). A and C are row-major with leading dimensions lda and ldc. Runs on the calling
+// thread.
+void multiply(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* packed, float* c, int64_t ldc,
+              bool accumulate = false);
 
 }  // namespace flowgrad::panel_gemm

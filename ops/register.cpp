@@ -24,6 +24,7 @@ void register_builtin_ops() {
     register_batch_norm_ops(r);
     register_conv_ops(r);
     register_lstm_ops(r);
+    register_gru_ops(r);
     register_sequence_ops(r);
   });
 }

@@ -24,6 +24,16 @@ LstmResult lstm_layer(const std::string& name, Value x, int64_t units, const Lst
   return lstm(x, kernel, recurrent, bias, options.initial, name);
 }
 
+GruResult gru_layer(const std::string& name, Value x, int64_t units, std::optional<Value> h0) {
+  Graph& g = x.graph();
+  const int64_t in = x.shape().back();
+  Value kernel = g.param(name + "/kernel", {in, 3 * units}, Init::glorot_uniform(in, 3 * units));
+  Value recurrent = g.param(name + "/recurrent_kernel", {units, 3 * units}, Init::orthogonal());
+  Value bias = g.param(name + "/bias", {3 * units}, Init::zeros());
+  Value recurrent_bias = g.param(name + "/recurrent_bias", {3 * units}, Init::zeros());
+  return gru(x, kernel, recurrent, bias, recurrent_bias, h0, name);
+}
+
 std::vector<LstmResult> lstm_stack(const std::string& name, Value x, const std::vector<int64_t>& units,
                                    const LstmOptions& options) {
   if (units.empty()) fail(ErrorKind::spec, "the LSTM stack '{}' needs at least one layer", name);

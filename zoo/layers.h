@@ -27,6 +27,12 @@ struct LstmOptions {
 // so its output sequence, is called `name`.
 LstmResult lstm_layer(const std::string& name, Value x, int64_t units, const LstmOptions& options = {});
 
+// x[batch, steps, in] -> one GRU layer of `units` (PyTorch's variant, ops.h), parameters as Keras names and
+// initializes them: "<name>/kernel" [in, 3 units] Glorot-uniform, "<name>/recurrent_kernel" [units, 3 units]
+// orthogonal, "<name>/bias" and "<name>/recurrent_bias" [3 units] zeros. The gru node, and so its output
+// sequence, is called `name`; h0 defaults to zeros.
+GruResult gru_layer(const std::string& name, Value x, int64_t units, std::optional<Value> h0 = std::nullopt);
+
 // Stacked LSTM layers "<name>/0", "<name>/1", ...: layer k reads layer k-1's output sequence. Returns every
 // layer's result in order (back() is the top layer).
 std::vector<LstmResult> lstm_stack(const std::string& name, Value x, const std::vector<int64_t>& units,

@@ -148,6 +148,27 @@ std::vector<Value> build_lstm(LayerContext& ctx) {
   return {r.sequence, r.h, r.c};
 }
 
+// gru: x[batch, steps, in], optionally [x, h0] -> the output sequence (the layer's value) and the final h
+// ("<name>:1"). PyTorch's GRU (ops.h); parameters as zoo::gru_layer names and initializes them.
+std::vector<Value> build_gru(LayerContext& ctx) {
+  Value x = ctx.inputs[0];
+  if (x.rank() != 3)
+    throw Error(ErrorKind::shape,
+                fmt::format("gru layer '{}' needs x[batch, steps, features], got '{}' with shape {}", ctx.name, x.name(),
+                            to_string(x.shape())),
+                ctx.where());
+  const int64_t units = read_positive(ctx.keys, "units", ", the size of the hidden state, e.g. units: 128");
+  const int64_t in = x.shape()[2];
+  Value kernel = ctx.param("kernel", {in, 3 * units}, Init::glorot_uniform(in, 3 * units));
+  Value recurrent = ctx.param("recurrent_kernel", {units, 3 * units}, Init::orthogonal());
+  Value bias = ctx.param("bias", {3 * units}, Init::zeros());
+  Value recurrent_bias = ctx.param("recurrent_bias", {3 * units}, Init::zeros());
+  std::optional<Value> h0;
+  if (ctx.inputs.size() == 2) h0 = ctx.inputs[1];
+  GruResult r = gru(x, kernel, recurrent, bias, recurrent_bias, h0, ctx.name);
+  return {r.sequence, r.h};
+}
+
 // batch_norm: x[batch, channels, ...] normalized per channel; gamma (ones) and beta (zeros) are parameters,
 // the running mean (zeros) and variance (ones) are state, updated in training as PyTorch does.
 std::vector<Value> build_batch_norm(LayerContext& ctx) {
@@ -178,6 +199,7 @@ void register_builtin_layers(LayerRegistry& registry) {
   registry.add({"conv2d_transpose", "the adjoint of conv2d plus bias and activation, kernel [channels, filters/groups, kh, kw]",
                 1, 1, [](LayerContext& ctx) { return build_conv(ctx, true); }});
   registry.add({"lstm", "x[batch, steps, in] (and h0, c0) -> the output sequence, final h (:1) and c (:2)", 1, 3, build_lstm});
+  registry.add({"gru", "x[batch, steps, in] (and h0) -> the output sequence, final h (:1)", 1, 2, build_gru});
   registry.add({"batch_norm", "per-channel normalization with learned gamma, beta and running statistics", 1, 1,
                 build_batch_norm});
 }

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
+#include "graph_gradient_checks.h"
 #include "op_harness.h"
+#include "recurrent_tables.h"
 
 #include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
@@ -16,13 +18,9 @@
 #include <cmath>
 
 using namespace flowgrad;
+using namespace flowgrad::testing;
 
 namespace {
-
-struct Config {
-  int64_t batch, steps, in, units;
-  bool initial_state;
-};
 
 // Weights in [-0.5, 0.5]: pre-activations of a few units, where the gates are not saturated.
 void moderate_weights(int input, RefTensor& t) {
@@ -30,7 +28,7 @@ void moderate_weights(int input, RefTensor& t) {
     for (double& v : t.data) v *= 0.5;
 }
 
-OpCase lstm_row(const Config& c) {
+OpCase lstm_row(const RecurrentConfig& c) {
   OpCase row{.op = "lstm",
              .inputs = {{{c.batch, c.steps, c.in}}, {{c.in, 4 * c.units}}, {{c.units, 4 * c.units}}, {{4 * c.units}}},
              .fill = moderate_weights,
@@ -38,72 +36,6 @@ OpCase lstm_row(const Config& c) {
                                   c.initial_state ? " with h0, c0" : "")};
   if (c.initial_state) row.inputs.insert(row.inputs.end(), {{{c.batch, c.units}}, {{c.batch, c.units}}});
   return row;
-}
-
-// Random values for every input and parameter of a graph, in [-scale, scale] (exactly representable in f32).
-std::map<std::string, RefTensor> random_values(const Graph& g, double scale) {
-  std::map<std::string, RefTensor> given;
-  for (const ValueInfo& v : g.values()) {
-    if (v.kind == ValueKind::node) continue;
-    RefTensor t(v.type.shape);
-    for (int64_t i = 0; i < t.size(); ++i)
-      t[i] = static_cast<float>(scale * (2 * random_uniform(7, hash_name(v.name), static_cast<uint64_t>(i)) - 1));
-    given[v.name] = std::move(t);
-  }
-  return given;
-}
-
-// The f32 kernels of the whole gradient graph of `loss` w.r.t. `wrt` (one plan: forward, workspace,
-// lstm_grad) against the reference interpreter's double values, on 1 and 2 threads.
-void check_kernels(const Graph& forward, const std::string& loss, const std::vector<std::string>& wrt,
-                   const std::map<std::string, RefTensor>& given) {
-  Graph g(forward);
-  std::vector<Value> targets;
-  for (const auto& name : wrt) targets.push_back(g[name]);
-  const std::vector<Value> grads = gradients(g[loss], targets);
-  const std::vector<RefTensor> expected = evaluate_reference(g, given);
-  // heavy_flops = 0 makes every node take both threads, so the batch slices run side by side.
-  for (int threads : {1, 2}) {
-    ParamStore store;
-    store.materialize(g, 1);
-    PlanOptions options{.threads = threads, .heavy_flops = 0};
-    for (const Value& grad : grads) options.fetch.push_back(grad.name());
-    Plan plan(g, store, options);
-    std::vector<std::vector<float>> buffers;
-    for (const auto& [name, tensor] : given) {
-      if (store.contains(name)) {
-        std::copy(tensor.data.begin(), tensor.data.end(), store.get(name).f32());
-        continue;
-      }
-      buffers.emplace_back(tensor.data.begin(), tensor.data.end());
-      plan.feed(name, buffers.back().data());
-    }
-    plan.run();
-    std::vector<Tensor> first;
-    for (const Value& grad : grads) first.push_back(plan.fetch_copy(grad.name()));
-    plan.run();
-    for (size_t k = 0; k < grads.size(); ++k) {
-      const RefTensor& want = expected[static_cast<size_t>(grads[k].id())];
-      const float* got = plan.fetch(grads[k].name());
-      double worst = 0;
-      for (int64_t i = 0; i < want.size(); ++i)
-        worst = std::max(worst, std::abs(got[i] - want[i]) / std::max(1.0, std::abs(want[i])));
-      INFO("f32 kernels on " << threads << " threads, d" << loss << "/d" << wrt[k]);
-      CHECK(worst < 2e-3);
-      CHECK(std::equal(first[k].span().begin(), first[k].span().end(), got));  // run after run, bit for bit
-    }
-  }
-}
-
-// The gradients of `loss` w.r.t. `wrt`: the rules against central differences (double), then the kernels.
-void check_graph(const Graph& forward, const std::string& loss, const std::vector<std::string>& wrt) {
-  const std::map<std::string, RefTensor> given = random_values(forward, 0.5);
-  const GradCheckReport report = check_graph_gradients(forward, loss, wrt, given);
-  for (const auto& e : report.entries) {
-    INFO("d" << loss << "/d" << e.value);
-    CHECK(e.max_rel_error < 1e-5);
-  }
-  check_kernels(forward, loss, wrt, given);
 }
 
 std::string lstm_error(const std::vector<Shape>& shapes) {
@@ -120,24 +52,9 @@ std::string lstm_error(const std::vector<Shape>& shapes) {
 
 }  // namespace
 
-TEST_CASE("lstm against reference and finite differences", "[ops][lstm]") {
-  std::vector<OpCase> rows;
-  for (const Config& c : {Config{2, 3, 4, 5, false}, Config{2, 3, 4, 5, true}, Config{3, 4, 2, 3, false},
-                          Config{3, 4, 2, 3, true}, Config{1, 1, 3, 2, true}})
-    rows.push_back(lstm_row(c));
-  // The batch in one slice, in slices of one row, and more slices asked for than there are rows.
-  for (int64_t parts : {1, 3, 5}) {
-    rows.push_back(lstm_row({3, 4, 2, 3, true}));
-    rows.back().attrs = {{"batch_parts", parts}};
-  }
-  check_op_rows(rows);
-}
+TEST_CASE("lstm against reference and finite differences", "[ops][lstm]") { check_op_rows(sequence_rows(lstm_row)); }
 
-TEST_CASE("lstm forward at a larger size", "[ops][lstm]") {
-  OpCase row = lstm_row({16, 12, 24, 32, true});
-  row.no_grad = {0, 1, 2, 3, 4, 5};
-  check_op_rows({row});
-}
+TEST_CASE("lstm forward at a larger size", "[ops][lstm]") { check_op_rows({larger_forward_row(lstm_row)}); }
 
 TEST_CASE("lstm reference: one step by hand", "[ops][lstm]") {
   // x = 0.5, h0 = 0.2, c0 = -0.3; z = x w_x + h0 w_h + b = [0.25, 1.0, 0.2, 0.05] for gates i, f, c~, o:
@@ -205,18 +122,7 @@ TEST_CASE("lstm: a two-layer stack through the graph gradient check", "[ops][lst
 }
 
 TEST_CASE("lstm with the same input at every step (steps attribute)", "[ops][lstm]") {
-  std::vector<OpCase> rows;
-  for (const Config& c : {Config{2, 3, 4, 5, false}, Config{3, 4, 2, 3, true}, Config{1, 1, 3, 2, false}}) {
-    OpCase row = lstm_row(c);
-    row.inputs[0] = {{c.batch, c.in}};
-    row.attrs = {{"steps", c.steps}};
-    rows.push_back(row);
-  }
-  for (int64_t parts : {1, 3}) {  // one slice; as many slices as rows
-    rows.push_back(rows[1]);
-    rows.back().attrs = {{"steps", int64_t{4}}, {"batch_parts", parts}};
-  }
-  check_op_rows(rows);
+  check_op_rows(repeated_rows(lstm_row));
   // A sequence where one input for every step is expected.
   Graph g("bad");
   std::vector<Value> inputs;

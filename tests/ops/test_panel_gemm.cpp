@@ -30,17 +30,20 @@ TEST_CASE("panel_gemm::multiply matches a naive product", "[kernel_util][panel_g
           for (size_t i = 0; i < b.size(); ++i) b[i] = value(2, i);
           std::vector<float> packed(static_cast<size_t>(panel_gemm::packed_floats(k, n)));
           panel_gemm::pack(b.data(), k, n, ldb, transposed, packed.data());
-          std::vector<float> c(static_cast<size_t>(m * ldc), 7.f);  // 7: padding that must survive
-          panel_gemm::multiply(m, n, k, a.data(), lda, packed.data(), c.data(), ldc);
-          for (int64_t r = 0; r < m; ++r) {
-            for (int64_t j = 0; j < n; ++j) {
-              double expected = 0;
-              for (int64_t i = 0; i < k; ++i)
-                expected += static_cast<double>(a[static_cast<size_t>(r * lda + i)]) *
-                            b[static_cast<size_t>(transposed ? j * ldb + i : i * ldb + j)];
-              REQUIRE(std::abs(c[static_cast<size_t>(r * ldc + j)] - expected) <= 1e-5 * static_cast<double>(k));
+          for (bool accumulate : {false, true}) {  // 7: what accumulate adds to, and padding that must survive
+            CAPTURE(accumulate);
+            std::vector<float> c(static_cast<size_t>(m * ldc), 7.f);
+            panel_gemm::multiply(m, n, k, a.data(), lda, packed.data(), c.data(), ldc, accumulate);
+            for (int64_t r = 0; r < m; ++r) {
+              for (int64_t j = 0; j < n; ++j) {
+                double expected = accumulate ? 7 : 0;
+                for (int64_t i = 0; i < k; ++i)
+                  expected += static_cast<double>(a[static_cast<size_t>(r * lda + i)]) *
+                              b[static_cast<size_t>(transposed ? j * ldb + i : i * ldb + j)];
+                REQUIRE(std::abs(c[static_cast<size_t>(r * ldc + j)] - expected) <= 1e-5 * static_cast<double>(k + 7));
+              }
+              for (int64_t j = n; j < ldc; ++j) REQUIRE(c[static_cast<size_t>(r * ldc + j)] == 7.f);
             }
-            for (int64_t j = n; j < ldc; ++j) REQUIRE(c[static_cast<size_t>(r * ldc + j)] == 7.f);
           }
         }
 }
