@@ -298,14 +298,6 @@ void register_lstm_ops(Registry& r) {
             .build());
 }
 
-std::optional<Value> repeated_source(Value x) {
-  if (x.info().kind != ValueKind::node || x.rank() != 3) return std::nullopt;
-  const Node& producer = x.graph().nodes()[static_cast<size_t>(x.info().producer)];
-  const Value source = x.graph().value(producer.inputs[0]);
-  if (producer.op->name != "repeat" || source.rank() != 2) return std::nullopt;
-  return source;
-}
-
 // lstm(repeat(v, T)) with v[batch, features] becomes lstm(v, steps = T): the input projection is then computed
 // once per sample instead of at every step. The repeat node stays, and the planner drops it when nothing
 // else reads it.

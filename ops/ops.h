@@ -150,8 +150,7 @@ Value batch_norm(Value x, Value gamma, Value beta, Value running_mean, Value run
 Value repeat(Value x, int64_t times);
 // x with the order along `axis` reversed (axis 1 of a sequence is time).
 Value reverse(Value x, int64_t axis = 1);
-
-// v when x is repeat(v, T) with v[batch, features]: the recurrent layers then take v with steps = T.
+// v when x is repeat(v, T) with v[batch, features]: lstm() and gru() then take v with steps = T.
 std::optional<Value> repeated_source(Value x);
 
 struct LstmState {

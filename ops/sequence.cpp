@@ -139,6 +139,15 @@ void register_sequence_ops(Registry& r) {
 }
 
 Value repeat(Value x, int64_t times) { return repeat_node(x, times); }
+
+std::optional<Value> repeated_source(Value x) {
+  if (x.info().kind != ValueKind::node || x.rank() != 3) return std::nullopt;
+  const Node& producer = x.graph().nodes()[static_cast<size_t>(x.info().producer)];
+  const Value source = x.graph().value(producer.inputs[0]);
+  if (producer.op->name != "repeat" || source.rank() != 2) return std::nullopt;
+  return source;
+}
+
 Value reverse(Value x, int64_t axis) { return reverse_node(x, axis); }
 
 }  // namespace flowgrad
