@@ -66,11 +66,10 @@ class GruGradKernel : public Kernel {
     packed_w_h_t_ = scratch.take(panel_gemm::packed_floats(G, g_.units));
     dz_x_ = scratch.take(g_.batch * (g_.repeated ? 1 : g_.steps) * dz_stride());
     dz_h_ = scratch.take(g_.batch * g_.steps * dz_stride());
-    for (size_t k = 0; k < slices_.size(); ++k) {
-      Part p{scratch.take(slices_[k].rows * g_.units), scratch.take(G), scratch.take(G), scratch.take(G)};
-      if (k > 0) p.dw_x = scratch.take(g_.in * G), p.dw_h = scratch.take(g_.units * G);
-      parts_.push_back(p);
-    }
+    for (const Slice& s : slices_) parts_.push_back({scratch.take(s.rows * g_.units), scratch.take(G)});
+    sums_.declare(gw_x, g_.in * G), sums_.declare(gw_h, g_.units * G);
+    sums_.declare(gb_x, G), sums_.declare(gb_h, G);
+    sums_.take(scratch, slices_.size());
     scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
   }
 
@@ -82,27 +81,17 @@ class GruGradKernel : public Kernel {
     const int64_t H = g_.units, G = g_.gates();
     panel_gemm::pack(in[bw_h], G, H, G, true, scratch + packed_w_h_t_);  // w_hᵀ [3 units, units]
     for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, in, scratch, k); });
-    // The slices' weight and bias gradients, added in slice order (the first slice's weights went to the outputs).
-    float *db_x = args.output(gb_x), *db_h = args.output(gb_h);
-    std::fill_n(db_x, G, 0.f);
-    std::fill_n(db_h, G, 0.f);
-    for (size_t k = 0; k < parts_.size(); ++k) {
-      add_row(G, scratch + parts_[k].db_x, db_x);
-      add_row(G, scratch + parts_[k].db_h, db_h);
-      if (k == 0) continue;
-      add_row(g_.in * G, scratch + parts_[k].dw_x, args.output(gw_x));
-      add_row(H * G, scratch + parts_[k].dw_h, args.output(gw_h));
-    }
+    sums_.add_parts(args, scratch);
   }
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // Twice the forward's GEMMs (input and weight gradients) and the gate derivatives.
   double flops() const override { return 2.0 * g_.gemm_flops() + 20.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
 
  private:
-  struct Part {  // scratch offsets
-    int64_t dh, db_x, db_h;      // [rows, units], [3 units] twice
-    int64_t step_dz_x;           // a repeated input: one step's dz_x row, [3 units]
-    int64_t dw_x = 0, dw_h = 0;  // slices after the first: their weight gradients
+  enum Sum { kDwX, kDwH, kDbX, kDbH };  // sums_' gradients, in the order declared
+  struct Part {                         // scratch offsets
+    int64_t dh;                         // [rows, units]
+    int64_t step_dz_x;                  // a repeated input: one step's dz_x row, [3 units]
   };
 
   void run_slice(const KernelArgs& args, const std::array<const float*, 11>& in, float* scratch, size_t k) const {
@@ -113,7 +102,7 @@ class GruGradKernel : public Kernel {
     const float *gates = ws + w.gates, *candidate = ws + w.recurrent_candidate, *h_prev = ws + w.h_prev;
     const float *x = in[bx], *w_x = in[bw_x], *dy = in[bdy], *packed_w_h_t = scratch + packed_w_h_t_;
     const Part& part = parts_[k];
-    float *dh = scratch + part.dh, *db_x = scratch + part.db_x, *db_h = scratch + part.db_h;
+    float *dh = scratch + part.dh, *db_x = sums_.part(args, scratch, k, kDbX), *db_h = sums_.part(args, scratch, k, kDbH);
     float *dz_x = scratch + dz_x_, *dz_h = scratch + dz_h_;
     std::memcpy(dh, in[bdh] + first * H, static_cast<size_t>(rows * H) * sizeof(float));
     std::fill_n(db_x, G, 0.f);
@@ -142,7 +131,7 @@ class GruGradKernel : public Kernel {
     // dx and the weight gradients over the slice's samples and steps.
     weight_gradients(g_, rows, input_grad_, x + first * per_sample * C, w_x, h_prev + first * T * H,
                      dz_x + first * per_sample * ld, dz_h + first * T * ld, ld, args.output(gx) + first * per_sample * C,
-                     k == 0 ? args.output(gw_x) : scratch + part.dw_x, k == 0 ? args.output(gw_h) : scratch + part.dw_h);
+                     sums_.part(args, scratch, k, kDwX), sums_.part(args, scratch, k, kDwH));
   }
 
   int64_t dz_stride() const { return gate_gradient_stride(g_.gates()); }
@@ -155,6 +144,7 @@ class GruGradKernel : public Kernel {
   // input) and on the h side ([batch, steps, 3 units]), rows dz_stride() apart.
   int64_t dz_x_ = 0, dz_h_ = 0;
   std::vector<Part> parts_;
+  SlicedSums sums_;  // dw_x, dw_h, db_x and db_h
   size_t scratch_bytes_ = 0;
 };
 

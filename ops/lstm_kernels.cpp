@@ -86,12 +86,9 @@ class LstmGradKernel : public Kernel {
     packed_w_h_t_ = scratch.take(panel_gemm::packed_floats(G, g_.units));
     dz_ = scratch.take(g_.batch * g_.steps * dz_stride());
     if (g_.repeated) dz_sum_ = scratch.take(g_.batch * dz_stride());
-    for (size_t k = 0; k < slices_.size(); ++k) {
-      const int64_t rows = slices_[k].rows;
-      Part p{scratch.take(rows * g_.units), scratch.take(rows * g_.units), scratch.take(G)};
-      if (k > 0) p.dw_x = scratch.take(g_.in * G), p.dw_h = scratch.take(g_.units * G);
-      parts_.push_back(p);
-    }
+    for (const Slice& s : slices_) states_.push_back({scratch.take(s.rows * g_.units), scratch.take(s.rows * g_.units)});
+    sums_.declare(gw_x, g_.in * G), sums_.declare(gw_h, g_.units * G), sums_.declare(gb, G);
+    sums_.take(scratch, slices_.size());
     scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
   }
 
@@ -104,24 +101,16 @@ class LstmGradKernel : public Kernel {
     const int64_t H = g_.units, G = g_.gates();
     panel_gemm::pack(in[bw_h], G, H, G, true, scratch + packed_w_h_t_);
     for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, in, scratch, k); });
-    // The slices' weight and bias gradients, added in slice order (the first slice's went to the outputs).
-    float* db = args.output(gb);
-    std::fill_n(db, G, 0.f);
-    for (size_t k = 0; k < parts_.size(); ++k) {
-      add_row(G, scratch + parts_[k].db, db);
-      if (k == 0) continue;
-      add_row(g_.in * G, scratch + parts_[k].dw_x, args.output(gw_x));
-      add_row(H * G, scratch + parts_[k].dw_h, args.output(gw_h));
-    }
+    sums_.add_parts(args, scratch);
   }
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // Twice the forward's GEMMs (input and weight gradients) and the gate derivatives.
   double flops() const override { return 2.0 * g_.gemm_flops() + 20.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
 
  private:
-  struct Part {  // scratch offsets
-    int64_t dh, dc, db;        // [rows, units] twice, [4 units]
-    int64_t dw_x = 0, dw_h = 0;  // slices after the first: their weight gradients
+  enum Sum { kDwX, kDwH, kDb };  // sums_' gradients, in the order declared
+  struct States {                 // scratch offsets: a slice's dh and dc, [rows, units] each
+    int64_t dh, dc;
   };
 
   void run_slice(const KernelArgs& args, const std::array<const float*, 13>& in, float* scratch, size_t k) const {
@@ -131,7 +120,7 @@ class LstmGradKernel : public Kernel {
     const float* ws = in[bworkspace];
     const float *gates = ws + w.gates, *c_prev = ws + w.c_prev, *tanh_c = ws + w.tanh_c;
     const float *x = in[bx], *w_x = in[bw_x], *packed_w_h_t = scratch + packed_w_h_t_, *dy = in[bdy];
-    float *dh = scratch + parts_[k].dh, *dc = scratch + parts_[k].dc, *db = scratch + parts_[k].db;
+    float *dh = scratch + states_[k].dh, *dc = scratch + states_[k].dc, *db = sums_.part(args, scratch, k, kDb);
     float *dz = scratch + dz_, *dz_sum = g_.repeated ? scratch + dz_sum_ : nullptr;
     const size_t state_bytes = static_cast<size_t>(rows * H) * sizeof(float);
     std::memcpy(dh, in[bdh] + first * H, state_bytes);
@@ -158,12 +147,11 @@ class LstmGradKernel : public Kernel {
     }
     // dx and the weight gradients over the slice's samples and steps (with a repeated input, dz summed over
     // the steps is all dx and dw_x need).
-    const Part& part = parts_[k];
     const int64_t per_sample = dz_sum ? 1 : T;  // rows of x per sample
     weight_gradients(g_, rows, input_grad_, x + first * per_sample * C, w_x, ws + w.h_prev + first * T * H,
                      dz_sum ? dz_sum + first * ld : dz + first * T * ld, dz + first * T * ld, ld,
-                     args.output(gx) + first * per_sample * C, k == 0 ? args.output(gw_x) : scratch + part.dw_x,
-                     k == 0 ? args.output(gw_h) : scratch + part.dw_h);
+                     args.output(gx) + first * per_sample * C, sums_.part(args, scratch, k, kDwX),
+                     sums_.part(args, scratch, k, kDwH));
   }
 
   int64_t dz_stride() const { return gate_gradient_stride(g_.gates()); }
@@ -174,7 +162,8 @@ class LstmGradKernel : public Kernel {
   int64_t packed_w_h_t_ = 0;  // w_hᵀ in panels
   int64_t dz_ = 0;             // the pre-activation gradients [batch, steps, 4 units], rows dz_stride() apart
   int64_t dz_sum_ = 0;         // repeated input: dz summed over the steps, [batch, 4 units], rows as dz's
-  std::vector<Part> parts_;
+  std::vector<States> states_;
+  SlicedSums sums_;  // dw_x, dw_h and db
   size_t scratch_bytes_ = 0;
 };
 

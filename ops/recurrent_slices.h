@@ -9,6 +9,7 @@
 #pragma once
 
 #include "ops/kernel_util.h"
+#include "ops/lstm_math.h"
 #include "ops/panel_gemm.h"
 #include "ops/recurrent.h"
 
@@ -100,6 +101,37 @@ inline void check_workspace(const KernelContext& c, int64_t floats, const Tensor
 constexpr int64_t gate_gradient_stride(int64_t gates) {
   return gates + (kernels::slow_gemm_rows(gates) ? kernels::kGemmRowPad : 0);
 }
+
+// Gradients that every batch slice computes a part of (the weights' and the biases'): the first slice writes
+// its part straight to the output, the others to scratch, and add_parts() adds theirs to the outputs in slice
+// order, so that a given thread count gives bitwise-identical results.
+class SlicedSums {
+ public:
+  // Declares a gradient of `floats` floats, the kernel's output `output`; returns its index for part().
+  size_t declare(int output, int64_t floats) {
+    outputs_.push_back(output), floats_.push_back(floats);
+    return outputs_.size() - 1;
+  }
+  // Reserves the scratch parts of the slices after the first, once every gradient is declared.
+  void take(ScratchLayout& scratch, size_t slices) {
+    offsets_.assign(slices, {});
+    for (size_t k = 1; k < slices; ++k)
+      for (int64_t floats : floats_) offsets_[k].push_back(scratch.take(floats));
+  }
+  // Where slice k computes its part of gradient i.
+  float* part(const KernelArgs& args, float* scratch, size_t k, size_t i) const {
+    return k == 0 ? args.output(outputs_[i]) : scratch + offsets_[k][i];
+  }
+  void add_parts(const KernelArgs& args, const float* scratch) const {
+    for (size_t k = 1; k < offsets_.size(); ++k)
+      for (size_t i = 0; i < outputs_.size(); ++i) add_row(floats_[i], scratch + offsets_[k][i], args.output(outputs_[i]));
+  }
+
+ private:
+  std::vector<int> outputs_;
+  std::vector<int64_t> floats_;
+  std::vector<std::vector<int64_t>> offsets_;  // [slice][gradient]; none for the first slice
+};
 
 // The frame of a layer's forward kernel, whatever its cell: the geometry, the batch slices and their scratch
 // (the input projection, each slice's recurrent product, w_h in panels). run() packs w_h, then for every
