@@ -346,19 +346,10 @@ size_t npy_item_size(NpyDType dtype) {
   return 0;
 }
 
-NpyArray read_npy(const std::string& path) {
-  std::error_code ec;
-  const uint64_t file_bytes = fs::file_size(path, ec);
-  if (ec) fail(ErrorKind::io, "cannot read .npy file '{}': {}", path, ec.message());
-  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
-  if (!file) fail(ErrorKind::io, "cannot open .npy file '{}': {}", path, std::strerror(errno));
-  auto read = [&](void* destination, size_t bytes) {
-    size_t got = std::fread(destination, 1, bytes, file.get());
-    if (got < bytes && std::ferror(file.get()))
-      fail(ErrorKind::io, "error reading .npy file '{}': {}", path, std::strerror(errno));
-    return got;
-  };
-
+// Reads an .npy file of `file_bytes` bytes through read(destination, bytes), which returns the bytes it
+// read: a file or, for NPZ members, memory.
+template <class Read>
+NpyArray parse_npy_from(Read&& read, uint64_t file_bytes, const std::string& path) {
   std::array<unsigned char, 12> prefix{};
   const size_t got = read(prefix.data(), 8);
   if (got < 8 && std::memcmp(prefix.data(), kMagic.data(), std::min(got, kMagic.size())) == 0)
@@ -408,12 +399,45 @@ NpyArray read_npy(const std::string& path) {
   return array;
 }
 
+NpyArray read_npy(const std::string& path) {
+  std::error_code ec;
+  const uint64_t file_bytes = fs::file_size(path, ec);
+  if (ec) fail(ErrorKind::io, "cannot read .npy file '{}': {}", path, ec.message());
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (!file) fail(ErrorKind::io, "cannot open .npy file '{}': {}", path, std::strerror(errno));
+  auto read = [&](void* destination, size_t bytes) {
+    size_t got = std::fread(destination, 1, bytes, file.get());
+    if (got < bytes && std::ferror(file.get()))
+      fail(ErrorKind::io, "error reading .npy file '{}': {}", path, std::strerror(errno));
+    return got;
+  };
+  return parse_npy_from(read, file_bytes, path);
+}
+
+NpyArray parse_npy(std::string_view bytes, const std::string& name) {
+  size_t offset = 0;
+  auto read = [&](void* destination, size_t count) {
+    const size_t got = std::min(count, bytes.size() - offset);
+    std::memcpy(destination, bytes.data() + offset, got);
+    offset += got;
+    return got;
+  };
+  return parse_npy_from(read, bytes.size(), name);
+}
+
+std::string encode_npy(const NpyArray& array) { return encode_npy(array.source, array, 0); }
+
 void write_npy(const std::string& path, const NpyArray& array, int major_version) {
   write_file_atomically(path, encode_npy(path, array, major_version));
 }
 
 void write_npy(const std::string& path, const Tensor& tensor, int major_version) {
+  write_npy(path, npy_array(tensor, path), major_version);
+}
+
+NpyArray npy_array(const Tensor& tensor, const std::string& path) {
   NpyArray array;
+  array.source = path;
   switch (tensor.type().dtype) {
     case DType::f32: array.dtype = NpyDType::f4; break;
     case DType::s32: array.dtype = NpyDType::i4; break;
@@ -425,7 +449,7 @@ void write_npy(const std::string& path, const Tensor& tensor, int major_version)
   array.shape = tensor.shape();
   const auto* data = static_cast<const std::byte*>(tensor.data());
   array.bytes.assign(data, data + tensor.type().bytes());
-  write_npy(path, array, major_version);
+  return array;
 }
 
 Tensor to_tensor(const NpyArray& array, DType dtype) {

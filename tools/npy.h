@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flowgrad {
@@ -45,6 +46,17 @@ struct NpyArray {
 // an unknown version, a header that does not parse, an unsupported or big-endian dtype, fortran_order True,
 // or fewer or more data bytes than the header's shape declares.
 NpyArray read_npy(const std::string& path);
+
+// The same checks on the bytes of an .npy file held in memory (a member of an NPZ archive); `name` is what
+// errors call it.
+NpyArray parse_npy(std::string_view bytes, const std::string& name);
+
+// The bytes of an .npy file holding `array` (the oldest format version that fits its header).
+std::string encode_npy(const NpyArray& array);
+
+// A tensor as an array: f32 as '<f4', s32 as '<i4', u8 as '|u1'. Throws Error(dtype) for bf16, which numpy
+// has no dtype for, naming `path` (where it was to be written).
+NpyArray npy_array(const Tensor& tensor, const std::string& path);
 
 // Writes `array` atomically (see write_file_atomically). `major_version` 1, 2 or 3 picks the format
 // version; 0 picks the oldest version that can hold the header, as numpy does. Throws Error(io) when the
