@@ -1,262 +1,363 @@
 #include "tools/plot.h"
 
 #include "graph/error.h"
-#include "tools/bitmap_font.h"
+#include "tools/atomic_file.h"
 
+#include <cairo-pdf.h>
+#include <cairo-svg.h>
+#include <cairo.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <filesystem>
 #include <limits>
+#include <memory>
 #include <set>
 
 namespace flowgrad {
-
 namespace {
 
-constexpr Rgb kWhite{255, 255, 255}, kBlack{0, 0, 0}, kGridGray{225, 225, 225}, kTextGray{60, 60, 60};
-// Tick counts aimed for; the 1-2-5 steps land between about half and twice as many.
-constexpr int kXTicks = 6, kYTicks = 5;
+constexpr const char* kFont = "DejaVu Sans";
+constexpr double kTextSize = 13, kTitleSize = 15, kPad = 8, kTick = 5;
+constexpr Rgb kBlack{0, 0, 0}, kGrid{228, 228, 228}, kText{50, 50, 50};
+constexpr int kXTicks = 7, kYTicks = 6;
 
-struct Rect {
-  int left = 0, top = 0, right = 0, bottom = 0;  // inclusive
-  bool contains(int x, int y) const { return x >= left && x <= right && y >= top && y <= bottom; }
-};
+void set_color(cairo_t* cr, Rgb c, double opacity = 1) { cairo_set_source_rgba(cr, c.r / 255.0, c.g / 255.0, c.b / 255.0, opacity); }
 
-enum class Marker { circle, square };
+double text_width(cairo_t* cr, const std::string& text, double size = kTextSize) {
+  cairo_set_font_size(cr, size);
+  cairo_text_extents_t e;
+  cairo_text_extents(cr, text.c_str(), &e);
+  return e.x_advance;
+}
 
-struct LegendEntry {
-  std::string text;
-  Rgb color;
-  Marker marker = Marker::circle;
-  bool with_line = false;
-};
+// Draws text with its anchor at (x, y): align 0 left, 0.5 centred, 1 right; y is the text's vertical middle.
+void text(cairo_t* cr, double x, double y, const std::string& s, double align = 0, double size = kTextSize,
+          Rgb color = kText, double angle = 0) {
+  cairo_save(cr);
+  cairo_set_font_size(cr, size);
+  cairo_font_extents_t font;
+  cairo_font_extents(cr, &font);
+  cairo_translate(cr, x, y);
+  cairo_rotate(cr, angle);
+  cairo_move_to(cr, -align * text_width(cr, s, size), (font.ascent - font.descent) / 2);
+  set_color(cr, color);
+  cairo_show_text(cr, s.c_str());
+  cairo_restore(cr);
+}
+
+// Renders with `draw` onto a white canvas and writes the file the extension names.
+template <class Draw>
+void render(const std::string& path, int width, int height, Draw&& draw) {
+  if (width < 1 || height < 1) fail(ErrorKind::shape, "cannot draw '{}' on a {}x{} canvas", path, width, height);
+  std::string extension = std::filesystem::path(path).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (extension != ".png" && extension != ".svg" && extension != ".pdf")
+    fail(ErrorKind::spec, "cannot draw '{}': pictures are .png, .svg or .pdf", path);
+  std::string bytes;
+  cairo_write_func_t append = [](void* closure, const unsigned char* data, unsigned int length) {
+    static_cast<std::string*>(closure)->append(reinterpret_cast<const char*>(data), length);
+    return CAIRO_STATUS_SUCCESS;
+  };
+  cairo_surface_t* surface = extension == ".svg" ? cairo_svg_surface_create_for_stream(append, &bytes, width, height)
+                             : extension == ".pdf" ? cairo_pdf_surface_create_for_stream(append, &bytes, width, height)
+                                                   : cairo_image_surface_create(CAIRO_FORMAT_RGB24, width, height);
+  std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)> owned(surface, cairo_surface_destroy);
+  cairo_t* cr = cairo_create(surface);
+  cairo_select_font_face(cr, kFont, CAIRO_FONT_SLANT_NORMAL, CAIRO_FONT_WEIGHT_NORMAL);
+  cairo_set_source_rgb(cr, 1, 1, 1);
+  cairo_paint(cr);
+  draw(cr);
+  const cairo_status_t drawn = cairo_status(cr);
+  cairo_destroy(cr);
+  if (extension == ".png") cairo_surface_write_to_png_stream(surface, append, &bytes);
+  cairo_surface_finish(surface);
+  if (drawn != CAIRO_STATUS_SUCCESS || cairo_surface_status(surface) != CAIRO_STATUS_SUCCESS)
+    fail(ErrorKind::io, "cannot draw '{}': {}", path,
+         cairo_status_to_string(drawn != CAIRO_STATUS_SUCCESS ? drawn : cairo_surface_status(surface)));
+  write_file_atomically(path, bytes);
+}
 
 // One axis: its range, its ticks, and how tick values print.
 struct Axis {
-  double min = 0, max = 1;
+  double min = 0, max = 1;  // on a log axis, of log10 of the values
   std::vector<double> ticks;
+  bool log = false;
   int decimals = 0;
-  bool scientific = false;
-  std::string label(double value) const {
-    return scientific ? fmt::format("{:.3g}", value) : fmt::format("{:.{}f}", value, decimals);
+  std::string label(double tick) const {
+    if (log) return fmt::format("{:g}", std::pow(10.0, tick));
+    return std::abs(tick) >= 1e6 || decimals > 5 ? fmt::format("{:.3g}", tick) : fmt::format("{:.{}f}", tick, decimals);
   }
 };
 
-// Picks a 1, 2 or 5 x 10^k tick step giving about `target` ticks over [low, high], then widens the range
-// by 5% on each side so that markers at the extremes stay clear of the frame.
-Axis make_axis(double low, double high, int target, bool whole_numbers) {
+// A 1, 2 or 5 x 10^k step giving about `target` ticks over [low, high], the range widened by 4% each side.
+Axis linear_axis(double low, double high, int target) {
   if (!(low <= high)) low = 0, high = 1;  // no finite data
   if (high - low <= 1e-12 * std::max(1.0, std::abs(low))) {
     const double half = low == 0 ? 1 : std::abs(low) * 0.1;
     low -= half, high += half;
   }
-  const double rough = (high - low) / target;
-  const double magnitude = std::pow(10.0, std::floor(std::log10(rough)));
+  const double rough = (high - low) / target, magnitude = std::pow(10.0, std::floor(std::log10(rough)));
   double step = magnitude;
-  for (double multiple : {2.0, 5.0, 10.0}) {
+  for (double multiple : {2.0, 5.0, 10.0})
     if (step < rough * 0.75) step = magnitude * multiple;
-  }
-  if (whole_numbers) step = std::max(step, 1.0);
   Axis axis;
-  const double margin = 0.05 * (high - low);
-  axis.min = low - margin, axis.max = high + margin;
-  for (double k = std::ceil(low / step); k * step <= high + step * 1e-9; ++k) {
-    const double tick = k * step;
-    axis.ticks.push_back(std::abs(tick) < step * 1e-9 ? 0.0 : tick);  // no "-0.00"
-  }
-  const double largest = std::max(std::abs(low), std::abs(high));
+  axis.min = low - 0.04 * (high - low), axis.max = high + 0.04 * (high - low);
+  for (double k = std::ceil(low / step); k * step <= high + step * 1e-9; ++k)
+    axis.ticks.push_back(std::abs(k * step) < step * 1e-9 ? 0.0 : k * step);  // no "-0.00"
   axis.decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
-  axis.scientific = axis.decimals > 5 || largest >= 1e7;
   return axis;
 }
 
-void fill_rect(Image& image, const Rect& rect, Rgb color) {
-  for (int y = rect.top; y <= rect.bottom; ++y) {
-    for (int x = rect.left; x <= rect.right; ++x) image.set(x, y, color);
-  }
-}
-
-void draw_marker(Image& image, int cx, int cy, int radius, Marker marker, Rgb color, const Rect& clip) {
-  for (int dy = -radius; dy <= radius; ++dy) {
-    for (int dx = -radius; dx <= radius; ++dx) {
-      const bool inside = marker == Marker::square || dx * dx + dy * dy <= radius * radius + radius;
-      if (inside && clip.contains(cx + dx, cy + dy)) image.set(cx + dx, cy + dy, color);
+// Ticks at 1, 2 and 5 x 10^k (only powers of ten over many decades), on log10 of [low, high].
+Axis log_axis(double low, double high) {
+  Axis axis;
+  axis.log = true;
+  const double a = std::log10(low), b = std::log10(high), margin = 0.04 * std::max(b - a, 0.1);
+  axis.min = a - margin, axis.max = b + margin;
+  const bool many = b - a > 4;
+  for (double decade = std::floor(a); decade <= std::ceil(b); ++decade)
+    for (double m : many ? std::vector<double>{1} : std::vector<double>{1, 2, 5}) {
+      const double t = decade + std::log10(m);
+      if (t >= a - 1e-9 && t <= b + 1e-9) axis.ticks.push_back(t);
     }
-  }
+  if (axis.ticks.size() < 2) return Axis{linear_axis(low, high, kYTicks)};
+  return axis;
 }
 
-// Bresenham's line with a square brush `thickness` pixels wide, centred on the ideal line.
-void draw_line(Image& image, int x0, int y0, int x1, int y1, int thickness, Rgb color, const Rect& clip) {
-  const int dx = std::abs(x1 - x0), dy = -std::abs(y1 - y0);
-  const int sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
-  const int low = -(thickness - 1) / 2, high = thickness / 2;
-  int error = dx + dy;
-  while (true) {
-    for (int by = low; by <= high; ++by) {
-      for (int bx = low; bx <= high; ++bx) {
-        if (clip.contains(x0 + bx, y0 + by)) image.set(x0 + bx, y0 + by, color);
-      }
+struct LegendEntry {
+  std::string text;
+  Rgb color;
+  bool dashed = false, line = true, marker = true;
+};
+
+void marker(cairo_t* cr, double x, double y, double r, bool square) {
+  if (square) cairo_rectangle(cr, x - r, y - r, 2 * r, 2 * r);
+  else cairo_arc(cr, x, y, r, 0, 2 * M_PI);
+  cairo_fill(cr);
+}
+
+void stroke_style(cairo_t* cr, const LegendEntry& e, double width) {
+  cairo_set_line_width(cr, width);
+  const double dashes[] = {6, 4};
+  cairo_set_dash(cr, dashes, e.dashed ? 2 : 0, 0);
+}
+
+// Lays out and draws everything but the data: title, axis labels, grid, frame, ticks, legend, boundaries.
+PlotFrame draw_axes(cairo_t* cr, const PlotOptions& options, const Axis& x, const Axis& y, const std::vector<LegendEntry>& legend) {
+  double widest_tick = 0, widest_entry = 0;
+  for (double t : y.ticks) widest_tick = std::max(widest_tick, text_width(cr, y.label(t)));
+  for (const LegendEntry& e : legend) widest_entry = std::max(widest_entry, text_width(cr, e.text));
+  PlotFrame f;
+  f.left = kPad + (options.y_label.empty() ? 0 : kTextSize + kPad) + widest_tick + kPad + kTick;
+  f.top = kPad + (options.title.empty() ? 0 : kTitleSize + 2 * kPad) + (options.boundaries.empty() ? 0 : kTextSize + kPad);
+  f.right = options.width - kPad - (legend.empty() ? kPad : 2 * kPad + 28 + kPad + widest_entry);
+  f.bottom = options.height - kPad - kTick - kPad - kTextSize - (options.x_label.empty() ? 0 : kTextSize + kPad);
+  if (f.right - f.left < 40 || f.bottom - f.top < 40)
+    fail(ErrorKind::shape, "a {}x{} plot is too small for its labels", options.width, options.height);
+  f.x_min = x.min, f.x_max = x.max, f.y_min = y.min, f.y_max = y.max, f.log_y = y.log;
+
+  cairo_set_line_width(cr, 1);
+  set_color(cr, kGrid);
+  for (double t : x.ticks) cairo_move_to(cr, f.pixel_x(t), f.top), cairo_line_to(cr, f.pixel_x(t), f.bottom);
+  for (double t : y.ticks) {
+    const double py = f.bottom - (t - y.min) / (y.max - y.min) * (f.bottom - f.top);
+    cairo_move_to(cr, f.left, py), cairo_line_to(cr, f.right, py);
+  }
+  cairo_stroke(cr);
+  set_color(cr, kBlack);
+  cairo_rectangle(cr, f.left, f.top, f.right - f.left, f.bottom - f.top);
+  for (double t : x.ticks) {
+    cairo_move_to(cr, f.pixel_x(t), f.bottom), cairo_line_to(cr, f.pixel_x(t), f.bottom + kTick);
+    text(cr, f.pixel_x(t), f.bottom + kTick + kPad / 2 + kTextSize / 2, x.label(t), 0.5);
+  }
+  for (double t : y.ticks) {
+    const double py = f.bottom - (t - y.min) / (y.max - y.min) * (f.bottom - f.top);
+    cairo_move_to(cr, f.left - kTick, py), cairo_line_to(cr, f.left, py);
+    text(cr, f.left - kTick - kPad / 2, py, y.label(t), 1);
+  }
+  cairo_stroke(cr);
+  const double middle = (f.left + f.right) / 2;
+  if (!options.title.empty()) text(cr, middle, kPad + kTitleSize / 2, options.title, 0.5, kTitleSize, kBlack);
+  if (!options.x_label.empty()) text(cr, middle, options.height - kPad - kTextSize / 2, options.x_label, 0.5);
+  if (!options.y_label.empty()) text(cr, kPad + kTextSize / 2, (f.top + f.bottom) / 2, options.y_label, 0.5, kTextSize, kText, -M_PI / 2);
+
+  for (const PlotBoundary& b : options.boundaries) {
+    const double px = f.pixel_x(b.x);
+    LegendEntry style{"", kText, true};
+    stroke_style(cr, style, 1);
+    set_color(cr, kText);
+    cairo_move_to(cr, px, f.top), cairo_line_to(cr, px, f.bottom);
+    cairo_stroke(cr);
+    cairo_set_dash(cr, nullptr, 0, 0);
+    text(cr, px + 3, f.top - kPad / 2 - kTextSize / 2, b.label, 0);
+  }
+  double ly = f.top + kTextSize / 2;
+  for (const LegendEntry& e : legend) {
+    const double lx = f.right + 2 * kPad;
+    set_color(cr, e.color);
+    if (e.line) {
+      stroke_style(cr, e, 2);
+      cairo_move_to(cr, lx, ly), cairo_line_to(cr, lx + 28, ly);
+      cairo_stroke(cr);
+      cairo_set_dash(cr, nullptr, 0, 0);
     }
-    if (x0 == x1 && y0 == y1) return;
-    const int doubled = 2 * error;
-    if (doubled >= dy) error += dy, x0 += sx;
-    if (doubled <= dx) error += dx, y0 += sy;
+    if (e.marker) marker(cr, lx + 14, ly, 3.5, e.dashed);
+    text(cr, lx + 28 + kPad, ly, e.text, 0, kTextSize, kBlack);
+    ly += kTextSize + kPad;
   }
+  return f;
 }
 
-// Lays out and draws everything but the data: canvas, title, axis labels, grid, frame, ticks and their
-// labels, legend. Returns the image and where the data area ended up.
-Plot draw_axes(const PlotOptions& options, const Axis& x_axis, const Axis& y_axis,
-               const std::vector<LegendEntry>& legend) {
-  const int s = std::max(1, options.text_scale);
-  const int pad = 4 * s, tick = 3 * s, line_height = text_height(s);
-  int widest_y_label = 0;
-  for (double value : y_axis.ticks) widest_y_label = std::max(widest_y_label, text_width(y_axis.label(value), s));
-  int widest_entry = 0;
-  for (const LegendEntry& entry : legend) widest_entry = std::max(widest_entry, text_width(entry.text, s));
-  const int swatch = 8 * s;  // a short line or a marker before each legend entry
-
-  PlotFrame frame;
-  frame.left = pad + widest_y_label + pad + tick;
-  frame.top = pad + (options.title.empty() ? 0 : line_height + pad) + (options.y_label.empty() ? 0 : line_height + pad);
-  frame.right = options.width - 1 - (legend.empty() ? 2 * pad : 3 * pad + swatch + pad + widest_entry);
-  frame.bottom = options.height - 1 - (tick + pad + line_height + pad + (options.x_label.empty() ? 0 : line_height + pad));
-  if (frame.right - frame.left < 20 || frame.bottom - frame.top < 20) {
-    fail(ErrorKind::shape, "a {}x{} plot is too small for its labels at text scale {}", options.width, options.height,
-         options.text_scale);
-  }
-  frame.x_min = x_axis.min, frame.x_max = x_axis.max, frame.y_min = y_axis.min, frame.y_max = y_axis.max;
-
-  Plot plot{Image(options.width, options.height, 3, 255), frame};
-  Image& image = plot.image;
-  const Rect area{frame.left, frame.top, frame.right, frame.bottom};
-  for (double value : x_axis.ticks) {
-    const int x = static_cast<int>(std::lround(frame.pixel_x(value)));
-    fill_rect(image, {x, frame.top, x, frame.bottom}, kGridGray);
-    fill_rect(image, {x, frame.bottom, x, frame.bottom + tick}, kBlack);
-    const std::string text = x_axis.label(value);
-    draw_text(image, x - text_width(text, s) / 2, frame.bottom + tick + pad, text, kTextGray, s);
-  }
-  for (double value : y_axis.ticks) {
-    const int y = static_cast<int>(std::lround(frame.pixel_y(value)));
-    fill_rect(image, {frame.left, y, frame.right, y}, kGridGray);
-    fill_rect(image, {frame.left - tick, y, frame.left, y}, kBlack);
-    const std::string text = y_axis.label(value);
-    draw_text(image, frame.left - tick - pad - text_width(text, s), y - line_height / 2, text, kTextGray, s);
-  }
-  for (const Rect& side : {Rect{area.left, area.top, area.right, area.top}, Rect{area.left, area.bottom, area.right, area.bottom},
-                           Rect{area.left, area.top, area.left, area.bottom}, Rect{area.right, area.top, area.right, area.bottom}}) {
-    fill_rect(image, side, kBlack);
-  }
-
-  const int middle = (frame.left + frame.right) / 2;
-  if (!options.title.empty()) draw_text(image, middle - text_width(options.title, s) / 2, pad, options.title, kBlack, s);
-  if (!options.y_label.empty()) draw_text(image, pad, frame.top - pad - line_height, options.y_label, kTextGray, s);
-  if (!options.x_label.empty()) {
-    draw_text(image, middle - text_width(options.x_label, s) / 2, frame.bottom + tick + 2 * pad + line_height,
-              options.x_label, kTextGray, s);
-  }
-
-  const Rect canvas{0, 0, options.width - 1, options.height - 1};
-  int y = frame.top;
-  for (const LegendEntry& entry : legend) {
-    const int x = frame.right + 2 * pad, centre = y + line_height / 2;
-    if (entry.with_line) draw_line(image, x, centre, x + swatch, centre, s, entry.color, canvas);
-    draw_marker(image, x + swatch / 2, centre, 2 * s, entry.marker, entry.color, canvas);
-    draw_text(image, x + swatch + pad, y, entry.text, kBlack, s);
-    y += line_height + pad;
-  }
-  return plot;
+// Clips drawing to the data area, so that data never paints over the axes.
+void clip_to(cairo_t* cr, const PlotFrame& f) {
+  cairo_rectangle(cr, f.left + 0.5, f.top + 0.5, f.right - f.left - 1, f.bottom - f.top - 1);
+  cairo_clip(cr);
 }
-
-// The data area without its frame, so that data never paints over the axes.
-Rect inside(const PlotFrame& frame) { return {frame.left + 1, frame.top + 1, frame.right - 1, frame.bottom - 1}; }
 
 }  // namespace
+
+double PlotFrame::pixel_y(double y) const {
+  const double v = log_y ? std::log10(y) : y;
+  return bottom - (v - y_min) / (y_max - y_min) * (bottom - top);
+}
 
 Rgb palette_color(int64_t index) {
   static constexpr std::array<Rgb, 10> kTab10 = {{{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
                                                  {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
                                                  {188, 189, 34}, {23, 190, 207}}};
-  const int64_t wrapped = ((index % 10) + 10) % 10;
-  return kTab10[static_cast<size_t>(wrapped)];
+  return kTab10[static_cast<size_t>(((index % 10) + 10) % 10)];
 }
 
-Plot line_plot(const std::vector<PlotSeries>& series, const PlotOptions& options) {
-  double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = x_low, y_high = -x_low;
-  bool whole_x = true;
+PlotFrame line_plot(const std::string& path, const std::vector<PlotSeries>& series, const PlotOptions& options) {
+  const double inf = std::numeric_limits<double>::infinity();
+  double x_low = inf, x_high = -inf, y_low = inf, y_high = -inf, positive_low = inf;
   std::vector<LegendEntry> legend;
-  for (size_t i = 0; i < series.size(); ++i) {
-    const PlotSeries& line = series[i];
-    if (line.x.size() != line.y.size()) {
-      fail(ErrorKind::shape, "plot series '{}' has {} x values but {} y values", line.name, line.x.size(),
-           line.y.size());
+  for (const PlotSeries& s : series) {
+    if (s.x.size() != s.y.size())
+      fail(ErrorKind::shape, "plot series '{}' has {} x values but {} y values", s.name, s.x.size(), s.y.size());
+    for (size_t k = 0; k < s.x.size(); ++k) {
+      if (!std::isfinite(s.x[k]) || !std::isfinite(s.y[k])) continue;
+      x_low = std::min(x_low, s.x[k]), x_high = std::max(x_high, s.x[k]);
+      y_low = std::min(y_low, s.y[k]), y_high = std::max(y_high, s.y[k]);
+      if (s.y[k] > 0) positive_low = std::min(positive_low, s.y[k]);
     }
-    for (size_t k = 0; k < line.x.size(); ++k) {
-      if (!std::isfinite(line.x[k]) || !std::isfinite(line.y[k])) continue;
-      x_low = std::min(x_low, line.x[k]), x_high = std::max(x_high, line.x[k]);
-      y_low = std::min(y_low, line.y[k]), y_high = std::max(y_high, line.y[k]);
-      whole_x = whole_x && line.x[k] == std::trunc(line.x[k]);
-    }
-    legend.push_back({line.name, palette_color(static_cast<int64_t>(i)), i % 2 ? Marker::square : Marker::circle, true});
+    if (!s.name.empty()) legend.push_back({s.name, s.color, s.dashed, s.line_width > 0, s.markers});
   }
-  Plot plot = draw_axes(options, make_axis(x_low, x_high, kXTicks, whole_x), make_axis(y_low, y_high, kYTicks, false),
-                        legend);
-  const Rect clip = inside(plot.frame);
-  const int s = std::max(1, options.text_scale);
-  for (size_t i = 0; i < series.size(); ++i) {
-    const PlotSeries& line = series[i];
-    const LegendEntry& style = legend[i];
-    bool have_previous = false;
-    int previous_x = 0, previous_y = 0;
-    for (size_t k = 0; k < line.x.size(); ++k) {
-      if (!std::isfinite(line.x[k]) || !std::isfinite(line.y[k])) {
-        have_previous = false;
-        continue;
+  for (const PlotBoundary& b : options.boundaries) x_low = std::min(x_low, b.x), x_high = std::max(x_high, b.x);
+  const bool log = options.log_y.value_or(y_low > 0 && y_high / y_low >= 20) && positive_low < inf;
+  const Axis y_axis = log ? log_axis(positive_low, y_high) : linear_axis(y_low, y_high, kYTicks);
+  PlotFrame frame;
+  render(path, options.width, options.height, [&](cairo_t* cr) {
+    frame = draw_axes(cr, options, linear_axis(x_low, x_high, kXTicks), y_axis, legend);
+    clip_to(cr, frame);
+    cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND);
+    for (const PlotSeries& s : series) {
+      const LegendEntry style{s.name, s.color, s.dashed};
+      set_color(cr, s.color, s.opacity);
+      stroke_style(cr, style, s.line_width);
+      bool drawing = false;
+      for (size_t k = 0; k < s.x.size(); ++k) {
+        const bool ok = std::isfinite(s.x[k]) && std::isfinite(s.y[k]) && (!log || s.y[k] > 0);
+        if (ok && drawing) cairo_line_to(cr, frame.pixel_x(s.x[k]), frame.pixel_y(s.y[k]));
+        else if (ok) cairo_move_to(cr, frame.pixel_x(s.x[k]), frame.pixel_y(s.y[k]));
+        drawing = ok;
       }
-      const int x = static_cast<int>(std::lround(plot.frame.pixel_x(line.x[k])));
-      const int y = static_cast<int>(std::lround(plot.frame.pixel_y(line.y[k])));
-      if (have_previous) draw_line(plot.image, previous_x, previous_y, x, y, s, style.color, clip);
-      have_previous = true, previous_x = x, previous_y = y;
+      if (s.line_width > 0) cairo_stroke(cr);
+      cairo_new_path(cr);
+      cairo_set_dash(cr, nullptr, 0, 0);
+      if (!s.markers) continue;
+      for (size_t k = 0; k < s.x.size(); ++k)  // markers on top of the line, so no segment hides a point
+        if (std::isfinite(s.x[k]) && std::isfinite(s.y[k]) && (!log || s.y[k] > 0))
+          marker(cr, frame.pixel_x(s.x[k]), frame.pixel_y(s.y[k]), 4, s.dashed);
     }
-    // Markers go on top of every line segment, so a later segment never hides a point.
-    for (size_t k = 0; k < line.x.size(); ++k) {
-      if (!std::isfinite(line.x[k]) || !std::isfinite(line.y[k])) continue;
-      draw_marker(plot.image, static_cast<int>(std::lround(plot.frame.pixel_x(line.x[k]))),
-                  static_cast<int>(std::lround(plot.frame.pixel_y(line.y[k]))), 2 * s, style.marker, style.color, clip);
-    }
-  }
-  return plot;
+  });
+  return frame;
 }
 
-Plot scatter_plot(std::span<const float> points, std::span<const int32_t> labels, const PlotOptions& options) {
+PlotFrame scatter_plot(const std::string& path, std::span<const float> points, std::span<const int32_t> labels,
+                       const std::vector<std::string>& class_names, const PlotOptions& options) {
   if (points.size() % 2 != 0) fail(ErrorKind::shape, "a scatter plot needs x, y pairs, but got {} values", points.size());
   const size_t count = points.size() / 2;
   if (!labels.empty() && labels.size() != count)
     fail(ErrorKind::shape, "a scatter plot of {} points got {} labels; give one per point or none", count, labels.size());
-  double x_low = std::numeric_limits<double>::infinity(), x_high = -x_low, y_low = x_low, y_high = -x_low;
+  const double inf = std::numeric_limits<double>::infinity();
+  double x_low = inf, x_high = -inf, y_low = inf, y_high = -inf;
   for (size_t i = 0; i < count; ++i) {
     const double x = points[2 * i], y = points[2 * i + 1];
     if (!std::isfinite(x) || !std::isfinite(y)) continue;
     x_low = std::min(x_low, x), x_high = std::max(x_high, x), y_low = std::min(y_low, y), y_high = std::max(y_high, y);
   }
   std::vector<LegendEntry> legend;
-  for (int32_t label : std::set<int32_t>(labels.begin(), labels.end()))
-    legend.push_back({std::to_string(label), palette_color(label)});
-  Plot plot = draw_axes(options, make_axis(x_low, x_high, kXTicks, false), make_axis(y_low, y_high, kYTicks, false),
-                        legend);
-  const Rect clip = inside(plot.frame);
-  const int radius = std::max(1, options.text_scale);
-  for (size_t i = 0; i < count; ++i) {
-    const double x = points[2 * i], y = points[2 * i + 1];
-    if (!std::isfinite(x) || !std::isfinite(y)) continue;
-    draw_marker(plot.image, static_cast<int>(std::lround(plot.frame.pixel_x(x))),
-                static_cast<int>(std::lround(plot.frame.pixel_y(y))), radius, Marker::circle,
-                palette_color(labels.empty() ? 0 : labels[i]), clip);
+  for (int32_t label : std::set<int32_t>(labels.begin(), labels.end())) {
+    const bool named = label >= 0 && static_cast<size_t>(label) < class_names.size();
+    legend.push_back({named ? class_names[static_cast<size_t>(label)] : std::to_string(label), palette_color(label), false, false});
   }
-  return plot;
+  PlotFrame frame;
+  render(path, options.width, options.height, [&](cairo_t* cr) {
+    frame = draw_axes(cr, options, linear_axis(x_low, x_high, kXTicks), linear_axis(y_low, y_high, kYTicks), legend);
+    clip_to(cr, frame);
+    for (size_t i = 0; i < count; ++i) {
+      const double x = points[2 * i], y = points[2 * i + 1];
+      if (!std::isfinite(x) || !std::isfinite(y)) continue;
+      set_color(cr, palette_color(labels.empty() ? 0 : labels[i]), 0.6);
+      cairo_arc(cr, frame.pixel_x(x), frame.pixel_y(y), 2.2, 0, 2 * M_PI);
+      cairo_fill(cr);
+    }
+  });
+  return frame;
+}
+
+void reconstruction_figure(const std::string& path, std::span<const float> originals, std::span<const float> reconstructions,
+                           const Shape& image_shape, std::span<const int32_t> labels,
+                           const std::vector<std::string>& class_names, int scale) {
+  const Image grid = reconstruction_grid(originals, reconstructions, image_shape, 1, 0);  // checks the arguments
+  const int height = static_cast<int>(image_shape[0]), width = static_cast<int>(image_shape[1]);
+  const int count = grid.width / width, gap = 6, tile_w = width * scale, tile_h = height * scale;
+  const bool captions = !labels.empty();
+  const double row_label = 120, caption = captions ? kTextSize + kPad : 0;
+  const int total_w = static_cast<int>(row_label) + count * (tile_w + gap) + gap;
+  const int total_h = static_cast<int>(caption) + 2 * (tile_h + gap) + gap;
+  // One cairo image of the grid's gray pixels, painted scaled without smoothing.
+  const int stride = cairo_format_stride_for_width(CAIRO_FORMAT_RGB24, grid.width);
+  std::vector<unsigned char> pixels(static_cast<size_t>(stride) * static_cast<size_t>(grid.height));
+  for (int y = 0; y < grid.height; ++y)
+    for (int x = 0; x < grid.width; ++x) {
+      const uint8_t v = *grid.at(x, y);
+      auto* p = reinterpret_cast<uint32_t*>(&pixels[static_cast<size_t>(y) * static_cast<size_t>(stride)]) + x;
+      *p = 0xff000000u | static_cast<uint32_t>(v) << 16 | static_cast<uint32_t>(v) << 8 | v;
+    }
+  std::unique_ptr<cairo_surface_t, decltype(&cairo_surface_destroy)> image(
+      cairo_image_surface_create_for_data(pixels.data(), CAIRO_FORMAT_RGB24, grid.width, grid.height, stride),
+      cairo_surface_destroy);
+  render(path, total_w, total_h, [&](cairo_t* cr) {
+    const char* rows[] = {"original", "reconstruction"};
+    for (int row = 0; row < 2; ++row) {
+      const double top = caption + gap + row * (tile_h + gap);
+      text(cr, row_label - kPad, top + tile_h / 2.0, rows[row], 1, kTextSize, kBlack);
+      for (int i = 0; i < count; ++i) {
+        const double left = row_label + gap + i * (tile_w + gap);
+        cairo_save(cr);
+        cairo_rectangle(cr, left, top, tile_w, tile_h);
+        cairo_clip(cr);
+        cairo_translate(cr, left, top);
+        cairo_scale(cr, scale, scale);
+        cairo_set_source_surface(cr, image.get(), -static_cast<double>(i * width), -static_cast<double>(row * height));
+        cairo_pattern_set_filter(cairo_get_source(cr), CAIRO_FILTER_NEAREST);
+        cairo_paint(cr);
+        cairo_restore(cr);
+      }
+    }
+    for (int i = 0; captions && i < count && static_cast<size_t>(i) < labels.size(); ++i) {
+      const int32_t label = labels[static_cast<size_t>(i)];
+      const bool named = label >= 0 && static_cast<size_t>(label) < class_names.size();
+      const std::string name = named ? class_names[static_cast<size_t>(label)] : std::to_string(label);
+      const double size = std::min(kTextSize, kTextSize * tile_w / std::max(1.0, text_width(cr, name) + 2));
+      text(cr, row_label + gap + i * (tile_w + gap) + tile_w / 2.0, gap + kTextSize / 2, name, 0.5, size);
+    }
+  });
 }
 
 }  // namespace flowgrad

@@ -1,56 +1,73 @@
-// Plots for a run folder, drawn straight into an RGB image: loss curves (lines with markers) and 2-D
-// scatter plots of latent codes colored by label. White canvas, framed data area with light grid lines,
-// tick labels in a built-in bitmap font, legend to the right of the data area.
+// The pictures of a run folder, drawn with cairo (anti-aliased lines, DejaVu Sans text from Debian's
+// fonts-dejavu-core) into PNG, SVG or PDF as the file's extension says: loss curves, the latent map, the
+// reconstruction grid. Every file is written atomically (see write_file_atomically).
 #pragma once
 
 #include "tools/image.h"
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 namespace flowgrad {
 
-// One named curve; x and y have the same length. Points with a non-finite coordinate (a diverged loss)
-// are skipped and break the line there.
+// One curve; x and y have the same length. Points with a non-finite coordinate (a diverged loss) are
+// skipped and break the line there.
 struct PlotSeries {
-  std::string name;
+  std::string name;  // the legend's text; empty: left out of the legend
   std::vector<double> x, y;
+  Rgb color{31, 119, 180};
+  bool dashed = false;
+  bool markers = true;      // at every point: circles, or squares on a dashed line
+  double line_width = 2.0;  // in pixels (points in SVG and PDF)
+  double opacity = 1.0;
+};
+
+// A vertical dashed line at x with its label at the top (a stage's start).
+struct PlotBoundary {
+  double x = 0;
+  std::string label;
 };
 
 struct PlotOptions {
-  int width = 800, height = 500;  // canvas size in pixels
+  int width = 900, height = 540;  // pixels (points in SVG and PDF)
   std::string title, x_label, y_label;
-  int text_scale = 2;  // each font pixel becomes text_scale x text_scale pixels; also sets line width
+  std::optional<bool> log_y;      // unset: log scale when the positive values span a factor of 20 or more
+  std::vector<PlotBoundary> boundaries;
 };
 
-// Where the data went: the data area in pixels (inclusive bounds; the frame is drawn on them) and the
-// axis ranges it spans. Lets callers place annotations and tests find a series.
+// Where the data went: the data area in pixels and the axis ranges it spans (of log10 y on a log axis).
+// Lets tests find a series.
 struct PlotFrame {
-  int left = 0, top = 0, right = 0, bottom = 0;
+  double left = 0, top = 0, right = 0, bottom = 0;
   double x_min = 0, x_max = 1, y_min = 0, y_max = 1;
+  bool log_y = false;
   double pixel_x(double x) const { return left + (x - x_min) / (x_max - x_min) * (right - left); }
-  double pixel_y(double y) const { return bottom - (y - y_min) / (y_max - y_min) * (bottom - top); }
-};
-
-struct Plot {
-  Image image;  // RGB
-  PlotFrame frame;
+  double pixel_y(double y) const;
 };
 
 // The i-th color of a 10-color palette (matplotlib's tab10), repeating after 10.
 Rgb palette_color(int64_t index);
 
-// Draws each series as a line in palette_color(i) with markers at its points (circles for even i,
-// squares for odd i) and a legend of the names. Axis ranges cover every finite point with a margin; the
-// x axis ticks whole numbers only when every x is a whole number (epochs). Throws Error(shape) when a
-// series' x and y differ in length or the canvas is too small for its labels.
-Plot line_plot(const std::vector<PlotSeries>& series, const PlotOptions& options = {});
+// Draws each series with its style, the legend (entries with a name, right of the data), the boundaries,
+// ticks, axis labels and title, and writes `path` (.png, .svg or .pdf). Error(shape) when a series' x and y
+// differ in length or the canvas is too small; Error(spec) for another extension; Error(io) when writing fails.
+PlotFrame line_plot(const std::string& path, const std::vector<PlotSeries>& series, const PlotOptions& options = {});
 
-// Draws points[2i], points[2i+1] as a dot in palette_color(labels[i]) and a legend of the labels present.
-// `labels` is empty (all points in the first color, no legend) or holds one label per point. Throws
-// Error(shape) on an odd point count, a label count mismatch, or a canvas too small for its labels.
-Plot scatter_plot(std::span<const float> points, std::span<const int32_t> labels, const PlotOptions& options = {});
+// Draws points[2i], points[2i+1] as a dot in palette_color(labels[i]) with a legend naming each label present
+// (class_names[label] where given, else the number). `labels` is empty (one color, no legend) or holds one
+// label per point. Error(shape) on an odd point count or a label count mismatch.
+PlotFrame scatter_plot(const std::string& path, std::span<const float> points, std::span<const int32_t> labels,
+                       const std::vector<std::string>& class_names = {}, const PlotOptions& options = {});
+
+// Test images on top, their reconstructions below, each row labelled, and each column with its class name
+// (from `labels` and `class_names`) when given; images of image_shape = [height, width] floats in [0, 1]
+// (clamped, NaN black), scaled up `scale` times without smoothing. Error(shape) as reconstruction_grid.
+void reconstruction_figure(const std::string& path, std::span<const float> originals,
+                           std::span<const float> reconstructions, const Shape& image_shape,
+                           std::span<const int32_t> labels = {}, const std::vector<std::string>& class_names = {},
+                           int scale = 3);
 
 }  // namespace flowgrad

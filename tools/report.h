@@ -1,8 +1,11 @@
-// A run report: metrics.csv (one row per stage and epoch) and report.md, written atomically into a run folder so
-// that an interrupted run never leaves a half-written file behind.
+// A run report, written atomically into a run folder so that an interrupted run never leaves a half-written
+// file behind: metrics.csv (one row per stage and epoch), steps.csv (one row per step: loss and learning
+// rate), report.md, and report.html, a self-contained page for a browser: the notes, the model summary, the
+// metrics table, the pictures (embedded), the graph's SVG and the spec.
 #pragma once
 
 #include "tools/atomic_file.h"
+#include "tools/spec.h"
 #include "tools/trainer.h"
 
 #include <string>
@@ -10,17 +13,42 @@
 
 namespace flowgrad {
 
+struct StepRecord {
+  std::string stage;
+  int64_t epoch = 0;  // 1-based
+  uint64_t step = 0;  // the run's optimizer step, from 0
+  double loss = 0, lr = 0;
+};
+
+// The pictures a run folder may hold (file, title), in the order the reports show them.
+const std::vector<std::pair<std::string, std::string>>& report_pictures();
+
+// loss.png: per stage (one color each, a boundary where it starts) the train loss of every step (thin), and
+// the train (solid, circles) and test loss (dashed, squares) after each epoch, over epochs counted across
+// stages; log scale when the losses span a factor of 20 or more. `loss_label` names the loss for the y axis.
+void draw_loss_curves(const std::string& path, const std::string& title, const std::string& loss_label,
+                      const std::vector<std::pair<std::string, EpochStats>>& epochs, const std::vector<StepRecord>& steps);
+
 class RunReport {
  public:
-  RunReport(std::string folder, std::string model);
+  RunReport(std::string folder, const Spec& spec);
   void note(std::string line);
-  void add_epoch(const std::string& stage, const EpochStats& stats);
-  void write() const;  // creates the folder; rewrites both files
+  void add_epoch(const std::string& stage, const EpochStats& stats);  // and writes the files
+  void add_step(StepRecord step) { steps_.push_back(std::move(step)); }  // written with the next epoch
+  // A resumed run keeps the steps.csv rows of the steps before `next_step`.
+  void restore_steps(uint64_t next_step);
+  const std::vector<StepRecord>& steps() const { return steps_; }
+  const std::vector<std::pair<std::string, EpochStats>>& epochs() const { return epochs_; }
+  void write() const;  // creates the folder; rewrites every file
 
  private:
-  std::string folder_, model_;
+  std::string html() const;
+
+  std::string folder_;
+  const Spec& spec_;
   std::vector<std::string> notes_;
   std::vector<std::pair<std::string, EpochStats>> epochs_;
+  std::vector<StepRecord> steps_;
 };
 
 }  // namespace flowgrad

@@ -3,7 +3,6 @@
 
 #include "file_test_util.h"
 #include "png_decode.h"
-#include "tools/bitmap_font.h"
 #include "tools/image.h"
 
 #include <array>
@@ -95,23 +94,4 @@ TEST_CASE("the reconstruction grid puts originals above reconstructions, scaled,
               ErrorKind::shape, {"12 original", "6 reconstructed"});
   check_error(error_from([&] { reconstruction_grid(originals, reconstructions, {5, 5}); }), ErrorKind::shape,
               {"[5, 5]"});
-}
-
-TEST_CASE("the bitmap font draws its glyphs pixel for pixel", "[image]") {
-  Image image(12, 7, 1, 0);
-  draw_text(image, 0, 0, "1-", Rgb{255, 255, 255}, 1);
-  // '1' is ..#.. / .##.. / ..#.. x4 / .###.
-  CHECK(image.at(2, 0)[0] == 255);
-  CHECK(image.at(1, 0)[0] == 0);
-  CHECK(image.at(1, 1)[0] == 255);
-  CHECK(image.at(1, 6)[0] == 255);
-  CHECK(image.at(3, 6)[0] == 255);
-  CHECK(image.at(5, 3)[0] == 0);  // the blank column between characters
-  // '-' is a full middle row.
-  for (int x = 6; x < 11; ++x) CHECK(image.at(x, 3)[0] == 255);
-  CHECK(image.at(6, 2)[0] == 0);
-  CHECK(glyph_rows('E') == glyph_rows('e'));
-  CHECK(glyph_rows('~') == glyph_rows('?'));
-  CHECK(text_width("ab", 2) == 22);
-  CHECK(text_width("", 2) == 0);
 }
