@@ -225,9 +225,11 @@ std::string common_scope(std::string_view a, std::string_view b) {
 class DotWriter {
  public:
   DotWriter(const Graph& graph, const DotOptions& options)
-      : graph_(graph), options_(options), roles_(node_roles(graph)), readers_(graph.values().size()) {
+      : graph_(graph), options_(options), roles_(node_roles(graph)), readers_(graph.values().size()),
+        hidden_(graph.nodes().size(), false) {
     for (size_t n = 0; n < graph.nodes().size(); ++n)
       for (int id : graph.nodes()[n].inputs) readers_[static_cast<size_t>(id)].push_back(static_cast<int>(n));
+    if (!options.updates) hide_updates();
   }
 
   std::string write() {
@@ -245,10 +247,10 @@ class DotWriter {
     // subgraph where it first appears.
     int counter = 0;
     render(root_, 1, counter, out);
-    if (!gradients_.statements.empty()) {
-      out += fmt::format("  subgraph cluster_gradients {{\n    graph [label=\"gradients\", {}];\n",
-                         gradient_cluster_style);
-      render(gradients_, 2, counter, out);
+    for (auto [cluster, label] : {std::pair{&gradients_, "gradients"}, std::pair{&optimizer_, "optimizer"}}) {
+      if (cluster->statements.empty()) continue;
+      out += fmt::format("  subgraph cluster_{} {{\n    graph [label=\"{}\", {}];\n", label, label, gradient_cluster_style);
+      render(*cluster, 2, counter, out);
       out += "  }\n";
     }
     for (const std::string& edge : edges_) out += "  " + edge + '\n';
@@ -257,6 +259,32 @@ class DotWriter {
 
  private:
   bool training(int node) const { return roles_[static_cast<size_t>(node)] != Role::forward; }
+  bool role_is(int node, Role role) const { return roles_[static_cast<size_t>(node)] == role; }
+  bool hidden_value(int id) const {
+    const std::vector<int>& readers = readers_[static_cast<size_t>(id)];
+    const ValueInfo& v = graph_.info(id);
+    if (v.kind == ValueKind::node) return hidden_[static_cast<size_t>(v.producer)];
+    return !readers.empty() && std::all_of(readers.begin(), readers.end(), [&](int n) { return hidden_[static_cast<size_t>(n)]; });
+  }
+
+  // Updates, and the training nodes whose every reader is hidden (global-norm clipping): last to first.
+  void hide_updates() {
+    std::vector<bool> output(graph_.values().size(), false);
+    for (const auto& [name, id] : graph_.outputs()) output[static_cast<size_t>(id)] = true;
+    for (size_t n = graph_.nodes().size(); n-- > 0;) {
+      if (role_is(static_cast<int>(n), Role::update)) {
+        hidden_[n] = true;
+        continue;
+      }
+      if (!training(static_cast<int>(n))) continue;
+      bool read = false, shown = false;
+      for (int out : graph_.nodes()[n].outputs) {
+        shown = shown || output[static_cast<size_t>(out)];
+        for (int reader : readers_[static_cast<size_t>(out)]) read = true, shown = shown || !hidden_[static_cast<size_t>(reader)];
+      }
+      hidden_[n] = read && !shown;
+    }
+  }
   bool grouped(int node) const { return options_.gradient_cluster && training(node); }
 
   // The dot node that stands for a value: sources are drawn themselves, node outputs by their producer.
@@ -274,15 +302,20 @@ class DotWriter {
     return several ? fmt::format(":{} {}", v.output_index, type) : type;
   }
 
-  void add_edge(int value, const std::string& to, bool overwritten = false) {
+  void add_edge(int value, const std::string& to, bool overwritten = false, int reader = -1) {
     const ValueInfo& v = graph_.info(value);
     std::vector<std::string> attrs;
     if (std::string label = edge_label(value); !label.empty()) attrs.push_back("label=" + quoted(label));
+    const bool from_gradient = v.kind == ValueKind::node && role_is(v.producer, Role::gradient);
     if (options_.training_styles && overwritten) attrs.emplace_back(read_write_edge_style);
-    else if (options_.training_styles && v.kind == ValueKind::node &&
-             roles_[static_cast<size_t>(v.producer)] == Role::gradient)
-      attrs.emplace_back(gradient_edge_style);
-    std::string edge = fmt::format("{} -> {}", value_id(value), to);
+    else if (options_.training_styles && from_gradient) attrs.emplace_back(gradient_edge_style);
+    // The gradient layout: a gradient flows up (drawn reversed, so it ranks its reader above it), and what
+    // reaches the optimizer cluster does not pull on the layout.
+    const bool upward = options_.gradient_layout && from_gradient && reader >= 0 && role_is(reader, Role::gradient);
+    if (options_.gradient_layout && reader >= 0 && role_is(reader, Role::update) && !from_gradient)
+      attrs.emplace_back("constraint=false");
+    if (upward) attrs.emplace_back("dir=back");
+    std::string edge = upward ? fmt::format("{} -> {}", to, value_id(value)) : fmt::format("{} -> {}", value_id(value), to);
     if (!attrs.empty()) edge += fmt::format(" [{}]", fmt::join(attrs, ", "));
     edges_.push_back(edge + ';');
   }
@@ -299,6 +332,10 @@ class DotWriter {
       else scope = scope ? common_scope(*scope, reader_scope) : reader_scope;
     }
     if (!scope && read_by_training && options_.gradient_cluster) return gradients_;
+    if (!scope && read_by_training && options_.gradient_layout && graph_.info(id).kind != ValueKind::param) {
+      const auto& readers = readers_[static_cast<size_t>(id)];
+      if (std::all_of(readers.begin(), readers.end(), [&](int n) { return role_is(n, Role::update); })) return optimizer_;
+    }
     const bool input = graph_.info(id).kind == ValueKind::input;
     return options_.scope_clusters && scope && !input ? root_.descend(*scope) : root_;
   }
@@ -306,7 +343,7 @@ class DotWriter {
   void add_source_values() {
     for (size_t id = 0; id < graph_.values().size(); ++id) {
       const ValueInfo& v = graph_.values()[id];
-      if (v.kind == ValueKind::node) continue;
+      if (v.kind == ValueKind::node || hidden_value(static_cast<int>(id))) continue;
       std::string label = html(v.name);
       std::string_view style = input_style;
       if (v.kind == ValueKind::state) style = state_style;
@@ -321,17 +358,20 @@ class DotWriter {
     for (size_t n = 0; n < graph_.nodes().size(); ++n) {
       const Node& node = graph_.nodes()[n];
       const Role role = roles_[n];
+      if (hidden_[n]) continue;
       std::string_view style = op_style;
       if (options_.training_styles && role == Role::gradient) style = gradient_style;
       if (options_.training_styles && role == Role::update) style = update_style;
-      Cluster& cluster = grouped(static_cast<int>(n))  ? gradients_
-                         : options_.scope_clusters ? root_.descend(node.scope)
-                                                   : root_;
+      Cluster& cluster = grouped(static_cast<int>(n))                          ? gradients_
+                         : options_.gradient_layout && role == Role::update ? optimizer_
+                         : options_.scope_clusters                         ? root_.descend(node.scope)
+                                                                           : root_;
       cluster.statements.push_back(fmt::format("n{} [label=<{}>, {}];", n, op_label(node, options_, defaults_), style));
       const std::string id = fmt::format("n{}", n);
       const auto& mutates = node.op->mutates;
       for (size_t i = 0; i < node.inputs.size(); ++i)
-        add_edge(node.inputs[i], id, std::find(mutates.begin(), mutates.end(), static_cast<int>(i)) != mutates.end());
+        add_edge(node.inputs[i], id, std::find(mutates.begin(), mutates.end(), static_cast<int>(i)) != mutates.end(),
+                 static_cast<int>(n));
     }
   }
 
@@ -348,7 +388,8 @@ class DotWriter {
   std::vector<Role> roles_;
   std::vector<std::vector<int>> readers_;  // per value: the nodes that take it as an input
   AttributeDefaults defaults_;
-  Cluster root_, gradients_;
+  std::vector<bool> hidden_;  // per node: left out (optimizer updates without DotOptions::updates)
+  Cluster root_, gradients_, optimizer_;
   std::vector<std::string> edges_;
 };
 

@@ -28,6 +28,11 @@ struct DotOptions {
   bool scope_clusters = true;      // draw Node::scope as nested clusters
   bool training_styles = true;     // style gradient and update nodes apart, mark what updates overwrite
   bool gradient_cluster = false;   // group gradient and update nodes (and state only they read) in one cluster
+  // Training graphs drawn to read at a glance: edges between gradient nodes point up (drawn with dir=back), so
+  // the backward pass runs top to bottom beside the forward pass, each layer's gradient level with the layer;
+  // optimizer updates and their state sit in one "optimizer" cluster whose edges do not shape the layout.
+  bool gradient_layout = false;
+  bool updates = true;             // draw optimizer updates (and what only they read: state, lr, clipping)
   size_t max_attribute_chars = 24; // longer attribute values are cut with "..."; 0: never cut
 };
 

@@ -10,10 +10,13 @@
 #include "tools/checkpoint.h"
 #include "tools/dot_export.h"
 #include "tools/npy.h"
+#include "tools/onnx_export.h"
 #include "tools/runner.h"
 #include "tools/trainer.h"
+#include "tools/weights.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -39,22 +42,6 @@ std::pair<std::string, std::string> split_assignment(const std::string& text, co
   if (eq == std::string::npos || eq == 0 || eq + 1 == text.size())
     fail(ErrorKind::spec, "{} expects NAME=FILE.npy, got '{}'", option, text);
   return {text.substr(0, eq), text.substr(eq + 1)};
-}
-
-// Copies the checkpoint's tensors into the store's tensors of the same name. Every parameter of `graph`
-// must be in the checkpoint; optimizer state the store lacks is ignored (eval and run need none).
-void load_parameters(const Checkpoint& checkpoint, const Graph& graph, ParamStore& store) {
-  for (const ValueInfo& v : graph.values())
-    if (v.kind == ValueKind::param && !checkpoint.tensors.count(v.name))
-      fail(ErrorKind::io, "checkpoint '{}' has no parameter '{}'", checkpoint.path, v.name);
-  for (auto& [name, tensor] : store.tensors()) {
-    auto it = checkpoint.tensors.find(name);
-    if (it == checkpoint.tensors.end()) continue;
-    if (it->second.type() != tensor.type())
-      fail(ErrorKind::io, "checkpoint '{}' holds '{}' as {}, the spec needs {}", checkpoint.path, name,
-           to_string(it->second.type()), to_string(tensor.type()));
-    std::copy_n(static_cast<const std::byte*>(it->second.data()), tensor.type().bytes(), static_cast<std::byte*>(tensor.data()));
-  }
 }
 
 // Runs the harness over the registered examples of one op or of every op; ops without examples fail.
@@ -89,7 +76,16 @@ int gradcheck_ops(const std::string& which) {
   return failures ? 1 : 0;
 }
 
-std::string json_number(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
+// JSON has no NaN or infinity: such a figure is null.
+nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+
+// An f32 input fed from u8 data gets bytes / 255, as datasets do in `train` (docs/spec.md, "data").
+Tensor input_tensor(const NpyArray& array, DType dtype) {
+  if (array.dtype != NpyDType::u1 || dtype != DType::f32) return to_tensor(array, dtype);
+  Tensor t(TensorType{array.shape, DType::f32});
+  scale_bytes({reinterpret_cast<const uint8_t*>(array.bytes.data()), array.bytes.size()}, t.f32());
+  return t;
+}
 
 }  // namespace
 
@@ -105,16 +101,25 @@ void Commands::add_to(CLI::App& app) {
   train_->add_option("--seed", seed_, "seed for initialization, shuffling and noise");
   train_->add_option("--out", out_, "the run folder (default runs/<name>-<timestamp>)");
   train_->add_option("--resume", resume_, "continue from this checkpoint")->check(CLI::ExistingFile);
+  train_->add_flag("--quiet,-q", quiet_, "no progress output; the run folder's name and errors only");
+
+  auto trained = [this](CLI::App* cmd, bool required) {
+    auto* checkpoint = cmd->add_option("--checkpoint", checkpoint_, "trained parameters (a checkpoint, .fgck)")->check(CLI::ExistingFile);
+    auto* params = cmd->add_option("--params", weights_, "trained parameters as NPZ (flowgrad's or PyTorch's layout, see export)")
+                       ->check(CLI::ExistingFile);
+    checkpoint->excludes(params);
+    if (required) cmd->require_option(1);
+  };
 
   eval_ = app.add_subcommand("eval", "the spec's losses over the test split, with trained parameters");
   spec_arg(eval_);
-  eval_->add_option("--checkpoint", checkpoint_, "trained parameters")->required()->check(CLI::ExistingFile);
+  trained(eval_, false);
   eval_->add_option("--data", data_, "directory with the four IDX files");
   eval_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
 
   run_ = app.add_subcommand("run", "feed NPY tensors, fetch any named value (gradients too) as NPY");
   spec_arg(run_);
-  run_->add_option("--checkpoint", checkpoint_, "trained parameters (default: the spec's initializers)")->check(CLI::ExistingFile);
+  trained(run_, false);
   run_->add_option("--param", params_, "NAME=FILE.npy: replaces a parameter");
   run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input")->required();
   run_->add_option("--fetch", fetches_, "NAME=FILE.npy: writes a value, e.g. reconstruction or encoding/kernel/grad")->required();
@@ -127,7 +132,8 @@ void Commands::add_to(CLI::App& app) {
   dot_ = app.add_subcommand("dot", "Graphviz dot of the forward graph (or, with --grad, the training graph)");
   spec_arg(dot_);
   dot_->add_flag("--grad", grad_, "the training graph: gradients, optimizer state and updates");
-  dot_->add_option("--out", out_, "write here (and FILE.svg beside it when graphviz is installed); default stdout");
+  dot_->add_flag("--updates", updates_, "with --grad: also draw the optimizer's state and update nodes");
+  dot_->add_option("--out", out_, "FILE.dot, FILE.svg or FILE.png (the last two drawn by graphviz); default: dot on stdout");
 
   gradcheck_ = app.add_subcommand("gradcheck", "finite-difference check of a spec's gradients or of ops");
   gradcheck_->add_option("spec", spec_, "the model spec (YAML)")->check(CLI::ExistingFile);
@@ -142,6 +148,15 @@ void Commands::add_to(CLI::App& app) {
   bench_->add_flag("--runner", runner_, "also time the training loop of 'flowgrad train' against the bare step");
 
   ops_ = app.add_subcommand("ops", "list the registered ops and layers");
+
+  export_ = app.add_subcommand("export", "trained weights as NPZ (numpy, PyTorch) and the inference graph as ONNX");
+  spec_arg(export_);
+  trained(export_, false);
+  export_->add_option("--npz", npz_, "write every parameter and state tensor here, by name");
+  export_->add_option("--layout", layout_, "NPZ names and shapes: flowgrad, or torch (a module's state_dict)")
+      ->check(CLI::IsMember({"flowgrad", "torch"}));
+  export_->add_option("--onnx", onnx_, "write the inference graph here (ONNX, opset 14)");
+  export_->add_option("--output", onnx_outputs_, "with --onnx: the outputs to export (e.g. code for the encoder); default all");
 }
 
 int Commands::run() {
@@ -154,6 +169,7 @@ int Commands::run() {
     if (gradcheck_->parsed()) return gradcheck();
     if (bench_->parsed()) return bench();
     if (ops_->parsed()) return ops();
+    if (export_->parsed()) return export_weights();
     return 2;
   } catch (const Interrupted&) {
     fmt::print(stderr, "\ninterrupted: the checkpoint is saved; resume with --resume\n");
@@ -172,26 +188,32 @@ int Commands::train() {
   TrainConfig config = read_train_config(spec);
   stop_training_on_signals();
   std::string folder = train_spec(spec, std::move(config),
-                                  {.out = out_, .data_dir = data_, .epochs = epochs_, .threads = threads_, .seed = seed_, .resume = resume_});
+                                  {.out = out_, .data_dir = data_, .epochs = epochs_, .threads = threads_, .seed = seed_,
+                                   .resume = resume_, .quiet = quiet_});
   fmt::print("run folder: {}\n", folder);
   return 0;
 }
 
+void Commands::load_trained(const Spec& spec, const Graph& graph, ParamStore& store) const {
+  if (!checkpoint_.empty()) load_weights(checkpoint_, spec, graph, store);
+  if (!weights_.empty()) load_weights(weights_, spec, graph, store);
+}
+
 int Commands::eval() {
+  if (checkpoint_.empty() && weights_.empty()) fail(ErrorKind::spec, "eval needs trained parameters: --checkpoint or --params");
   Spec spec = load_spec(spec_);
   TrainConfig config = read_train_config(spec);
   if (threads_ >= 0) config.threads = threads_;
-  Checkpoint checkpoint = load_checkpoint(checkpoint_, spec.hash);
   DatasetSplits data = load_training_data(config.data, data_);
   ParamStore store;
   store.materialize(spec.graph, config.seed);
-  load_parameters(checkpoint, spec.graph, store);
-  fmt::print("{} on {} ({} test samples), checkpoint {} (stage '{}', epoch {})\n", spec.name, data.source, data.test.count,
-             checkpoint_, checkpoint.meta.stage_name, checkpoint.meta.epoch);
+  load_trained(spec, spec.graph, store);
+  fmt::print("{} on {} ({} test samples), parameters from {}\n", spec.name, data.source, data.test.count,
+             checkpoint_.empty() ? weights_ : checkpoint_);
   for (const std::string& loss : spec.losses) {
-    TrainerOptions options{.batch = config.batch, .seed = config.seed, .threads = config.threads, .input = config.data.input, .loss = loss};
-    if (config.data.noise != DataConfig::Noise::none)
-      options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level, config.data.noisy_input, config.seed};
+    StageConfig stage;
+    stage.loss = loss;
+    const TrainerOptions options = trainer_options(config, stage);
     fmt::print("test {}: {:.6f}\n", loss, Evaluator(spec.graph, store, options).evaluate(data.test));
   }
   return 0;
@@ -221,7 +243,7 @@ int Commands::run_graph() {
   }
   ParamStore store;
   store.materialize(graph, seed_.value_or(1));
-  if (!checkpoint_.empty()) load_parameters(load_checkpoint(checkpoint_, spec.hash), graph, store);
+  load_trained(spec, graph, store);
   for (const std::string& assignment : params_) {
     auto [name, file] = split_assignment(assignment, "--param");
     if (!store.contains(name)) fail(ErrorKind::spec, "--param {}: the spec has no parameter '{}'", assignment, name);
@@ -238,7 +260,7 @@ int Commands::run_graph() {
   for (const auto& [name, array] : fed) {
     Value input = graph[name];
     if (input.info().kind != ValueKind::input) fail(ErrorKind::spec, "--input {}: '{}' is not an input of the spec", name, name);
-    Tensor t = to_tensor(array, input.type().dtype);
+    Tensor t = input_tensor(array, input.type().dtype);
     if (t.type() != input.type())
       fail(ErrorKind::shape, "--input {}: the spec takes {}, the file has {}", name, to_string(input.type()), to_string(t.type()));
     fed_tensors.push_back(std::move(t));
@@ -257,16 +279,22 @@ int Commands::summary() {
 int Commands::dot() {
   Spec spec = load_spec(spec_);
   Graph graph = spec.graph;
+  DotOptions options;
   if (grad_) {
     TrainConfig config = read_train_config(spec);
-    graph = build_training_graph(spec.graph, config.stages.front().loss, config.optimizer).graph;
+    const StageConfig& stage = config.stages.front();
+    graph = build_training_graph(spec.graph, stage.loss, stage_optimizer(config, stage)).graph;
+    options.gradient_layout = true;
+    options.updates = updates_;
+  } else if (updates_) {
+    fail(ErrorKind::spec, "--updates draws the optimizer's part of the training graph: add --grad");
   }
   if (out_.empty()) {
-    fmt::print("{}", to_dot(graph));
+    fmt::print("{}", to_dot(graph, options));
     return 0;
   }
-  DotFiles files = write_dot(graph, out_);
-  fmt::print(stderr, "wrote {}{}\n", files.dot, files.svg.empty() ? " (no graphviz: no SVG)" : " and " + files.svg);
+  const std::vector<std::string> written = write_graph_file(graph, out_, options);
+  fmt::print(stderr, "wrote {}\n", fmt::join(written, " and "));
   return 0;
 }
 
@@ -315,7 +343,7 @@ int Commands::bench() {
   const double parse_ms = lap();
   const int threads = threads_ >= 0 ? threads_ : config.threads;
   const StageConfig& stage = config.stages.front();
-  const OptimizerConfig optimizer = stage.optimizer ? *stage.optimizer : config.optimizer;
+  const OptimizerConfig optimizer = stage_optimizer(config, stage);
   TrainingGraph training = build_training_graph(spec.graph, stage.loss, optimizer);
   const double autodiff_ms = lap();
   ParamStore store;
@@ -347,30 +375,25 @@ int Commands::bench() {
   const size_t peak_bytes = stats.arena_bytes + stored_bytes;
   std::optional<RunnerTiming> runner;
   if (runner_) {
-    TrainerOptions options{.batch = spec.batch, .seed = config.seed, .threads = threads, .optimizer = optimizer,
-                           .schedule = config.schedule, .input = stage.input.empty() ? config.data.input : stage.input,
-                           .loss = stage.loss};
-    options.schedule.lr = optimizer.lr;
-    if (config.data.noise != DataConfig::Noise::none)
-      options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level, config.data.noisy_input,
-                            config.seed};
+    TrainerOptions options = trainer_options(config, stage);
+    options.batch = spec.batch, options.threads = threads;
     // Many short pairs: the overhead is a median of per-pair ratios (see RunnerTiming).
     runner = time_runner(spec.graph, options, {.blocks = 15, .block_seconds = 0.15});
   }
   if (json_) {
-    std::string runner_fields;
-    if (runner)
-      runner_fields = fmt::format(", \"runner_ms_per_step\": {}, \"runner_bare_ms_per_step\": {}, \"runner_overhead\": {}",
-                                  json_number(runner->runner.ms_median), json_number(runner->bare.ms_median),
-                                  json_number(runner->overhead));
-    fmt::print("{{\"spec\": \"{}\", \"batch\": {}, \"threads\": {}, \"ms_per_step\": {}, \"ms_min\": {}, \"ms_max\": {}, "
-               "\"samples_per_s\": {}, \"gflops\": {}, \"peak_bytes\": {}, \"arena_bytes\": {}, \"parameter_bytes\": {}, "
-               "\"parse_ms\": {}, \"parse_and_plan_ms\": {}, \"autodiff_ms\": {}, \"params_ms\": {}, \"plan_ms\": {}, "
-               "\"first_step_ms\": {}{}}}\n",
-               spec.name, spec.batch, stats.threads, json_number(timing.ms_median), json_number(timing.ms_min),
-               json_number(timing.ms_max), json_number(samples_per_s), json_number(gflops), peak_bytes, stats.arena_bytes,
-               stored_bytes, json_number(parse_ms), json_number(setup_ms), json_number(autodiff_ms), json_number(params_ms),
-               json_number(plan_ms), json_number(first_step_ms), runner_fields);
+    nlohmann::ordered_json out = {
+        {"spec", spec.name}, {"batch", spec.batch}, {"threads", stats.threads}, {"ms_per_step", json_number(timing.ms_median)},
+        {"ms_min", json_number(timing.ms_min)}, {"ms_max", json_number(timing.ms_max)},
+        {"samples_per_s", json_number(samples_per_s)}, {"gflops", json_number(gflops)}, {"peak_bytes", peak_bytes},
+        {"arena_bytes", stats.arena_bytes}, {"parameter_bytes", stored_bytes}, {"parse_ms", json_number(parse_ms)},
+        {"parse_and_plan_ms", json_number(setup_ms)}, {"autodiff_ms", json_number(autodiff_ms)},
+        {"params_ms", json_number(params_ms)}, {"plan_ms", json_number(plan_ms)}, {"first_step_ms", json_number(first_step_ms)}};
+    if (runner) {
+      out["runner_ms_per_step"] = json_number(runner->runner.ms_median);
+      out["runner_bare_ms_per_step"] = json_number(runner->bare.ms_median);
+      out["runner_overhead"] = json_number(runner->overhead);
+    }
+    fmt::print("{}\n", out.dump());
   } else {
     fmt::print("{} batch {} threads {}: {:.3f} ms/step (min {:.3f}, max {:.3f}), {:.0f} samples/s, {:.1f} GFLOP/s, "
                "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f}); parse and plan {:.1f} ms (parse {:.1f}, "
@@ -394,6 +417,32 @@ int Commands::ops() {
   for (const std::string& name : registry().names()) fmt::print("  {:<28} {}\n", name, registry().get(name).summary);
   fmt::print("layers (ops that create their parameters):\n");
   for (const std::string& name : layer_registry().names()) fmt::print("  {:<28} {}\n", name, layer_registry().find(name)->summary);
+  return 0;
+}
+
+int Commands::export_weights() {
+  if (npz_.empty() && onnx_.empty()) fail(ErrorKind::spec, "export writes --npz FILE, --onnx FILE or both; neither was given");
+  if (!onnx_outputs_.empty() && onnx_.empty()) fail(ErrorKind::spec, "--output names what --onnx exports; add --onnx FILE");
+  Spec spec = load_spec(spec_);
+  TrainConfig config = read_train_config(spec);
+  ParamStore store;
+  store.materialize(spec.graph, config.seed);
+  if (checkpoint_.empty() && weights_.empty())
+    fmt::print(stderr, "flowgrad: note: no --checkpoint or --params: exporting the initial (untrained) parameters\n");
+  // Checkpoints hold optimizer state too: materialize it so that the NPZ carries every state tensor.
+  if (!checkpoint_.empty())
+    for (const StageConfig& stage : config.stages)
+      store.materialize(build_training_graph(spec.graph, stage.loss, stage_optimizer(config, stage)).graph,
+                        config.seed);
+  load_trained(spec, spec.graph, store);
+  if (!npz_.empty()) {
+    write_weights_npz(npz_, spec, store, layout_ == "torch" ? WeightLayout::torch : WeightLayout::flowgrad);
+    fmt::print(stderr, "wrote {}\n", npz_);
+  }
+  if (!onnx_.empty()) {
+    write_onnx(onnx_, spec, store, onnx_outputs_);
+    fmt::print(stderr, "wrote {}\n", onnx_);
+  }
   return 0;
 }
 

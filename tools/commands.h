@@ -2,6 +2,9 @@
 // executes the chosen subcommand and maps errors to exit codes (see main_flowgrad.cpp).
 #pragma once
 
+#include "graph/tensor.h"
+#include "tools/spec.h"
+
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
@@ -25,6 +28,8 @@ class Commands {
   int gradcheck();
   int bench();
   int ops();
+  int export_weights();
+  void load_trained(const Spec& spec, const Graph& graph, ParamStore& store) const;
 
   CLI::App* train_ = nullptr;
   CLI::App* eval_ = nullptr;
@@ -34,13 +39,14 @@ class Commands {
   CLI::App* gradcheck_ = nullptr;
   CLI::App* bench_ = nullptr;
   CLI::App* ops_ = nullptr;
+  CLI::App* export_ = nullptr;
 
-  std::string spec_, data_, out_, resume_, checkpoint_, op_;
+  std::string spec_, data_, out_, resume_, checkpoint_, weights_, op_, npz_, onnx_, layout_ = "flowgrad";
   int64_t epochs_ = 0, batch_ = 0;
   int threads_ = -1;
   std::optional<uint64_t> seed_;
-  std::vector<std::string> params_, inputs_, fetches_;
-  bool grad_ = false, json_ = false, profile_ = false, runner_ = false;
+  std::vector<std::string> params_, inputs_, fetches_, onnx_outputs_;
+  bool grad_ = false, updates_ = false, json_ = false, profile_ = false, runner_ = false, quiet_ = false;
 };
 
 }  // namespace flowgrad

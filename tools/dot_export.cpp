@@ -1,7 +1,7 @@
 #include "tools/dot_export.h"
 
 #include "graph/error.h"
-#include "tools/report.h"
+#include "tools/atomic_file.h"
 
 #include <spawn.h>
 #include <sys/wait.h>
@@ -15,9 +15,9 @@
 
 namespace flowgrad {
 
-bool render_svg(const std::string& dot_path, const std::string& svg_path) {
-  const std::string temporary = svg_path + ".tmp";
-  std::vector<std::string> args = {"dot", "-Tsvg", "-o", temporary, dot_path};
+bool render_graphviz(const std::string& dot_path, const std::string& out_path, const std::string& format) {
+  const std::string temporary = out_path + ".tmp";
+  std::vector<std::string> args = {"dot", "-T" + format, "-o", temporary, dot_path};
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
@@ -35,12 +35,12 @@ bool render_svg(const std::string& dot_path, const std::string& svg_path) {
     ::unlink(temporary.c_str());
     std::string how = WIFEXITED(status) ? fmt::format("exited with status {}", WEXITSTATUS(status))
                                         : fmt::format("was killed by signal {}", WTERMSIG(status));
-    fail(ErrorKind::io, "Graphviz 'dot -Tsvg {}' {}; its messages above say why", dot_path, how);
+    fail(ErrorKind::io, "Graphviz 'dot -T{} {}' {}; its messages above say why", format, dot_path, how);
   }
-  if (std::rename(temporary.c_str(), svg_path.c_str()) != 0) {
+  if (std::rename(temporary.c_str(), out_path.c_str()) != 0) {
     const int error = errno;
     ::unlink(temporary.c_str());
-    fail(ErrorKind::io, "cannot rename '{}' to '{}': {}", temporary, svg_path, std::strerror(error));
+    fail(ErrorKind::io, "cannot rename '{}' to '{}': {}", temporary, out_path, std::strerror(error));
   }
   return true;
 }
@@ -50,9 +50,31 @@ DotFiles write_dot(const Graph& graph, const std::string& path, const DotOptions
   write_file_atomically(path, to_dot(graph, options));
   if (svg) {
     std::string svg_path = std::filesystem::path(path).replace_extension(".svg").string();
-    if (render_svg(path, svg_path)) files.svg = std::move(svg_path);
+    if (render_graphviz(path, svg_path)) files.svg = std::move(svg_path);
   }
   return files;
+}
+
+std::vector<std::string> write_graph_file(const Graph& graph, const std::string& path, const DotOptions& options) {
+  const std::string extension = std::filesystem::path(path).extension().string();
+  if (extension == ".dot" || extension == ".gv") {
+    write_file_atomically(path, to_dot(graph, options));
+    return {path};
+  }
+  if (extension != ".svg" && extension != ".png")
+    fail(ErrorKind::spec, "dot --out '{}': the extension says the format; use .dot (the text), .svg or .png (drawn by "
+         "Graphviz)", path);
+  // The dot text goes to a temporary file beside the drawing, removed whatever happens.
+  const std::string text = path + ".dot.tmp";
+  write_file_atomically(text, to_dot(graph, options));
+  struct Remove {
+    std::string path;
+    ~Remove() { ::unlink(path.c_str()); }
+  } remove{text};
+  if (!render_graphviz(text, path, extension.substr(1)))
+    fail(ErrorKind::io, "dot --out '{}' needs Graphviz's `dot` program to draw it (Debian: apt-get install graphviz); "
+         "--out FILE.dot writes the text without it", path);
+  return {path};
 }
 
 }  // namespace flowgrad

@@ -56,7 +56,8 @@ double ProgressReporter::running_loss() const {
   return done_ > 0 ? loss_sum_ / static_cast<double>(done_) : std::numeric_limits<double>::quiet_NaN();
 }
 
-void ProgressReporter::epoch_start(std::string stage, int64_t epoch, int64_t epochs, int64_t samples) {
+void ProgressReporter::epoch_start(std::string stage, int64_t epoch, int64_t epochs, int64_t samples, int64_t batch) {
+  batch_ = std::max<int64_t>(1, batch);
   stage_ = std::move(stage);
   epoch_ = epoch;
   epochs_ = epochs;
@@ -64,7 +65,14 @@ void ProgressReporter::epoch_start(std::string stage, int64_t epoch, int64_t epo
   done_ = 0;
   loss_sum_ = 0;
   started_ = last_output_ = now();
-  if (terminal_) draw(status(0, columns_));
+  if (terminal_ && !options_.quiet) draw(status(0, columns_));
+}
+
+void ProgressReporter::message(const std::string& line) {
+  if (options_.quiet) return;
+  if (line_drawn_) out_ << "\r\x1b[K";
+  out_ << line << '\n' << std::flush;
+  line_drawn_ = false;
 }
 
 void ProgressReporter::update(int64_t samples_done, double loss) {
@@ -75,6 +83,7 @@ void ProgressReporter::update(int64_t samples_done, double loss) {
   }
   const double t = now();
   const bool last = done_ >= samples_;
+  if (options_.quiet) return;
   if (terminal_) {
     if (!last && t - last_output_ < options_.redraw_interval_s) return;
     draw(status(t - started_, columns_));
@@ -87,6 +96,7 @@ void ProgressReporter::update(int64_t samples_done, double loss) {
 }
 
 void ProgressReporter::epoch_end(const EpochStats& stats) {
+  if (options_.quiet) return;
   const std::string summary =
       fmt::format("{} epoch {}/{}: train loss {:.5f}, test loss {:.5f}, {:.2f} s, {:.0f} samples/s", stage_,
                   stats.epoch > 0 ? stats.epoch : epoch_, epochs_, stats.train_loss, stats.test_loss, stats.seconds,
@@ -106,16 +116,25 @@ std::string ProgressReporter::status(double elapsed, int columns) const {
   const std::string speed = rate > 0 ? fmt::format("{:.0f}", rate) : "--";
   const std::string eta = duration(rate > 0 ? static_cast<double>(samples_ - done_) / rate : -1);
   const auto percent = static_cast<int>(fraction * 100);
+  const int64_t steps = (samples_ + batch_ - 1) / batch_, steps_done = (done_ + batch_ - 1) / batch_;
+  const std::string counter = fmt::format("{}/{}", steps_done, steps);
   if (columns <= 0)
-    return fmt::format("{} epoch {}/{}: {}% ({}/{} samples), loss {}, {} samples/s, ETA {}", stage_, epoch_, epochs_,
-                       percent, done_, samples_, loss, speed, eta);
+    return fmt::format("{} epoch {}/{}: {}% (step {}, {}/{} samples), loss {}, {} samples/s, ETA {}", stage_, epoch_,
+                       epochs_, percent, counter, done_, samples_, loss, speed, eta);
 
-  const std::string head = fmt::format("{} epoch {}/{} ", stage_, epoch_, epochs_);
-  const std::string tail = fmt::format(" {:3}%  loss {}  {} samples/s  ETA {}", percent, loss, speed, eta);
-  const int room = columns - 1 - static_cast<int>(head.size() + tail.size()) - 2;  // 2: the bar's brackets
-  std::string line = head + (room >= 10 ? bar(fraction, std::min(room, 30)) : "") + tail;
-  if (static_cast<int>(line.size()) > columns - 1) line.resize(static_cast<size_t>(std::max(0, columns - 1)));
-  return line;
+  // The widest variant that fits columns - 1 characters (writing the last column makes some terminals wrap):
+  // the bar goes first, then the speed, the percent and the ETA; the stage name last.
+  const int fit = columns - 1;
+  const std::string head = fmt::format("{} epoch {}/{}", stage_, epoch_, epochs_);
+  const std::string full_tail = fmt::format(" {} {:3}%  loss {}  {} samples/s  ETA {}", counter, percent, loss, speed, eta);
+  const int room = fit - static_cast<int>(head.size() + full_tail.size()) - 3;  // a space and the bar's brackets
+  if (room >= 10) return head + " " + bar(fraction, std::min(room, 30)) + full_tail;
+  for (const std::string& line :
+       {head + full_tail, head + fmt::format(" {} {:3}%  loss {}  ETA {}", counter, percent, loss, eta),
+        head + fmt::format(" {}  loss {}  ETA {}", counter, loss, eta), head + fmt::format(" {}  loss {}", counter, loss),
+        fmt::format("{}/{} {} loss {}", epoch_, epochs_, counter, loss), fmt::format("{} {}", counter, loss)})
+    if (static_cast<int>(line.size()) <= fit) return line;
+  return counter.substr(0, static_cast<size_t>(std::max(0, fit)));
 }
 
 void ProgressReporter::draw(const std::string& line) {

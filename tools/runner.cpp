@@ -14,6 +14,8 @@
 #include <csignal>
 #include <ctime>
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <sstream>
 
 namespace flowgrad {
@@ -50,8 +52,13 @@ void truncate(Dataset& data, int64_t limit) {
   if (!data.labels.empty()) data.labels.resize(static_cast<size_t>(limit));
 }
 
-void scale(Dataset& data, double factor) {
+// `scale` is for float data. Bytes (u8 NPY, IDX) are already divided by 255 when loaded, in train, eval and
+// run --input alike, so scaling them again is refused rather than done twice.
+void scale(Dataset& data, double factor, const std::string& file) {
   if (factor == 1) return;
+  if (!data.bytes.empty())
+    fail(ErrorKind::spec, "'{}' holds u8 samples, which flowgrad divides by 255 into [0, 1] itself; remove `scale: {}` "
+         "from train.data (it is for float data)", file, factor);
   for (float& v : data.samples) v = static_cast<float>(v * factor);
   data.bytes = {};  // no longer what the samples are scaled from
 }
@@ -95,11 +102,27 @@ Shape image_shape(const Shape& sample) {
   return {};
 }
 
+// What the y axis of loss.png says: the loss's name and the op that computes it ("loss (mse)").
+std::string loss_label(const Spec& spec, const std::vector<StageConfig>& stages) {
+  std::vector<std::string> parts;
+  for (const StageConfig& stage : stages) {
+    std::string op = "sum of terms";
+    for (const auto& [name, id] : spec.graph.outputs())
+      if (name == stage.loss && spec.graph.info(id).kind == ValueKind::node) {
+        const std::string& producer = spec.graph.nodes()[static_cast<size_t>(spec.graph.info(id).producer)].op->name;
+        if (producer != "add") op = producer;
+      }
+    const std::string part = fmt::format("{} ({})", stage.loss, op);
+    if (std::find(parts.begin(), parts.end(), part) == parts.end()) parts.push_back(part);
+  }
+  return fmt::format("{}, per sample", fmt::join(parts, ", "));
+}
+
 class Run {
  public:
   Run(const Spec& spec, TrainConfig config, const RunOptions& options)
       : spec_(spec), config_(std::move(config)), options_(options), folder_(run_folder(spec, options)),
-        report_(folder_, spec.name) {
+        report_(folder_, spec) {
     if (options.threads >= 0) config_.threads = options.threads;
     if (options.seed) config_.seed = *options.seed;
     if (options.epochs > 0)
@@ -130,12 +153,16 @@ class Run {
         fail(ErrorKind::io, "checkpoint '{}' stopped in stage '{}', which this spec's schedule does not have at position {}",
              options_.resume, resume.meta.stage_name, first_stage + 1);
       restore_metrics(resume.meta.extra);
+      report_.restore_steps(static_cast<uint64_t>(resume.meta.step));
     }
     report_.note(fmt::format("spec: {} (hash {:016x})", spec_.document.file, spec_.hash));
     report_.note(fmt::format("data: {} ({} train, {} test samples)", data.source, data.train.count, data.test.count));
     report_.note(fmt::format("batch {}, seed {}, threads {}", config_.batch, config_.seed, config_.threads));
+    if (config_.early_stopping.patience > 0)
+      report_.note(fmt::format("early stopping: patience {} epochs, min_delta {:g}", config_.early_stopping.patience,
+                               config_.early_stopping.min_delta));
 
-    ProgressReporter progress(ProgressOptions{.terminal = options_.terminal});
+    ProgressReporter progress(ProgressOptions{.terminal = options_.terminal, .quiet = options_.quiet});
     for (size_t k = first_stage; k < config_.stages.size(); ++k) {
       const bool resuming = !options_.resume.empty() && k == first_stage;
       train_stage(k, data, progress, resuming ? &resume.meta : nullptr);
@@ -146,7 +173,13 @@ class Run {
   }
 
  private:
-  OptimizerConfig optimizer_of(const StageConfig& stage) const { return stage.optimizer ? *stage.optimizer : config_.optimizer; }
+  const OptimizerConfig& optimizer_of(const StageConfig& stage) const { return stage_optimizer(config_, stage); }
+
+  // The stage's best test loss so far and the epochs since it last improved by more than min_delta.
+  struct Best {
+    double loss = std::numeric_limits<double>::infinity();
+    int64_t stale = 0;
+  };
 
   void train_stage(size_t index, const DatasetSplits& data, ProgressReporter& progress, const CheckpointMeta* resume) {
     const StageConfig& stage = config_.stages[index];
@@ -160,59 +193,71 @@ class Run {
       train = &derived_train, test = &derived_test, input = stage.input;
       check_fits(*train, spec_.graph, input, fmt::format("output '{}'", stage.data_from));
     }
-    const int64_t batches_per_epoch = (train->count + config_.batch - 1) / config_.batch;
-    TrainerOptions options{.batch = config_.batch, .seed = config_.seed, .threads = config_.threads,
-                           .optimizer = optimizer_of(stage), .schedule = config_.schedule, .input = input, .loss = stage.loss};
-    options.schedule.lr = options.optimizer.lr;
-    if (options.schedule.kind == LrSchedule::Kind::cosine && options.schedule.total_steps == 0)
-      options.schedule.total_steps = static_cast<uint64_t>(std::max<int64_t>(1, stage.epochs * batches_per_epoch));
-    if (config_.data.noise != DataConfig::Noise::none)
-      options.corruption = {static_cast<Corruption::Kind>(config_.data.noise), config_.data.noise_level,
-                            config_.data.noisy_input, config_.seed};
-    options.on_step = [this, &progress](int64_t done, int64_t, double loss) {
+    TrainerOptions options = trainer_options(config_, stage, (train->count + config_.batch - 1) / config_.batch);
+    options.input = input;
+    const Trainer* current = nullptr;  // set once constructed: steps are logged with the trainer's position
+    options.on_step = [this, &progress, &current, &stage](int64_t done, int64_t, double loss) {
       progress.update(done, loss);
+      const uint64_t step = current->step() - 1;
+      report_.add_step({stage.name, current->epoch() + 1, step, loss, current_lr_(step)});
       ++steps_;
       if (stop_requested.load() || (options_.stop_after_steps > 0 && steps_ >= options_.stop_after_steps)) throw Interrupted{};
     };
+    current_lr_ = [schedule = options.schedule](uint64_t step) { return schedule.at(step); };
     Trainer trainer(stage_graph(spec_.graph, stage), options, &store_);
-    if (resume)
+    current = &trainer;
+    Best best;
+    if (resume) {
       trainer.resume_at(static_cast<uint64_t>(resume->step), resume->epoch,
                         {std::stoll(resume->extra.at("batches")), parse_exact(resume->extra, "loss_sum"),
                          std::stoll(resume->extra.at("samples")), parse_exact(resume->extra, "seconds")});
-    else
+      if (resume->extra.count("best_test_loss"))
+        best = {parse_exact(resume->extra, "best_test_loss"), std::stoll(resume->extra.at("stale_epochs"))};
+    } else {
       trainer.reset_optimizer_state();
-    while (trainer.epoch() < stage.epochs) {
-      progress.epoch_start(stage.name, trainer.epoch() + 1, stage.epochs, train->count);
+    }
+    const EarlyStopping& stopping = config_.early_stopping;
+    while (trainer.epoch() < stage.epochs && !(stopping.patience > 0 && best.stale >= stopping.patience)) {
+      progress.epoch_start(stage.name, trainer.epoch() + 1, stage.epochs, train->count, config_.batch);
       EpochStats stats;
       try {
         stats = trainer.run_epoch(*train, *test);
       } catch (const Interrupted&) {
-        save(index, trainer);
+        save(index, trainer, best);
         report_.write();
         throw;
       }
       progress.epoch_end(stats);
+      const bool improved = stats.test_loss < best.loss;
+      best.stale = stats.test_loss < best.loss - stopping.min_delta ? 0 : best.stale + 1;
+      if (improved) best.loss = stats.test_loss;
       report_.add_epoch(stage.name, stats);
-      curve_.push_back({stage.name, stats});
-      save(index, trainer);
-      draw_loss_curve();
+      save(index, trainer, best);
+      if (improved) save(index, trainer, best, "best.fgck");  // beside the last, as Keras' save_best_only
+      draw_loss_curves(folder_ + "/loss.png", spec_.name + " loss", loss_label(spec_, config_.stages), report_.epochs(),
+                       report_.steps());
+      if (stopping.patience > 0 && best.stale >= stopping.patience && trainer.epoch() < stage.epochs)
+        progress.message(fmt::format("{}: early stopping after epoch {}: the test loss has not improved by more than {:g} "
+                                     "for {} epochs; the best, {:.5f}, is in best.fgck",
+                                     stage.name, trainer.epoch(), stopping.min_delta, best.stale, best.loss));
     }
   }
 
-  void save(size_t stage, const Trainer& trainer) {
+  void save(size_t stage, const Trainer& trainer, const Best& best, const std::string& file = "checkpoint.fgck") {
     const auto& p = trainer.epoch_progress();
     CheckpointMeta meta{.spec_hash = spec_.hash, .step = static_cast<int64_t>(trainer.step()), .epoch = trainer.epoch(),
                         .stage_index = static_cast<int64_t>(stage), .stage_name = config_.stages[stage].name,
                         .seed = config_.seed};
     meta.extra = {{"batches", std::to_string(p.batches)}, {"loss_sum", exact(p.loss_sum)},
-                  {"samples", std::to_string(p.samples)}, {"seconds", exact(p.seconds)}, {"metrics", metrics_text()}};
-    save_checkpoint(folder_ + "/checkpoint.fgck", meta, store_);
+                  {"samples", std::to_string(p.samples)}, {"seconds", exact(p.seconds)}, {"metrics", metrics_text()},
+                  {"best_test_loss", exact(best.loss)}, {"stale_epochs", std::to_string(best.stale)}};
+    save_checkpoint(folder_ + "/" + file, meta, store_);
   }
 
   // The epochs so far, kept in checkpoints so a resumed run's report and curve include them.
   std::string metrics_text() const {
     std::string out;
-    for (const auto& [stage, s] : curve_)
+    for (const auto& [stage, s] : report_.epochs())
       out += fmt::format("{} {} {} {} {} {}\n", stage, s.epoch, exact(s.train_loss), exact(s.test_loss), exact(s.seconds),
                          exact(s.samples_per_s));
     return out;
@@ -227,19 +272,8 @@ class Run {
     while (lines >> stage >> s.epoch >> train >> test >> seconds >> rate) {
       s.train_loss = std::strtod(train.c_str(), nullptr), s.test_loss = std::strtod(test.c_str(), nullptr);
       s.seconds = std::strtod(seconds.c_str(), nullptr), s.samples_per_s = std::strtod(rate.c_str(), nullptr);
-      curve_.push_back({stage, s});
       report_.add_epoch(stage, s);
     }
-  }
-
-  void draw_loss_curve() {
-    PlotSeries train{"train", {}, {}}, test{"test", {}, {}};
-    for (size_t i = 0; i < curve_.size(); ++i) {
-      train.x.push_back(static_cast<double>(i + 1)), train.y.push_back(curve_[i].second.train_loss);
-      test.x.push_back(static_cast<double>(i + 1)), test.y.push_back(curve_[i].second.test_loss);
-    }
-    write_png(folder_ + "/loss.png",
-              line_plot({train, test}, {.title = spec_.name + " loss", .x_label = "epoch", .y_label = "loss"}).image);
   }
 
   void draw_pictures(const DatasetSplits& data) {
@@ -248,20 +282,23 @@ class Run {
     auto has_output = [&](const std::string& name) {
       return std::any_of(outs.begin(), outs.end(), [&](const auto& o) { return o.first == name; });
     };
+    const std::vector<std::string>& classes = config_.report.classes;
     if (!image.empty() && has_output(config_.report.reconstruction) && data.test.count > 0) {
       Dataset first = data.test;
       truncate(first, config_.report.grid_images);
       Dataset recon = compute_output(spec_.graph, store_, first, config_.data.input, config_.report.reconstruction,
                                      config_.batch, config_.threads);
       if (recon.sample_numel() == first.sample_numel())
-        write_png(folder_ + "/reconstructions.png", reconstruction_grid(first.samples, recon.samples, image));
+        reconstruction_figure(folder_ + "/reconstructions.png", first.samples, recon.samples, image, first.labels, classes);
     }
     if (!config_.report.latent.empty()) {
-      Dataset codes = compute_output(spec_.graph, store_, data.test, config_.data.input, config_.report.latent,
-                                     config_.batch, config_.threads);
+      const std::string& latent = config_.report.latent;
+      Dataset codes = compute_output(spec_.graph, store_, data.test, config_.data.input, latent, config_.batch, config_.threads);
       if (codes.sample_numel() == 2)
-        write_png(folder_ + "/latent.png",
-                  scatter_plot(codes.samples, codes.labels, {.title = spec_.name + " latent codes (test set)"}).image);
+        scatter_plot(folder_ + "/latent.png", codes.samples, codes.labels, classes,
+                     {.width = 900, .height = 640, .title = fmt::format("{}: '{}' of the {} test samples", spec_.name, latent,
+                                                                        codes.count),
+                      .x_label = latent + "[0]", .y_label = latent + "[1]"});
     }
   }
 
@@ -271,7 +308,7 @@ class Run {
   std::string folder_;
   ParamStore store_;
   RunReport report_;
-  std::vector<std::pair<std::string, EpochStats>> curve_;
+  std::function<double(uint64_t)> current_lr_;  // the stage's learning rate at a step, for steps.csv
   int64_t steps_ = 0;  // trained by this process
 };
 
@@ -313,8 +350,8 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
     }
   }
   if (data.format != DataConfig::Format::idx) {
-    scale(splits.train, data.scale);
-    scale(splits.test, data.scale);
+    scale(splits.train, data.scale, data.train);
+    scale(splits.test, data.scale, data.test);
   }
   truncate(splits.train, data.train_limit);
   truncate(splits.test, data.test_limit);
@@ -342,6 +379,19 @@ Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& 
     result.samples.insert(result.samples.end(), out.span().begin(), out.span().end());
   }
   return result;
+}
+
+TrainerOptions trainer_options(const TrainConfig& config, const StageConfig& stage, int64_t batches_per_epoch) {
+  TrainerOptions options{.batch = config.batch, .seed = config.seed, .threads = config.threads,
+                         .optimizer = stage_optimizer(config, stage), .schedule = config.schedule,
+                         .input = stage.input.empty() ? config.data.input : stage.input, .loss = stage.loss};
+  options.schedule.lr = options.optimizer.lr;
+  if (options.schedule.kind == LrSchedule::Kind::cosine && options.schedule.total_steps == 0)
+    options.schedule.total_steps = static_cast<uint64_t>(std::max<int64_t>(1, stage.epochs * batches_per_epoch));
+  if (config.data.noise != DataConfig::Noise::none)
+    options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level,
+                          config.data.noisy_input, config.seed};
+  return options;
 }
 
 std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options) {

@@ -7,6 +7,7 @@
 #include "tools/dataset.h"
 #include "tools/spec.h"
 #include "tools/train_config.h"
+#include "tools/trainer.h"
 
 #include <atomic>
 #include <optional>
@@ -22,6 +23,7 @@ struct RunOptions {
   std::optional<uint64_t> seed;
   std::string resume;     // a checkpoint to continue from
   std::optional<bool> terminal;  // progress display; default: whether stderr is a terminal
+  bool quiet = false;            // no progress output at all
   // > 0: stop as Ctrl-C would (checkpoint, then Interrupted) after this many steps of this process, for
   // time-boxed runs and for testing resumption.
   int64_t stop_after_steps = 0;
@@ -44,6 +46,11 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
 // Runs the forward graph over `data` (in order, in batches) and collects `output` per sample.
 Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
                        const std::string& output, int64_t batch, int threads);
+
+// The trainer's options for one stage of a spec's schedule: batch, seed, threads, the stage's optimizer
+// (else the run's), the learning-rate schedule (a cosine schedule of `steps: 0` spans the stage's
+// epochs x `batches_per_epoch`), the fed input, the stage's loss and the data's corruption.
+TrainerOptions trainer_options(const TrainConfig& config, const StageConfig& stage, int64_t batches_per_epoch = 1);
 
 // Trains and returns the run folder.
 std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options);

@@ -69,7 +69,11 @@ class Loader {
 
   std::string spec_name() const {
     if (doc_.root.IsMap() && doc_.root["name"]) return read_name(doc_.root["name"], file(), "the spec's name");
-    return std::filesystem::path(file()).stem().string();
+    // Run folders and report titles are named after the model: a stem like "My Model" must pass the same rule.
+    std::string stem = std::filesystem::path(file()).stem().string();
+    check_name(stem, SourceLocation{file(), 1, 1},
+               "the spec sets no `name:`, so the model takes its file's name (add `name:` or rename the file); that name");
+    return stem;
   }
 
   // yaml-cpp's const operator[] yields an invalid node for a missing key, on which IsMap() throws: test

@@ -323,7 +323,20 @@ TrainConfig read_train_config(const Spec& spec) {
       check_output(spec, c.report.latent, *latent, "latent");
     }
     c.report.grid_images = positive_int(rep, "images", 10);
+    if (auto classes = rep.get("classes")) c.report.classes = read_string_list(*classes, file, "classes");
     rep.finish();
+  }
+  if (c.report.classes.empty() && c.data.format == DataConfig::Format::idx)  // the labels' names, for pictures
+    c.report.classes = c.data.dir.empty() ? fashion_mnist_classes()
+                                          : std::vector<std::string>{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  if (auto stop = r.get("early_stopping")) {
+    MapReader e(*stop, file, "early_stopping");
+    c.early_stopping.patience = positive_int(e, "patience", 0);
+    if (auto delta = e.get("min_delta")) c.early_stopping.min_delta = read_double(*delta, file, "min_delta");
+    if (c.early_stopping.patience == 0 || c.early_stopping.min_delta < 0)
+      throw Error(ErrorKind::spec, "early_stopping needs patience: N (epochs, at least 1) and min_delta >= 0 (default 0)",
+                  location_of(*stop, file));
+    e.finish();
   }
   if (auto stages = r.get("stages")) {
     if (!stages->IsSequence() || stages->size() == 0)
@@ -364,6 +377,12 @@ TrainConfig read_train_config(const Spec& spec) {
   }
   r.finish();
   return c;
+}
+
+const std::vector<std::string>& fashion_mnist_classes() {
+  static const std::vector<std::string> names = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                                                 "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  return names;
 }
 
 }  // namespace flowgrad

@@ -49,6 +49,16 @@ struct ReportConfig {
   std::string reconstruction = "reconstruction";  // the output shown under the inputs in the grid PNG
   std::string latent;                              // a 2-unit output to scatter-plot by label, if any
   int64_t grid_images = 10;
+  // The labels' names, for the latent map's legend and the reconstruction grid: `classes` in the spec, else
+  // Fashion-MNIST's or MNIST's; empty: the label numbers.
+  std::vector<std::string> classes;
+};
+
+// Stop a stage when the test loss has not improved by more than min_delta for `patience` epochs (as Keras'
+// EarlyStopping on val_loss); 0: never.
+struct EarlyStopping {
+  int64_t patience = 0;
+  double min_delta = 0;
 };
 
 struct TrainConfig {
@@ -61,10 +71,19 @@ struct TrainConfig {
   LrSchedule schedule;  // its lr is the optimizer's lr
   std::vector<StageConfig> stages;  // never empty after reading
   ReportConfig report;
+  EarlyStopping early_stopping;
 };
+
+// The optimizer a stage trains with: its own, else the run's.
+inline const OptimizerConfig& stage_optimizer(const TrainConfig& config, const StageConfig& stage) {
+  return stage.optimizer ? *stage.optimizer : config.optimizer;
+}
 
 // Reads spec.train() (absent: defaults) against the spec's graph: inputs, outputs and losses must exist.
 TrainConfig read_train_config(const Spec& spec);
+
+// Fashion-MNIST's ten class names, by label.
+const std::vector<std::string>& fashion_mnist_classes();
 
 // True when `name` matches `pattern`, where '*' matches any run of characters ('/' included).
 bool matches_pattern(const std::string& pattern, const std::string& name);

@@ -198,7 +198,7 @@ TEST_CASE("names and labels are escaped for dot", "[dot][escaping]") {
   check_renders(graph, {});
 }
 
-TEST_CASE("render_svg reports a missing Graphviz without failing", "[dot]") {
+TEST_CASE("render_graphviz reports a missing Graphviz without failing", "[dot]") {
   TempDir dir;
   const std::string dot = (dir.path / "g.dot").string();
   write_dot(zoo::keras_autoencoder(4, 6, 2), dot, {}, /*svg=*/false);
@@ -206,7 +206,7 @@ TEST_CASE("render_svg reports a missing Graphviz without failing", "[dot]") {
   const char* path = std::getenv("PATH");
   const std::string saved = path ? path : "";
   ::setenv("PATH", dir.path.c_str(), 1);  // a folder without `dot`
-  const bool rendered = render_svg(dot, (dir.path / "g.svg").string());
+  const bool rendered = render_graphviz(dot, (dir.path / "g.svg").string());
   ::setenv("PATH", saved.c_str(), 1);
   CHECK_FALSE(rendered);
   CHECK_FALSE(std::filesystem::exists(dir.path / "g.svg"));
