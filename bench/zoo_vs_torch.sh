@@ -23,7 +23,7 @@ torch=no
 [ $torch = yes ] || echo "# PyTorch reference: not run (no python3-torch or no $anchors/tuned.sh)"
 
 anchor_of() { case "$1" in dense) echo a ;; deep) echo b ;; conv) echo c ;; lstm) echo d ;; esac; }
-field() { sed -n "s/.*\"$1\": \([0-9.e+-]*\).*/\1/p"; }
+field() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p"; }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 

@@ -51,22 +51,6 @@ std::string quoted(std::string_view text) {
   return out + '"';
 }
 
-// For an HTML-like label <...>: XML entities, newlines as line breaks; XML forbids other control characters.
-std::string html(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\n': out += "<br/>"; break;
-      default: out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
-    }
-  }
-  return out;
-}
-
 // ---- what each node is ------------------------------------------------------------------------------------------
 
 enum class Role { forward, gradient, update };
@@ -155,10 +139,10 @@ bool name_says_op(std::string_view name, std::string_view op) {
 
 std::string op_label(const Node& node, const DotOptions& options, AttributeDefaults& defaults) {
   const std::string attrs = options.attributes ? attribute_summary(node, options, defaults) : "";
-  std::string label = html(node.name);
-  if (!attrs.empty()) label += fmt::format("<br/>{}{}({})</font>", small_font, html(node.op->name), html(attrs));
+  std::string label = html_escaped(node.name);
+  if (!attrs.empty()) label += fmt::format("<br/>{}{}({})</font>", small_font, html_escaped(node.op->name), html_escaped(attrs));
   else if (!name_says_op(node.name, node.op->name))
-    label += fmt::format("<br/>{}{}</font>", small_font, html(node.op->name));
+    label += fmt::format("<br/>{}{}</font>", small_font, html_escaped(node.op->name));
   return label;
 }
 
@@ -247,10 +231,10 @@ class DotWriter {
     // subgraph where it first appears.
     int counter = 0;
     render(root_, 1, counter, out);
-    for (auto [cluster, label] : {std::pair{&gradients_, "gradients"}, std::pair{&optimizer_, "optimizer"}}) {
-      if (cluster->statements.empty()) continue;
-      out += fmt::format("  subgraph cluster_{} {{\n    graph [label=\"{}\", {}];\n", label, label, gradient_cluster_style);
-      render(*cluster, 2, counter, out);
+    if (!gradients_.statements.empty()) {
+      out += fmt::format("  subgraph cluster_gradients {{\n    graph [label=\"gradients\", {}];\n",
+                         gradient_cluster_style);
+      render(gradients_, 2, counter, out);
       out += "  }\n";
     }
     for (const std::string& edge : edges_) out += "  " + edge + '\n';
@@ -276,7 +260,7 @@ class DotWriter {
         hidden_[n] = true;
         continue;
       }
-      if (!training(static_cast<int>(n))) continue;
+      if (!training(static_cast<int>(n)) || named_as_gradient(graph_.nodes()[n].name)) continue;
       bool read = false, shown = false;
       for (int out : graph_.nodes()[n].outputs) {
         shown = shown || output[static_cast<size_t>(out)];
@@ -302,17 +286,26 @@ class DotWriter {
     return several ? fmt::format(":{} {}", v.output_index, type) : type;
   }
 
+  // The learning rate reaches every update: in the gradient layout its node says so instead of a fan of edges.
+  bool broadcast_input(int id) const {
+    const auto& readers = readers_[static_cast<size_t>(id)];
+    return options_.gradient_layout && graph_.info(id).kind == ValueKind::input && readers.size() > 2 &&
+           std::all_of(readers.begin(), readers.end(), [&](int n) { return role_is(n, Role::update); });
+  }
+
   void add_edge(int value, const std::string& to, bool overwritten = false, int reader = -1) {
     const ValueInfo& v = graph_.info(value);
+    if (broadcast_input(value)) return;
     std::vector<std::string> attrs;
     if (std::string label = edge_label(value); !label.empty()) attrs.push_back("label=" + quoted(label));
     const bool from_gradient = v.kind == ValueKind::node && role_is(v.producer, Role::gradient);
     if (options_.training_styles && overwritten) attrs.emplace_back(read_write_edge_style);
     else if (options_.training_styles && from_gradient) attrs.emplace_back(gradient_edge_style);
-    // The gradient layout: a gradient flows up (drawn reversed, so it ranks its reader above it), and what
-    // reaches the optimizer cluster does not pull on the layout.
+    // The gradient layout: a gradient flows up (drawn reversed, so it ranks its reader above it); an update
+    // ranks below its gradient and its state, and its parameter (read and overwritten) does not pull it up.
     const bool upward = options_.gradient_layout && from_gradient && reader >= 0 && role_is(reader, Role::gradient);
-    if (options_.gradient_layout && reader >= 0 && role_is(reader, Role::update) && !from_gradient)
+    if (options_.gradient_layout && reader >= 0 && role_is(reader, Role::update) && v.kind != ValueKind::state &&
+        !from_gradient)
       attrs.emplace_back("constraint=false");
     if (upward) attrs.emplace_back("dir=back");
     std::string edge = upward ? fmt::format("{} -> {}", to, value_id(value)) : fmt::format("{} -> {}", value_id(value), to);
@@ -332,10 +325,7 @@ class DotWriter {
       else scope = scope ? common_scope(*scope, reader_scope) : reader_scope;
     }
     if (!scope && read_by_training && options_.gradient_cluster) return gradients_;
-    if (!scope && read_by_training && options_.gradient_layout && graph_.info(id).kind != ValueKind::param) {
-      const auto& readers = readers_[static_cast<size_t>(id)];
-      if (std::all_of(readers.begin(), readers.end(), [&](int n) { return role_is(n, Role::update); })) return optimizer_;
-    }
+
     const bool input = graph_.info(id).kind == ValueKind::input;
     return options_.scope_clusters && scope && !input ? root_.descend(*scope) : root_;
   }
@@ -344,11 +334,12 @@ class DotWriter {
     for (size_t id = 0; id < graph_.values().size(); ++id) {
       const ValueInfo& v = graph_.values()[id];
       if (v.kind == ValueKind::node || hidden_value(static_cast<int>(id))) continue;
-      std::string label = html(v.name);
+      std::string label = html_escaped(v.name);
       std::string_view style = input_style;
       if (v.kind == ValueKind::state) style = state_style;
       if (v.kind == ValueKind::param) style = v.trainable ? param_style : frozen_style;
       if (v.kind == ValueKind::param && !v.trainable) label += fmt::format("<br/>{}frozen</font>", small_font);
+      if (broadcast_input(static_cast<int>(id))) label += fmt::format("<br/>{}read by every update</font>", small_font);
       source_cluster(static_cast<int>(id))
           .statements.push_back(fmt::format("v{} [label=<{}>, {}];", id, label, style));
     }
@@ -363,7 +354,6 @@ class DotWriter {
       if (options_.training_styles && role == Role::gradient) style = gradient_style;
       if (options_.training_styles && role == Role::update) style = update_style;
       Cluster& cluster = grouped(static_cast<int>(n))                          ? gradients_
-                         : options_.gradient_layout && role == Role::update ? optimizer_
                          : options_.scope_clusters                         ? root_.descend(node.scope)
                                                                            : root_;
       cluster.statements.push_back(fmt::format("n{} [label=<{}>, {}];", n, op_label(node, options_, defaults_), style));
@@ -378,7 +368,7 @@ class DotWriter {
   void add_outputs() {
     for (size_t i = 0; i < graph_.outputs().size(); ++i) {
       const auto& [name, id] = graph_.outputs()[i];
-      root_.statements.push_back(fmt::format("out{} [label=<{}>, {}];", i, html(name), output_style));
+      root_.statements.push_back(fmt::format("out{} [label=<{}>, {}];", i, html_escaped(name), output_style));
       add_edge(id, fmt::format("out{}", i));
     }
   }
@@ -389,12 +379,27 @@ class DotWriter {
   std::vector<std::vector<int>> readers_;  // per value: the nodes that take it as an input
   AttributeDefaults defaults_;
   std::vector<bool> hidden_;  // per node: left out (optimizer updates without DotOptions::updates)
-  Cluster root_, gradients_, optimizer_;
+  Cluster root_, gradients_;
   std::vector<std::string> edges_;
 };
 
 }  // namespace
 
 std::string to_dot(const Graph& graph, const DotOptions& options) { return DotWriter(graph, options).write(); }
+
+std::string html_escaped(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\n': out += "<br/>"; break;
+      default: out += static_cast<unsigned char>(c) < 0x20 ? ' ' : c;
+    }
+  }
+  return out;
+}
 
 }  // namespace flowgrad

@@ -19,6 +19,7 @@
 #include "graph/graph.h"
 
 #include <string>
+#include <string_view>
 
 namespace flowgrad {
 
@@ -30,7 +31,8 @@ struct DotOptions {
   bool gradient_cluster = false;   // group gradient and update nodes (and state only they read) in one cluster
   // Training graphs drawn to read at a glance: edges between gradient nodes point up (drawn with dir=back), so
   // the backward pass runs top to bottom beside the forward pass, each layer's gradient level with the layer;
-  // optimizer updates and their state sit in one "optimizer" cluster whose edges do not shape the layout.
+  // an update sits below its gradient and state, its parameter's edge not shaping the layout, and the learning
+  // rate (read by every update) is one node without its fan of edges.
   bool gradient_layout = false;
   bool updates = true;             // draw optimizer updates (and what only they read: state, lr, clipping)
   size_t max_attribute_chars = 24; // longer attribute values are cut with "..."; 0: never cut
@@ -40,5 +42,9 @@ struct DotOptions {
 // same text. Never throws for a well-formed graph; any name (quotes, backslashes, '<', '>', newlines) is
 // escaped.
 std::string to_dot(const Graph& graph, const DotOptions& options = {});
+
+// `text` with XML's entities (& < > ") and newlines as <br/>, other control characters as spaces: for dot's
+// HTML-like labels, and for HTML pages (tools/report_html.cpp).
+std::string html_escaped(std::string_view text);
 
 }  // namespace flowgrad

@@ -77,7 +77,10 @@ int gradcheck_ops(const std::string& which) {
 }
 
 // JSON has no NaN or infinity: such a figure is null.
-nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
+// Six significant digits, as the text output shows them.
+nlohmann::json json_number(double v) {
+  return std::isfinite(v) ? nlohmann::json(std::stod(fmt::format("{:.6g}", v))) : nlohmann::json();
+}
 
 // An f32 input fed from u8 data gets bytes / 255, as datasets do in `train` (docs/spec.md, "data").
 Tensor input_tensor(const NpyArray& array, DType dtype) {

@@ -155,6 +155,8 @@ PlotFrame draw_axes(cairo_t* cr, const PlotOptions& options, const Axis& x, cons
   f.top = kPad + (options.title.empty() ? 0 : kTitleSize + 2 * kPad) + (options.boundaries.empty() ? 0 : kTextSize + kPad);
   f.right = options.width - kPad - (legend.empty() ? kPad : 2 * kPad + 28 + kPad + widest_entry);
   f.bottom = options.height - kPad - kTick - kPad - kTextSize - (options.x_label.empty() ? 0 : kTextSize + kPad);
+  // Whole pixels, so that the frame (drawn on pixel centres) is crisp.
+  f.left = std::round(f.left), f.top = std::round(f.top), f.right = std::round(f.right), f.bottom = std::round(f.bottom);
   if (f.right - f.left < 40 || f.bottom - f.top < 40)
     fail(ErrorKind::shape, "a {}x{} plot is too small for its labels", options.width, options.height);
   f.x_min = x.min, f.x_max = x.max, f.y_min = y.min, f.y_max = y.max, f.log_y = y.log;
@@ -168,7 +170,7 @@ PlotFrame draw_axes(cairo_t* cr, const PlotOptions& options, const Axis& x, cons
   }
   cairo_stroke(cr);
   set_color(cr, kBlack);
-  cairo_rectangle(cr, f.left, f.top, f.right - f.left, f.bottom - f.top);
+  cairo_rectangle(cr, f.left + 0.5, f.top + 0.5, f.right - f.left, f.bottom - f.top);
   for (double t : x.ticks) {
     cairo_move_to(cr, f.pixel_x(t), f.bottom), cairo_line_to(cr, f.pixel_x(t), f.bottom + kTick);
     text(cr, f.pixel_x(t), f.bottom + kTick + kPad / 2 + kTextSize / 2, x.label(t), 0.5);
@@ -182,7 +184,9 @@ PlotFrame draw_axes(cairo_t* cr, const PlotOptions& options, const Axis& x, cons
   const double middle = (f.left + f.right) / 2;
   if (!options.title.empty()) text(cr, middle, kPad + kTitleSize / 2, options.title, 0.5, kTitleSize, kBlack);
   if (!options.x_label.empty()) text(cr, middle, options.height - kPad - kTextSize / 2, options.x_label, 0.5);
-  if (!options.y_label.empty()) text(cr, kPad + kTextSize / 2, (f.top + f.bottom) / 2, options.y_label, 0.5, kTextSize, kText, -M_PI / 2);
+  if (!options.y_label.empty())
+    text(cr, kPad + kTextSize / 2, (f.top + f.bottom) / 2, options.y_label + (y.log ? " (log scale)" : ""), 0.5, kTextSize,
+         kText, -M_PI / 2);
 
   for (const PlotBoundary& b : options.boundaries) {
     const double px = f.pixel_x(b.x);

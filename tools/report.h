@@ -8,6 +8,7 @@
 #include "tools/spec.h"
 #include "tools/trainer.h"
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,8 +26,9 @@ const std::vector<std::pair<std::string, std::string>>& report_pictures();
 
 // loss.png: per stage (one color each, a boundary where it starts) the train loss of every step (thin), and
 // the train (solid, circles) and test loss (dashed, squares) after each epoch, over epochs counted across
-// stages; log scale when the losses span a factor of 20 or more. `loss_label` names the loss for the y axis.
-void draw_loss_curves(const std::string& path, const std::string& title, const std::string& loss_label,
+// stages; log scale when the losses span a factor of 20 or more. `loss_names` says what each stage's loss is
+// (e.g. "loss, mse"), on the y axis for one stage and in the legend for several.
+void draw_loss_curves(const std::string& path, const std::string& title, const std::map<std::string, std::string>& loss_names,
                       const std::vector<std::pair<std::string, EpochStats>>& epochs, const std::vector<StepRecord>& steps);
 
 class RunReport {

@@ -1,9 +1,11 @@
 // report.html: one self-contained page per run folder. Pictures are embedded as data: URIs and the graph's
 // SVG inline, so the file can be mailed or archived alone; the style is a short inline sheet.
+#include "graph/dot.h"
 #include "tools/report.h"
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -11,16 +13,14 @@
 namespace flowgrad {
 namespace {
 
+// The spec keeps its line breaks inside <pre>: only the entities.
 std::string escape(std::string_view text) {
   std::string out;
-  for (char c : text) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
-    }
+  for (size_t start = 0; start <= text.size();) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    out += html_escaped(text.substr(start, end - start));
+    if (end < text.size()) out += '\n';
+    start = end + 1;
   }
   return out;
 }

@@ -1,11 +1,13 @@
 #include "tools/plot.h"
 #include "tools/report.h"
 
+#include <fmt/format.h>
+
 #include <map>
 
 namespace flowgrad {
 
-void draw_loss_curves(const std::string& path, const std::string& title, const std::string& loss_label,
+void draw_loss_curves(const std::string& path, const std::string& title, const std::map<std::string, std::string>& loss_names,
                       const std::vector<std::pair<std::string, EpochStats>>& epochs, const std::vector<StepRecord>& steps) {
   // Stages in the order they ran, each starting where the epochs before it end.
   std::vector<std::string> stages;
@@ -25,13 +27,18 @@ void draw_loss_curves(const std::string& path, const std::string& title, const s
 
   const bool several = stages.size() > 1;
   std::vector<PlotSeries> series;
-  PlotOptions options{.title = title, .x_label = "epoch", .y_label = loss_label};
+  auto named = [&](const std::string& stage) {
+    const auto it = loss_names.find(stage);
+    return it == loss_names.end() ? std::string("loss") : it->second;
+  };
+  PlotOptions options{.title = title, .x_label = "epoch",
+                      .y_label = several || stages.empty() ? "loss per sample" : named(stages.front()) + ", per sample"};
   for (size_t k = 0; k < stages.size(); ++k) {
     const std::string& stage = stages[k];
     const Rgb color = several ? palette_color(static_cast<int64_t>(k)) : palette_color(0);
     const Rgb test_color = several ? color : palette_color(1);
     PlotSeries per_step{several ? "" : "train, per step", {}, {}, color, false, false, 1.0, 0.35};
-    PlotSeries train{several ? stage + ": train" : "train", {}, {}, color};
+    PlotSeries train{several ? fmt::format("{} ({}): train", stage, named(stage)) : "train", {}, {}, color};
     PlotSeries test{several ? stage + ": test" : "test", {}, {}, test_color, true};
     std::map<std::pair<std::string, int64_t>, int64_t> seen;
     for (const StepRecord& s : steps) {

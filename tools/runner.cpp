@@ -102,20 +102,19 @@ Shape image_shape(const Shape& sample) {
   return {};
 }
 
-// What the y axis of loss.png says: the loss's name and the op that computes it ("loss (mse)").
-std::string loss_label(const Spec& spec, const std::vector<StageConfig>& stages) {
-  std::vector<std::string> parts;
+// How loss.png names each stage's loss: its name and the op that computes it ("loss, mse").
+std::map<std::string, std::string> loss_names(const Spec& spec, const std::vector<StageConfig>& stages) {
+  std::map<std::string, std::string> names;
   for (const StageConfig& stage : stages) {
-    std::string op = "sum of terms";
+    std::string op = "a sum of terms";
     for (const auto& [name, id] : spec.graph.outputs())
       if (name == stage.loss && spec.graph.info(id).kind == ValueKind::node) {
         const std::string& producer = spec.graph.nodes()[static_cast<size_t>(spec.graph.info(id).producer)].op->name;
         if (producer != "add") op = producer;
       }
-    const std::string part = fmt::format("{} ({})", stage.loss, op);
-    if (std::find(parts.begin(), parts.end(), part) == parts.end()) parts.push_back(part);
+    names[stage.name] = fmt::format("{}, {}", stage.loss, op);
   }
-  return fmt::format("{}, per sample", fmt::join(parts, ", "));
+  return names;
 }
 
 class Run {
@@ -152,8 +151,8 @@ class Run {
       if (first_stage >= config_.stages.size() || config_.stages[first_stage].name != resume.meta.stage_name)
         fail(ErrorKind::io, "checkpoint '{}' stopped in stage '{}', which this spec's schedule does not have at position {}",
              options_.resume, resume.meta.stage_name, first_stage + 1);
+      report_.restore_steps(static_cast<uint64_t>(resume.meta.step));  // before restore_metrics rewrites steps.csv
       restore_metrics(resume.meta.extra);
-      report_.restore_steps(static_cast<uint64_t>(resume.meta.step));
     }
     report_.note(fmt::format("spec: {} (hash {:016x})", spec_.document.file, spec_.hash));
     report_.note(fmt::format("data: {} ({} train, {} test samples)", data.source, data.train.count, data.test.count));
@@ -234,7 +233,7 @@ class Run {
       report_.add_epoch(stage.name, stats);
       save(index, trainer, best);
       if (improved) save(index, trainer, best, "best.fgck");  // beside the last, as Keras' save_best_only
-      draw_loss_curves(folder_ + "/loss.png", spec_.name + " loss", loss_label(spec_, config_.stages), report_.epochs(),
+      draw_loss_curves(folder_ + "/loss.png", spec_.name + " loss", loss_names(spec_, config_.stages), report_.epochs(),
                        report_.steps());
       if (stopping.patience > 0 && best.stale >= stopping.patience && trainer.epoch() < stage.epochs)
         progress.message(fmt::format("{}: early stopping after epoch {}: the test loss has not improved by more than {:g} "

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 
 #include "cli_util.h"
+#include "file_test_util.h"
+#include "flowgrad/version.h"
 #include "graph/tensor.h"
 #include "tools/dataset.h"
 #include "tools/npy.h"
@@ -11,18 +13,21 @@
 using namespace flowgrad;
 namespace fs = std::filesystem;
 using Catch::Contains;
+using flowgrad::testing::read_bytes;
 
 namespace {
 
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
 const std::string zoo = FLOWGRAD_SOURCE_DIR "/zoo/";
 
-struct TempDir {
+struct CliDir {
   fs::path path;
-  explicit TempDir(const std::string& name) : path(fs::temp_directory_path() / ("flowgrad_cli_" + name)) {
+  explicit CliDir(const std::string& name) : path(fs::temp_directory_path() / ("flowgrad_cli_" + name)) {
     fs::remove_all(path);
     fs::create_directories(path);
   }
-  ~TempDir() { fs::remove_all(path); }
+  ~CliDir() { fs::remove_all(path); }
   std::string operator/(const std::string& file) const { return (path / file).string(); }
 };
 
@@ -40,19 +45,18 @@ TEST_CASE("cli: ops lists ops and layers", "[cli]") {
   CHECK_THAT(r.output, Contains("binary_crossentropy") && Contains("layers") && Contains("dense"));
 }
 
-TEST_CASE("cli: dot writes a graph that graphviz renders", "[cli]") {
-  TempDir dir("dot");
+TEST_CASE("cli: dot prints the forward graph and writes the training graph", "[cli]") {
+  CliDir dir("dot");
   CliResult r = run_flowgrad("dot " + zoo + "dense.yaml --grad --out " + dir / "train.dot");
   CHECK(r.status == 0);
   CHECK(fs::file_size(dir / "train.dot") > 0);
-  if (fs::exists("/usr/bin/dot")) CHECK(fs::file_size(dir / "train.svg") > 0);
   CliResult forward = run_flowgrad("dot " + zoo + "deep.yaml");
   CHECK(forward.status == 0);
   CHECK_THAT(forward.output, Contains("digraph") && Contains("[256, 512]"));
 }
 
 TEST_CASE("cli: run feeds NPY inputs and fetches values and gradients", "[cli]") {
-  TempDir dir("run");
+  CliDir dir("run");
   std::vector<float> x(4 * 784);
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 97) / 97.0f;
   write_npy(dir / "x.npy", Tensor({4, 784}, x));
@@ -76,20 +80,12 @@ TEST_CASE("cli: gradcheck of a spec passes", "[cli]") {
   CHECK_THAT(r.output, Contains("encoding/kernel") && Contains("PASS"));
 }
 
-TEST_CASE("cli: bench --json prints the figures", "[cli]") {
-  CliResult r = run_flowgrad("bench " + zoo + "dense.yaml --batch 32 --threads 1 --json");
-  INFO(r.output);
-  CHECK(r.status == 0);
-  CHECK_THAT(r.output, Contains("\"ms_per_step\": ") && Contains("\"samples_per_s\": ") && Contains("\"gflops\": ") &&
-                           Contains("\"peak_bytes\": "));
-}
-
 TEST_CASE("cli: train, eval, and a corrupted checkpoint", "[cli]") {
   if (!fs::exists(default_fashion_mnist_dir())) {
     WARN("Fashion-MNIST is not installed; skipped");
     return;
   }
-  TempDir dir("train");
+  CliDir dir("train");
   CliResult trained = run_flowgrad("train " + zoo + "dense.yaml --epochs 1 --out " + dir / "run");
   INFO(trained.output);
   REQUIRE(trained.status == 0);
@@ -104,4 +100,87 @@ TEST_CASE("cli: train, eval, and a corrupted checkpoint", "[cli]") {
   CliResult other = run_flowgrad("eval " + zoo + "linear.yaml --checkpoint " + dir / "run/checkpoint.fgck");
   CHECK(other.status == 3);
   CHECK_THAT(other.output, Contains("spec"));
+}
+
+TEST_CASE("cli: --version says the version CMake sets", "[cli]") {
+  CliResult r = run_flowgrad("--version");
+  CHECK(r.status == 0);
+  CHECK(r.output == "flowgrad " FLOWGRAD_VERSION "\n");
+}
+
+TEST_CASE("cli: a mistyped command or option gets a did-you-mean", "[cli]") {
+  CliResult command = run_flowgrad("trian " + zoo + "dense.yaml");
+  CHECK(command.status == 2);
+  CHECK_THAT(command.output, Contains("unknown command 'trian' (did you mean 'train'?)"));
+  CliResult option = run_flowgrad("train " + zoo + "dense.yaml --epoch 2");
+  CHECK(option.status == 2);
+  CHECK_THAT(option.output, Contains("'train' has no option '--epoch' (did you mean '--epochs'?)"));
+}
+
+TEST_CASE("cli: dot --out writes the format its extension names", "[cli]") {
+  CliDir dir("dot_out");
+  CliResult text = run_flowgrad("dot " + zoo + "dense.yaml --out " + dir / "g.dot");
+  CHECK(text.status == 0);
+  CHECK(fs::exists(dir / "g.dot"));
+  CHECK_FALSE(fs::exists(dir / "g.svg"));
+  CliResult bad = run_flowgrad("dot " + zoo + "dense.yaml --out " + dir / "g.txt");
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.output, Contains(".dot") && Contains(".svg") && Contains(".png"));
+  if (!fs::exists("/usr/bin/dot")) return;
+  for (const char* file : {"g.svg", "g.png"}) {
+    CliResult r = run_flowgrad("dot " + zoo + "dense.yaml --grad --out " + dir / file);
+    CHECK(r.status == 0);
+    CHECK(r.output == "wrote " + dir / file + "\n");
+  }
+  CHECK_THAT(read_bytes(dir / "g.svg"), Contains("<svg"));
+  CHECK(read_bytes(dir / "g.png").substr(1, 3) == "PNG");
+  CHECK(fs::directory_iterator(dir.path) != fs::directory_iterator());
+  for (const auto& entry : fs::directory_iterator(dir.path)) CHECK(entry.path().extension() != ".tmp");
+}
+
+TEST_CASE("cli: a model named after its file must have a valid name", "[cli]") {
+  CliDir dir("stem");
+  fs::copy_file(zoo + "linear.yaml", dir / "tmp.yaml");
+  std::string text = read_bytes(dir / "tmp.yaml");
+  text.erase(text.find("name: linear"), 12);
+  write_text(dir / "My Model.yaml", text);
+  CliResult r = run_flowgrad("summary '" + dir / "My Model.yaml" + "'");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.output, Contains("My Model.yaml:1:1") && Contains("did you mean 'My_Model'?") && Contains("name:"));
+}
+
+TEST_CASE("cli: bench --json is JSON that a JSON parser reads", "[cli]") {
+  CliResult r = run_flowgrad("bench " + zoo + "dense.yaml --batch 32 --threads 1 --json");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  CliDir dir("json");
+  write_text(dir / "bench.json", r.output);
+  const std::string check = std::string(FLOWGRAD_PYTHON) + " -c \"import json; d = json.load(open('" + dir / "bench.json" +
+                            "')); assert d['spec'] == 'dense' and d['ms_per_step'] > 0 and d['batch'] == 32\"";
+  if (fs::exists(FLOWGRAD_PYTHON)) CHECK(std::system(check.c_str()) == 0);
+}
+
+TEST_CASE("cli: u8 data is divided by 255 in run --input as in train", "[cli]") {
+  CliDir dir("u8");
+  NpyArray bytes{.shape = {2, 784}, .dtype = NpyDType::u1};
+  std::vector<float> scaled(2 * 784);
+  for (size_t i = 0; i < scaled.size(); ++i) {
+    bytes.bytes.push_back(static_cast<std::byte>(i % 256));
+    scaled[i] = static_cast<float>(i % 256) / 255.0f;
+  }
+  write_npy(dir / "u8.npy", bytes);
+  write_npy(dir / "f32.npy", Tensor({2, 784}, scaled));
+  for (const char* input : {"u8", "f32"})
+    REQUIRE(run_flowgrad("run " + zoo + "dense.yaml --input x=" + dir / (std::string(input) + ".npy") + " --fetch loss=" +
+                         dir / (std::string(input) + "_loss.npy")).status == 0);
+  CHECK(read_bytes(dir / "u8_loss.npy") == read_bytes(dir / "f32_loss.npy"));
+  // `scale` on u8 data would divide twice: refused.
+  write_npy(dir / "test.npy", bytes);
+  std::string spec = read_bytes(zoo + "dense.yaml");
+  spec.replace(spec.find("data: {dataset: fashion-mnist}"), 30,
+               "data: {dataset: npy, train: " + dir / "u8.npy" + ", test: " + dir / "test.npy" + ", scale: 0.5}");
+  write_text(dir / "spec.yaml", spec);
+  CliResult r = run_flowgrad("train " + dir / "spec.yaml" + " --out " + dir / "run");
+  CHECK(r.status == 2);
+  CHECK_THAT(r.output, Contains("u8") && Contains("scale"));
 }

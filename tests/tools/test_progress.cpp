@@ -47,8 +47,9 @@ TEST_CASE("on a terminal one status line is redrawn in place, at most ten times 
   FakeTerminal term;
   {
     ProgressReporter progress(term.options(true));
-    progress.epoch_start("train", 2, 10, 1000);
-    CHECK_THAT(term.out.str(), StartsWith("\rtrain epoch 2/10 [") && Contains("  0%") && Contains("ETA --:--"));
+    progress.epoch_start("train", 2, 10, 1000, 8);
+    CHECK_THAT(term.out.str(), StartsWith("\rtrain epoch 2/10 [") && Contains(" 0/125 ") && Contains("  0%") &&
+                                   Contains("ETA --:--"));
 
     term.seconds += 0.05;
     progress.update(100, 0.5);  // too soon after the first drawing
@@ -59,8 +60,8 @@ TEST_CASE("on a terminal one status line is redrawn in place, at most ten times 
     CHECK(progress.running_loss() == Approx(0.4));
     std::vector<std::string> lines = redraws(term.out.str());
     REQUIRE(lines.size() == 2);
-    CHECK_THAT(lines.back(), Contains(" 20%") && Contains("loss 0.40000") && Contains("1000 samples/s") &&
-                                 Contains("ETA 0:01") && Contains("[======>"));
+    CHECK_THAT(lines.back(), Contains(" 25/125 ") && Contains(" 20%") && Contains("loss 0.40000") && Contains("1000 samples/s") &&
+                                 Contains("ETA 0:01") && Contains("[=====>"));
 
     for (int batch = 0; batch < 100; ++batch) {  // 100 updates within half a second
       term.seconds += 0.005;
@@ -81,17 +82,21 @@ TEST_CASE("on a terminal one status line is redrawn in place, at most ten times 
   CHECK_THAT(term.out.str(), EndsWith("\n"));  // the reporter ends a line it left open
 }
 
-TEST_CASE("a narrow terminal drops the bar instead of wrapping", "[progress]") {
-  FakeTerminal term;
-  ProgressReporter progress(term.options(true, 60));
-  progress.epoch_start("pretrain layer 2", 7, 50, 60000);
-  term.seconds += 1;
-  progress.update(30000, 0.25);
-  for (const auto& line : redraws(term.out.str())) {
-    CHECK(line.size() <= 59);
-    CHECK_THAT(line, !Contains("["));
+TEST_CASE("a narrow terminal drops the bar, then the speed, percent and ETA, instead of wrapping", "[progress]") {
+  for (int width : {100, 80, 60, 45, 20, 8}) {
+    INFO("width " << width);
+    FakeTerminal term;
+    ProgressReporter progress(term.options(true, width));
+    progress.epoch_start("pretrain layer 2", 7, 50, 60000, 256);
+    term.seconds += 1;
+    progress.update(30000, 0.25);
+    const std::string line = redraws(term.out.str()).back();
+    CHECK(static_cast<int>(line.size()) <= width - 1);
+    CHECK_THAT(line, Contains("118/235"));  // the step counter stays to the last
+    if (width >= 100) CHECK_THAT(line, Contains("[") && Contains("samples/s") && Contains("50%"));
+    if (width == 60) CHECK_THAT(line, StartsWith("pretrain layer 2 epoch 7/50") && !Contains("[") && Contains("loss 0.25000"));
+    if (width == 20) CHECK(line == "118/235 0.25000");
   }
-  CHECK_THAT(redraws(term.out.str()).back(), StartsWith("pretrain layer 2 epoch 7/50") && Contains("50%"));
 }
 
 TEST_CASE("without a terminal: plain lines, one per epoch and one per interval in long epochs", "[progress]") {
@@ -100,7 +105,7 @@ TEST_CASE("without a terminal: plain lines, one per epoch and one per interval i
   options.log_interval_s = 30;
   ProgressReporter progress(options);
   for (int64_t epoch = 1; epoch <= 2; ++epoch) {
-    progress.epoch_start("train", epoch, 2, 6000);
+    progress.epoch_start("train", epoch, 2, 6000, 60);
     for (int64_t second = 1; second <= 100; ++second) {  // a 100 s epoch, one batch a second
       term.seconds += 1;
       progress.update(60 * second, 0.2);
@@ -111,7 +116,7 @@ TEST_CASE("without a terminal: plain lines, one per epoch and one per interval i
   CHECK(text.find('\r') == std::string::npos);
   CHECK(text.find('\x1b') == std::string::npos);
   CHECK(std::count(text.begin(), text.end(), '\n') == 2 * (3 + 1));  // at 30, 60 and 90 s, then the summary
-  CHECK_THAT(text, StartsWith("train epoch 1/2: 30% (1800/6000 samples), loss 0.20000, 60 samples/s, ETA 1:10\n"));
+  CHECK_THAT(text, StartsWith("train epoch 1/2: 30% (step 30/100, 1800/6000 samples), loss 0.20000, 60 samples/s, ETA 1:10\n"));
   CHECK_THAT(text, EndsWith("train epoch 2/2: train loss 0.40000, test loss 0.45000, 1.00 s, 1000 samples/s\n"));
 }
 

@@ -5,6 +5,7 @@
 #include "tools/npy.h"
 #include "tools/runner.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -72,6 +73,17 @@ void check_same_tensors(const Checkpoint& a, const Checkpoint& b) {
   }
 }
 
+void check_error_kind(const std::string& spec_path) {
+  Spec spec = load_spec(spec_path);
+  try {
+    read_train_config(spec);
+    FAIL("expected a spec error");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::spec);
+    CHECK_THAT(e.what(), Catch::Contains("patience"));
+  }
+}
+
 std::string read(const std::string& path) {
   std::ifstream in(path);
   std::stringstream s;
@@ -84,8 +96,19 @@ std::string read(const std::string& path) {
 TEST_CASE("runner: a run folder has the spec, metrics, pictures, graph and checkpoint", "[runner]") {
   Workspace w("folder");
   std::string folder = train(w.spec(small_spec), {.out = w.path("run"), .epochs = 2});
-  for (const char* file : {"spec.yaml", "metrics.csv", "report.md", "loss.png", "model.dot", "checkpoint.fgck"})
+  for (const char* file : {"spec.yaml", "metrics.csv", "steps.csv", "report.md", "report.html", "loss.png", "model.dot",
+                           "checkpoint.fgck", "best.fgck"})
     CHECK(fs::exists(fs::path(folder) / file));
+  // One row per step: 64 samples in batches of 16 for 2 epochs.
+  const std::string steps = read(folder + "/steps.csv");
+  CHECK(steps.rfind("stage,epoch,step,loss,lr\ntrain,1,0,", 0) == 0);
+  CHECK(steps.find("\ntrain,2,7,") != std::string::npos);
+  CHECK(std::count(steps.begin(), steps.end(), '\n') == 1 + 8);
+  CHECK(steps.find(",0.01\n") != std::string::npos);  // the learning rate
+  const std::string html = read(folder + "/report.html");
+  CHECK(html.find("<img src=\"data:image/png;base64,") != std::string::npos);
+  CHECK(html.find("<td>code</td><td>dense</td>") != std::string::npos);
+  CHECK(read(folder + "/report.md").find("![Loss](loss.png)") != std::string::npos);
   std::string metrics = read(folder + "/metrics.csv");
   CHECK(metrics.rfind("stage,epoch,train_loss,test_loss,samples_per_s,seconds\n", 0) == 0);
   CHECK(metrics.find("\ntrain,2,") != std::string::npos);
@@ -117,6 +140,9 @@ TEST_CASE("runner: resuming continues bitwise like an uninterrupted run", "[runn
     CHECK(cut.meta.epoch == 1);
     train(spec, {.out = w.path("cut"), .epochs = 3, .resume = w.path("cut/checkpoint.fgck")});
     check_same_tensors(straight, load_checkpoint(w.path("cut/checkpoint.fgck")));
+    CHECK(read(w.path("cut/steps.csv")) == read(w.path("straight/steps.csv")).substr(0, read(w.path("cut/steps.csv")).size()));
+    const std::string steps = read(w.path("cut/steps.csv"));
+    CHECK(std::count(steps.begin(), steps.end(), '\n') == 1 + 12);  // every step once
   }
 }
 
@@ -158,4 +184,25 @@ train:
     CHECK(std::memcmp(all.tensors.at(name).data(), first_only.tensors.at(name).data(), all.tensors.at(name).type().bytes()) == 0);
   CHECK(std::memcmp(all.tensors.at("enc2/kernel").data(), first_only.tensors.at("enc2/kernel").data(),
                     all.tensors.at("enc2/kernel").type().bytes()) != 0);
+}
+
+TEST_CASE("runner: early stopping ends a stage that stopped improving and keeps the best checkpoint", "[runner]") {
+  Workspace w("early");
+  // A learning rate this large makes the test loss stall or rise within a few epochs.
+  std::string body = small_spec;
+  body.replace(body.find("epochs: 3"), 9, "epochs: 30\n  early_stopping: {patience: 2, min_delta: 0.5}");
+  const std::string folder = train(w.spec(body), {.out = w.path("run")});
+  // min_delta 0.5 is more than any epoch improves: the stage stops after 1 + 2 epochs.
+  const Checkpoint last = load_checkpoint(folder + "/checkpoint.fgck");
+  CHECK(last.meta.epoch == 3);
+  const Checkpoint best = load_checkpoint(folder + "/best.fgck");
+  CHECK(best.meta.epoch <= 3);
+  const std::string metrics = read(folder + "/metrics.csv");
+  CHECK(std::count(metrics.begin(), metrics.end(), '\n') == 1 + 3);
+  CHECK(read(folder + "/report.md").find("early stopping: patience 2") != std::string::npos);
+  // Resuming a stopped stage trains no more.
+  train(w.spec(body), {.out = w.path("run"), .resume = folder + "/checkpoint.fgck"});
+  CHECK(load_checkpoint(folder + "/checkpoint.fgck").meta.epoch == 3);
+  body.replace(body.find("patience: 2"), 11, "patience: 0");
+  check_error_kind(w.spec(body));
 }
