@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string_view>
 #include <utility>
 
@@ -214,6 +215,7 @@ class DotWriter {
     for (size_t n = 0; n < graph.nodes().size(); ++n)
       for (int id : graph.nodes()[n].inputs) readers_[static_cast<size_t>(id)].push_back(static_cast<int>(n));
     if (!options.updates) hide_updates();
+    find_derived();
   }
 
   std::string write() {
@@ -251,7 +253,9 @@ class DotWriter {
     return !readers.empty() && std::all_of(readers.begin(), readers.end(), [&](int n) { return hidden_[static_cast<size_t>(n)]; });
   }
 
-  // Updates, and the training nodes whose every reader is hidden (global-norm clipping): last to first.
+  // Updates, and what serves every update alike (global-norm clipping's scale): a training node read only by
+  // hidden nodes, among them more than one update. A parameter's gradient (named so, or a bias gradient's sum)
+  // feeds exactly one update and stays. Last to first.
   void hide_updates() {
     std::vector<bool> output(graph_.values().size(), false);
     for (const auto& [name, id] : graph_.outputs()) output[static_cast<size_t>(id)] = true;
@@ -261,12 +265,33 @@ class DotWriter {
         continue;
       }
       if (!training(static_cast<int>(n)) || named_as_gradient(graph_.nodes()[n].name)) continue;
-      bool read = false, shown = false;
+      std::set<int> updates;
+      bool shown = false;
       for (int out : graph_.nodes()[n].outputs) {
         shown = shown || output[static_cast<size_t>(out)];
-        for (int reader : readers_[static_cast<size_t>(out)]) read = true, shown = shown || !hidden_[static_cast<size_t>(reader)];
+        for (int reader : readers_[static_cast<size_t>(out)]) {
+          if (role_is(reader, Role::update)) updates.insert(reader);
+          shown = shown || !hidden_[static_cast<size_t>(reader)];
+        }
       }
-      hidden_[n] = read && !shown;
+      hidden_[n] = updates.size() > 1 && !shown;
+    }
+  }
+  // Forward-looking nodes that only the training part reads (a gradient rule's kernel rearranged from a
+  // parameter): styled as gradients, though no gradient flows through them. Last to first.
+  void find_derived() {
+    derived_.assign(graph_.nodes().size(), false);
+    for (size_t n = graph_.nodes().size(); n-- > 0;) {
+      if (training(static_cast<int>(n))) continue;
+      bool read = false, only_training = true;
+      for (int out : graph_.nodes()[n].outputs)
+        for (int reader : readers_[static_cast<size_t>(out)]) {
+          read = true;
+          only_training = only_training && (training(reader) || derived_[static_cast<size_t>(reader)]);
+        }
+      for (const auto& [name, id] : graph_.outputs())
+        if (graph_.info(id).kind == ValueKind::node && graph_.info(id).producer == static_cast<int>(n)) only_training = false;
+      derived_[n] = read && only_training;
     }
   }
   bool grouped(int node) const { return options_.gradient_cluster && training(node); }
@@ -300,7 +325,8 @@ class DotWriter {
     if (std::string label = edge_label(value); !label.empty()) attrs.push_back("label=" + quoted(label));
     const bool from_gradient = v.kind == ValueKind::node && role_is(v.producer, Role::gradient);
     if (options_.training_styles && overwritten) attrs.emplace_back(read_write_edge_style);
-    else if (options_.training_styles && from_gradient) attrs.emplace_back(gradient_edge_style);
+    else if (options_.training_styles && (from_gradient || (v.kind == ValueKind::node && derived_[static_cast<size_t>(v.producer)])))
+      attrs.emplace_back(gradient_edge_style);
     // The gradient layout: a gradient flows up (drawn reversed, so it ranks its reader above it); an update
     // ranks below its gradient and its state, and its parameter (read and overwritten) does not pull it up.
     const bool upward = options_.gradient_layout && from_gradient && reader >= 0 && role_is(reader, Role::gradient);
@@ -351,7 +377,7 @@ class DotWriter {
       const Role role = roles_[n];
       if (hidden_[n]) continue;
       std::string_view style = op_style;
-      if (options_.training_styles && role == Role::gradient) style = gradient_style;
+      if (options_.training_styles && (role == Role::gradient || derived_[n])) style = gradient_style;
       if (options_.training_styles && role == Role::update) style = update_style;
       Cluster& cluster = grouped(static_cast<int>(n))                          ? gradients_
                          : options_.scope_clusters                         ? root_.descend(node.scope)
@@ -378,7 +404,8 @@ class DotWriter {
   std::vector<Role> roles_;
   std::vector<std::vector<int>> readers_;  // per value: the nodes that take it as an input
   AttributeDefaults defaults_;
-  std::vector<bool> hidden_;  // per node: left out (optimizer updates without DotOptions::updates)
+  std::vector<bool> hidden_;   // per node: left out (optimizer updates without DotOptions::updates)
+  std::vector<bool> derived_;  // per node: forward ops that only the training part reads
   Cluster root_, gradients_;
   std::vector<std::string> edges_;
 };

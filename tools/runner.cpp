@@ -156,7 +156,8 @@ class Run {
     }
     report_.note(fmt::format("spec: {} (hash {:016x})", spec_.document.file, spec_.hash));
     report_.note(fmt::format("data: {} ({} train, {} test samples)", data.source, data.train.count, data.test.count));
-    report_.note(fmt::format("batch {}, seed {}, threads {}", config_.batch, config_.seed, config_.threads));
+    report_.note(fmt::format("batch {}, seed {}, threads {}", config_.batch, config_.seed,
+                             config_.threads > 0 ? std::to_string(config_.threads) : "0 (every core)"));
     if (config_.early_stopping.patience > 0)
       report_.note(fmt::format("early stopping: patience {} epochs, min_delta {:g}", config_.early_stopping.patience,
                                config_.early_stopping.min_delta));

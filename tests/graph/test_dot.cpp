@@ -143,6 +143,38 @@ TEST_CASE("the training graph styles gradient and update nodes apart", "[dot][tr
   check_renders(graph, grouped);
 }
 
+TEST_CASE("the gradient layout draws the backward pass beside the forward pass, updates on request", "[dot][training]") {
+  const Graph forward = zoo::keras_autoencoder(64);
+  OptimizerConfig adam;
+  adam.clip_norm = 1.0;  // a global-norm scale read by every update
+  const TrainingGraph training = build_training_graph(forward, "loss", adam);
+  const Graph& graph = training.graph;
+  DotOptions layout{.gradient_layout = true, .updates = false};
+  const std::string text = to_dot(graph, layout);
+  size_t updates = 0, reversed = 0;
+  for (size_t n = 0; n < graph.nodes().size(); ++n) {
+    const Node& node = graph.nodes()[n];
+    const bool update = !node.op->mutates.empty();
+    updates += update;
+    INFO(node.name);
+    // Updates are left out; every gradient node stays, bias sums included.
+    CHECK(statement(text, fmt::format("n{}", n)).empty() == (update || node.op->name == "global_norm_scale"));
+  }
+  REQUIRE(updates == training.updates.size());
+  for (size_t at = text.find("dir=back"); at != std::string::npos; at = text.find("dir=back", at + 1)) ++reversed;
+  CHECK(reversed > 4);  // the gradient chain, drawn upward
+  CHECK_THAT(text, !Contains("adam_m") && !Contains("label=<lr>"));
+  for (const auto& [param, gradient] : training.gradients) CHECK_THAT(text, Contains(gradient));
+
+  layout.updates = true;
+  const std::string with_updates = to_dot(graph, layout);
+  CHECK_THAT(with_updates, Contains("adam_m") && Contains("read by every update") && Contains("constraint=false"));
+  size_t lr = 0;
+  while (graph.info(static_cast<int>(lr)).name != training.lr) ++lr;
+  CHECK_THAT(with_updates, !Contains(fmt::format("v{} -> ", lr)));  // no fan of edges from the learning rate
+  check_renders(graph, layout);
+}
+
 TEST_CASE("scoped nodes are drawn in nested clusters with their parameters", "[dot][scope]") {
   Graph graph("stacked");
   Value x = graph.input("x", {8, 16});

@@ -86,12 +86,17 @@ TEST_CASE("cli: train, eval, and a corrupted checkpoint", "[cli]") {
     return;
   }
   CliDir dir("train");
-  CliResult trained = run_flowgrad("train " + zoo + "dense.yaml --epochs 1 --out " + dir / "run");
+  CliResult trained = run_flowgrad("train " + zoo + "dense.yaml --epochs 1 --quiet --out " + dir / "run");
   INFO(trained.output);
   REQUIRE(trained.status == 0);
+  CHECK(trained.output == "run folder: " + dir / "run" + "\n");  // --quiet: nothing else
   CliResult eval = run_flowgrad("eval " + zoo + "dense.yaml --checkpoint " + dir / "run/checkpoint.fgck");
   CHECK(eval.status == 0);
   CHECK_THAT(eval.output, Contains("test loss: 0.3"));
+  REQUIRE(run_flowgrad("export " + zoo + "dense.yaml --checkpoint " + dir / "run/checkpoint.fgck" + " --npz " + dir / "w.npz" +
+                       " --layout torch").status == 0);
+  CliResult from_npz = run_flowgrad("eval " + zoo + "dense.yaml --params " + dir / "w.npz");
+  CHECK(from_npz.output.substr(from_npz.output.find("test loss")) == eval.output.substr(eval.output.find("test loss")));
   fs::copy_file(dir / "run/checkpoint.fgck", dir / "cut.fgck");
   fs::resize_file(dir / "cut.fgck", fs::file_size(dir / "cut.fgck") / 2);
   CliResult cut = run_flowgrad("eval " + zoo + "dense.yaml --checkpoint " + dir / "cut.fgck");
