@@ -160,6 +160,7 @@ void Commands::add_to(CLI::App& app) {
       ->check(CLI::IsMember({"flowgrad", "torch"}));
   export_->add_option("--onnx", onnx_, "write the inference graph here (ONNX, opset 14)");
   export_->add_option("--output", onnx_outputs_, "with --onnx: the outputs to export (e.g. code for the encoder); default all");
+  export_->add_option("--from", onnx_from_, "with --onnx: values that become inputs (e.g. code for the decoder)");
 }
 
 int Commands::run() {
@@ -425,7 +426,8 @@ int Commands::ops() {
 
 int Commands::export_weights() {
   if (npz_.empty() && onnx_.empty()) fail(ErrorKind::spec, "export writes --npz FILE, --onnx FILE or both; neither was given");
-  if (!onnx_outputs_.empty() && onnx_.empty()) fail(ErrorKind::spec, "--output names what --onnx exports; add --onnx FILE");
+  if ((!onnx_outputs_.empty() || !onnx_from_.empty()) && onnx_.empty())
+    fail(ErrorKind::spec, "--output and --from say what --onnx exports; add --onnx FILE");
   Spec spec = load_spec(spec_);
   TrainConfig config = read_train_config(spec);
   ParamStore store;
@@ -443,7 +445,7 @@ int Commands::export_weights() {
     fmt::print(stderr, "wrote {}\n", npz_);
   }
   if (!onnx_.empty()) {
-    write_onnx(onnx_, spec, store, onnx_outputs_);
+    write_onnx(onnx_, spec, store, onnx_outputs_, onnx_from_);
     fmt::print(stderr, "wrote {}\n", onnx_);
   }
   return 0;

@@ -92,7 +92,12 @@ class OnnxWriter {
  public:
   OnnxWriter(const Spec& spec, const ParamStore& params) : graph_(spec.graph.for_inference()), params_(params) {}
 
-  std::string model(const std::vector<std::string>& requested) {
+  std::string model(const std::vector<std::string>& requested, const std::vector<std::string>& from) {
+    for (const std::string& name : from) {
+      auto v = graph_.find(name);
+      if (!v) fail(ErrorKind::spec, "the model has no value '{}' to start the export from", name);
+      cut_.insert(v->id());
+    }
     std::vector<std::pair<std::string, int>> outputs;  // ONNX output name, value id
     for (const std::string& name : requested) {
       auto it = std::find_if(graph_.outputs().begin(), graph_.outputs().end(), [&](const auto& o) { return o.first == name; });
@@ -117,12 +122,16 @@ class OnnxWriter {
     std::vector<int> stack;
     for (const auto& [name, id] : outputs) stack.push_back(id);
     while (!stack.empty()) {
-      const ValueInfo& v = graph_.info(stack.back());
+      const int id = stack.back();
+      const ValueInfo& v = graph_.info(id);
       stack.pop_back();
-      if (v.kind == ValueKind::input) {
+      if (v.kind == ValueKind::input || cut_.count(id)) {
+        // A value the export starts from is batched when the graph's inputs are (its leading axis is theirs).
+        const bool batched = v.kind == ValueKind::input ? v.batched : std::any_of(graph_.values().begin(), graph_.values().end(),
+                                                                                   [](const ValueInfo& i) { return i.kind == ValueKind::input && i.batched; });
         if (inputs_.insert(v.name).second) {
-          batched_ = batched_ || v.batched;
-          in_.message(kGraphInput, value_info(v.name, v.type.shape, v.batched));
+          batched_ = batched_ || batched;
+          in_.message(kGraphInput, value_info(v.name, v.type.shape, batched));
         }
         continue;
       }
@@ -341,23 +350,26 @@ class OnnxWriter {
   std::vector<ProtoWriter> nodes_;
   ProtoWriter initializers_, in_, out_;
   std::set<std::string> inputs_, stored_;
+  std::set<int> cut_;  // values that are the model's inputs instead of being computed
   bool batched_ = false;
   int counter_ = 0;
 };
 
 }  // namespace
 
-std::string onnx_model(const Spec& spec, const ParamStore& params, const std::vector<std::string>& outputs) {
+std::string onnx_model(const Spec& spec, const ParamStore& params, const std::vector<std::string>& outputs,
+                       const std::vector<std::string>& from) {
   std::vector<std::string> wanted = outputs;
   if (wanted.empty())
     for (const auto& [name, id] : spec.graph.outputs())
       if (std::find(spec.losses.begin(), spec.losses.end(), name) == spec.losses.end()) wanted.push_back(name);
   if (wanted.empty()) fail(ErrorKind::spec, "the spec has no outputs besides its losses; name one to export");
-  return OnnxWriter(spec, params).model(wanted);
+  return OnnxWriter(spec, params).model(wanted, from);
 }
 
-void write_onnx(const std::string& path, const Spec& spec, const ParamStore& params, const std::vector<std::string>& outputs) {
-  write_file_atomically(path, onnx_model(spec, params, outputs));
+void write_onnx(const std::string& path, const Spec& spec, const ParamStore& params, const std::vector<std::string>& outputs,
+                const std::vector<std::string>& from) {
+  write_file_atomically(path, onnx_model(spec, params, outputs, from));
 }
 
 }  // namespace flowgrad

@@ -21,11 +21,13 @@ namespace flowgrad {
 inline constexpr int64_t kOnnxOpset = 14;
 
 // The model as bytes. `outputs` names spec outputs or any value (e.g. "code" for the encoder half); empty:
-// every output of the spec that is not a loss.
-std::string onnx_model(const Spec& spec, const ParamStore& params, const std::vector<std::string>& outputs = {});
+// every output of the spec that is not a loss. `from` names values that become the model's inputs instead of
+// being computed (e.g. "code" for the decoder half); empty: the spec's inputs.
+std::string onnx_model(const Spec& spec, const ParamStore& params, const std::vector<std::string>& outputs = {},
+                       const std::vector<std::string>& from = {});
 
 // Writes onnx_model(...) to `path` atomically.
 void write_onnx(const std::string& path, const Spec& spec, const ParamStore& params,
-                const std::vector<std::string>& outputs = {});
+                const std::vector<std::string>& outputs = {}, const std::vector<std::string>& from = {});
 
 }  // namespace flowgrad

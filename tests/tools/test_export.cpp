@@ -146,23 +146,27 @@ TEST_CASE("the ONNX export of dense, conv and recurrent models passes onnx.check
   struct Case {
     std::string model, output;
     Shape input;
+    std::string from = {};  // the decoder half: the model's input is this value
   };
   for (const Case& c : {Case{"dense", "reconstruction", {0, 784}}, Case{"dense", "code", {0, 784}},
-                        Case{"conv", "reconstruction", {0, 1, 28, 28}}, Case{"conv", "code", {0, 1, 28, 28}},
-                        Case{"lstm", "reconstruction", {0, 28, 28}}, Case{"gru", "reconstruction", {0, 28, 28}}}) {
-    INFO(c.model << " " << c.output);
+                        Case{"dense", "reconstruction", {0, 784}, "code"}, Case{"conv", "reconstruction", {0, 1, 28, 28}},
+                        Case{"conv", "code", {0, 1, 28, 28}}, Case{"conv", "reconstruction", {0, 1, 28, 28}, "code"},
+                        Case{"lstm", "reconstruction", {0, 28, 28}}, Case{"lstm", "reconstruction", {0, 28, 28}, "code"},
+                        Case{"gru", "reconstruction", {0, 28, 28}}}) {
+    INFO(c.model << " " << c.output << " from " << c.from);
     const Spec spec = load_spec(zoo + c.model + ".yaml");
     write_weights_npz(dir.file("w.npz"), spec, random_parameters(spec));
     write_input(dir.file("x.npy"), c.input);
     const std::string params = " --params " + dir.file("w.npz");
     CliResult exported = run_flowgrad("export " + zoo + c.model + ".yaml" + params + " --onnx " + dir.file("m.onnx") +
-                                      " --output " + c.output);
+                                      " --output " + c.output + (c.from.empty() ? "" : " --from " + c.from));
     INFO(exported.output);
     REQUIRE(exported.status == 0);
     REQUIRE(run_flowgrad("run " + zoo + c.model + ".yaml" + params + " --input x=" + dir.file("x.npy") + " --fetch " +
-                         c.output + "=" + dir.file("y.npy")).status == 0);
-    CliResult checked = python(checks + "onnx_check.py " + dir.file("m.onnx") + " " + dir.file("x.npy") + " " +
-                               dir.file("y.npy") + " " + c.output);
+                         c.output + "=" + dir.file("y.npy") + " --fetch code=" + dir.file("code.npy")).status == 0);
+    const std::string input = c.from.empty() ? dir.file("x.npy") : dir.file("code.npy");
+    CliResult checked = python(checks + "onnx_check.py " + dir.file("m.onnx") + " " + input + " " + dir.file("y.npy") +
+                               " " + c.output);
     INFO(checked.output);
     CHECK(checked.status == 0);
     CHECK_THAT(checked.output, Contains("checker passed"));
