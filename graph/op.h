@@ -5,6 +5,7 @@
 #pragma once
 
 #include "graph/attrs.h"
+#include "graph/isa.h"
 #include "graph/types.h"
 
 #include <any>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dnnl {
@@ -61,6 +63,7 @@ struct KernelContext {
   std::span<const TensorType> outputs;
   const dnnl::engine& engine;
   const std::string& node;
+  Isa isa = widest_isa();  // the level of the hand-written kernels to create (graph/isa.h)
 };
 
 struct KernelArgs {
@@ -85,6 +88,9 @@ class Kernel {
   virtual double flops() const { return 0; }
   // True when the kernel parallelizes internally (oneDNN or a TBB loop) and profits from more threads.
   virtual bool parallel() const { return true; }
+  // For hand-written kernels compiled per instruction-set level: the level this one runs ("avx512"), shown by
+  // profiles. Empty for the others.
+  virtual std::string_view variant() const { return {}; }
 };
 
 // ---- gradient rule ------------------------------------------------------------------------------------------

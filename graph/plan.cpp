@@ -74,6 +74,7 @@ struct Plan::Impl {
   ParamStore& store;
   PlanOptions options;
   int threads = 1;
+  Isa isa;  // of the hand-written kernels
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   std::vector<dnnl::stream> streams;  // one per arena slot: streams are not shared between threads
   tbb::task_arena arena;
@@ -89,7 +90,7 @@ struct Plan::Impl {
   Impl(const Graph& g, ParamStore& s, PlanOptions o)
       : graph(g), store(s), options(std::move(o)),
         threads(options.threads > 0 ? options.threads : default_thread_count()),
-        arena(threads) {}
+        isa(options.isa ? checked_isa(*options.isa) : widest_isa()), arena(threads) {}
 
   void run_step(Step& step, uint64_t step_number) {
     for (size_t i = 0; i < step.inputs.size(); ++i) step.in_ptrs[i] = value_ptrs[static_cast<size_t>(step.inputs[i])];
@@ -141,7 +142,7 @@ struct Plan::Impl {
            node.op->name, node.name);
     // oneDNN fixes some thread partitions when a primitive is created: create it with its allotment.
     omp_set_num_threads(kernel_threads);
-    auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name}, attrs);
+    auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name, isa}, attrs);
     omp_set_num_threads(threads);  // per thread: kernels are created on TBB workers too
     return kernel;
   }

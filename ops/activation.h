@@ -2,6 +2,7 @@
 #pragma once
 
 #include "graph/op.h"
+#include "ops/activation_kind.h"
 
 #include <dnnl.hpp>
 
@@ -11,7 +12,6 @@
 
 namespace flowgrad {
 
-enum class Activation { linear, relu, leaky_relu, elu, sigmoid, tanh, softplus };
 std::span<const char* const> enum_names(Activation);
 
 // The oneDNN eltwise algorithm computing the activation forward (alpha: leaky_relu slope, elu alpha).

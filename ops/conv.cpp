@@ -536,6 +536,7 @@ OpBuilder<Attrs> family_op(Kind kind, Role role, int min_inputs, int max_inputs,
       .reference([kind, role](const RefContext& c, const Attrs& a) { return reference(kind, role, c, a); })
       .kernel([kind, role](const KernelContext& c, const Attrs& a) {
         KernelSpec spec{kind, role, geometry_of(kind, c.inputs, a, Check{})};
+        spec.isa = c.isa;
         if constexpr (std::is_base_of_v<ForwardAttrs, Attrs>) {
           spec.bias = c.inputs.size() > 2;
           spec.activation = a.activation;

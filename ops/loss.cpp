@@ -7,7 +7,7 @@
 // Gradient ops read the number of averaged elements from their input shapes when the kernel (or the
 // reference) is built, never from an attribute: a graph re-instantiated for another batch size
 // (Graph::with_batch) must average over the new batch.
-#include "ops/fast_math.h"
+#include "ops/kernels/loss_loops.h"
 #include "ops/kernel_util.h"
 #include "ops/ops.h"
 
@@ -55,8 +55,8 @@ using kernels::chunked_sum;
 // does not allocate.
 class ReduceKernel final : public kernels::FunctionKernel {
  public:
-  ReduceKernel(Body body, double flops, int64_t chunks)
-      : FunctionKernel(std::move(body), flops), chunks_(chunks) {}
+  ReduceKernel(Body body, double flops, int64_t chunks, std::string_view variant = {})
+      : FunctionKernel(std::move(body), flops, true, variant), chunks_(chunks) {}
   size_t scratch_bytes() const override { return chunks_ > 1 ? static_cast<size_t>(chunks_) * sizeof(double) : 0; }
 
  private:
@@ -90,9 +90,7 @@ const std::vector<TensorType> kScalar = {TensorType{{}, DType::f32}};
 // loss.
 
 struct Mse {
-  [[gnu::always_inline]] static float value(float p, float t) { return (p - t) * (p - t); }
-  [[gnu::always_inline]] static float d_pred(float p, float t) { return 2 * (p - t); }
-  [[gnu::always_inline]] static float d_target(float p, float t) { return -2 * (p - t); }
+  static constexpr auto loops = &kernels::LossLoops::mse;
   static double value(double p, double t) { return (p - t) * (p - t); }
   static double d_pred(double p, double t) { return 2 * (p - t); }
   static double d_target(double p, double t) { return -2 * (p - t); }
@@ -101,19 +99,8 @@ struct Mse {
 // Keras 3 clamps probabilities to [eps, 1 - eps] before the logs (tf.keras 2 also added eps inside the
 // logs; the two differ by about 1e-7 relative). Clamped elements get a zero gradient, as clip_by_value's.
 struct Bce {
+  static constexpr auto loops = &kernels::LossLoops::bce;
   static constexpr double eps = 1e-7;
-  static constexpr float eps_f = 1e-7f;
-  // Value selects rather than std::clamp (which returns a reference): branch-free, so the loops vectorize.
-  [[gnu::always_inline]] static float clamped(float p) { return p < eps_f ? eps_f : (p > 1 - eps_f ? 1 - eps_f : p); }
-  [[gnu::always_inline]] static float value(float p, float t) {
-    float q = clamped(p);
-    return -(t * fast::log(q) + (1 - t) * fast::log(1 - q));
-  }
-  [[gnu::always_inline]] static float d_pred(float p, float t) { return p < eps_f || p > 1 - eps_f ? 0.0f : (p - t) / (p * (1 - p)); }
-  [[gnu::always_inline]] static float d_target(float p, float) {
-    float q = clamped(p);
-    return fast::log(1 - q) - fast::log(q);
-  }
   static double clamped(double p) { return std::clamp(p, eps, 1 - eps); }
   static double value(double p, double t) {
     double q = clamped(p);
@@ -131,11 +118,7 @@ struct Bce {
 
 // max(z, 0) - z t + log(1 + exp(-|z|)): never overflows, and keeps precision for large |z|.
 struct BceLogits {
-  [[gnu::always_inline]] static float value(float z, float t) {
-    return (z > 0 ? z : 0.0f) - z * t + fast::log(1 + fast::exp(-std::abs(z)));
-  }
-  [[gnu::always_inline]] static float d_pred(float z, float t) { return 1 / (1 + fast::exp(-z)) - t; }
-  [[gnu::always_inline]] static float d_target(float z, float) { return -z; }
+  static constexpr auto loops = &kernels::LossLoops::bce_logits;
   static double value(double z, double t) { return std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::abs(z))); }
   static double d_pred(double z, double t) { return 1 / (1 + std::exp(-z)) - t; }
   static double d_target(double z, double) { return -z; }
@@ -148,80 +131,23 @@ std::vector<TensorType> pair_loss_infer(const ShapeContext& c) {
   return kScalar;
 }
 
-// Per-chunk sums: element values go through a small buffer (a plain loop the vectorizer handles) into 16
-// float lanes, which are then added in double in a fixed order: deterministic for any thread count.
-template <class Terms>
-[[gnu::always_inline]] inline double lane_sum(const float* __restrict p, const float* __restrict t, int64_t n) {
-  constexpr int64_t lanes = 16, block = 256;
-  float acc[lanes] = {};
-  float values[block];
-  int64_t i = 0;
-  for (; i + block <= n; i += block) {
-    for (int64_t j = 0; j < block; ++j) values[j] = Terms::value(p[i + j], t[i + j]);
-    for (int64_t j = 0; j < block; j += lanes)
-      for (int64_t l = 0; l < lanes; ++l) acc[l] += values[j + l];
-  }
-  double s = 0;
-  for (; i < n; ++i) s += static_cast<double>(Terms::value(p[i], t[i]));
-  for (float a : acc) s += static_cast<double>(a);
-  return s;
-}
-
-template <class Terms>
-[[gnu::always_inline]] inline void scaled_grad(const float* __restrict p, const float* __restrict t, float g,
-                                               bool wrt_target, float* __restrict dx, int64_t n) {
-  if (wrt_target)
-    for (int64_t i = 0; i < n; ++i) dx[i] = g * Terms::d_target(p[i], t[i]);
-  else
-    for (int64_t i = 0; i < n; ++i) dx[i] = g * Terms::d_pred(p[i], t[i]);
-}
-
-FLOWGRAD_SIMD_CLONES double mse_sum(const float* p, const float* t, int64_t n) { return lane_sum<Mse>(p, t, n); }
-FLOWGRAD_SIMD_CLONES double bce_sum(const float* p, const float* t, int64_t n) { return lane_sum<Bce>(p, t, n); }
-FLOWGRAD_SIMD_CLONES double bce_logits_sum(const float* p, const float* t, int64_t n) {
-  return lane_sum<BceLogits>(p, t, n);
-}
-FLOWGRAD_SIMD_CLONES void mse_grad(const float* p, const float* t, float g, bool wrt_target, float* dx, int64_t n) {
-  scaled_grad<Mse>(p, t, g, wrt_target, dx, n);
-}
-FLOWGRAD_SIMD_CLONES void bce_grad(const float* p, const float* t, float g, bool wrt_target, float* dx, int64_t n) {
-  scaled_grad<Bce>(p, t, g, wrt_target, dx, n);
-}
-FLOWGRAD_SIMD_CLONES void bce_logits_grad(const float* p, const float* t, float g, bool wrt_target, float* dx,
-                                          int64_t n) {
-  scaled_grad<BceLogits>(p, t, g, wrt_target, dx, n);
-}
-
-template <class Terms> struct Loops;
-template <> struct Loops<Mse> {
-  static constexpr auto sum = mse_sum;
-  static constexpr auto grad = mse_grad;
-};
-template <> struct Loops<Bce> {
-  static constexpr auto sum = bce_sum;
-  static constexpr auto grad = bce_grad;
-};
-template <> struct Loops<BceLogits> {
-  static constexpr auto sum = bce_logits_sum;
-  static constexpr auto grad = bce_logits_grad;
-};
-
 template <class Terms>
 std::unique_ptr<Kernel> pair_loss_kernel(const KernelContext& c, Reduction reduction) {
   const int64_t n = c.inputs[0].numel();
   const int64_t chunks = chunks_of(n, kChunk);
   const double divisor = reduce_divisor(reduction, n);
+  const kernels::PairLossLoops& loops = kernels::loss_loops(c.isa).*Terms::loops;
   return std::make_unique<ReduceKernel>(
-      [n, chunks, divisor](const KernelArgs& args) {
+      [n, chunks, divisor, &loops](const KernelArgs& args) {
         const float* p = args.input(0);
         const float* t = args.input(1);
         double total = chunked_sum(chunks, args.threads, static_cast<double*>(args.scratch), [&](int64_t chunk) {
           const int64_t begin = chunk * kChunk;
-          return Loops<Terms>::sum(p + begin, t + begin, std::min(n, begin + kChunk) - begin);
+          return loops.sum(p + begin, t + begin, std::min(n, begin + kChunk) - begin);
         });
         *args.output(0) = static_cast<float>(total / divisor);
       },
-      4.0 * static_cast<double>(n), chunks);
+      4.0 * static_cast<double>(n), chunks, isa_name(c.isa));
 }
 
 template <class Terms>
@@ -229,17 +155,18 @@ std::unique_ptr<Kernel> pair_grad_kernel(const KernelContext& c, const LossGradA
   const int64_t n = c.inputs[1].numel();
   const double divisor = reduce_divisor(a.reduction, n);
   const bool wrt_target = a.wrt_target;
+  const kernels::PairLossLoops& loops = kernels::loss_loops(c.isa).*Terms::loops;
   return std::make_unique<kernels::FunctionKernel>(
-      [n, divisor, wrt_target](const KernelArgs& args) {
+      [n, divisor, wrt_target, &loops](const KernelArgs& args) {
         const double g = static_cast<double>(*args.input(0)) / divisor;
         const float* p = args.input(1);
         const float* t = args.input(2);
         float* dx = args.output(0);
         kernels::parallel_elements(n, args.threads, [&](int64_t begin, int64_t end) {
-          Loops<Terms>::grad(p + begin, t + begin, static_cast<float>(g), wrt_target, dx + begin, end - begin);
+          loops.grad(p + begin, t + begin, static_cast<float>(g), wrt_target, dx + begin, end - begin);
         });
       },
-      4.0 * static_cast<double>(n));
+      4.0 * static_cast<double>(n), true, isa_name(c.isa));
 }
 
 // Examples of a pair loss and of its gradient op (inputs g, prediction, target): [3, 4] predictions and

@@ -6,6 +6,7 @@
 // (Graph::with_batch) keeps correct gradients.
 #include "ops/broadcast.h"
 #include "ops/kernel_util.h"
+#include "ops/kernels/reduce_loops.h"
 #include "ops/ops.h"
 
 #include <algorithm>
@@ -132,30 +133,7 @@ ReductionGroups group_axes(const Shape& in, const Shape& kept) {
 
 template <bool Max> float combine(float acc, float v) { return Max ? std::max(acc, v) : acc + v; }
 
-// The hot loops of the kernel below, compiled for AVX-512 and AVX2 (the baseline build has SSE2 only; sum
-// over [256, 784] -> [784] ran at 7 GFLOP/s): rows folded into outputs, and runs folded into 16 lanes.
-template <bool Max>
-[[gnu::always_inline]] inline void fold_row(float* __restrict out, const float* __restrict in, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) out[k] = combine<Max>(out[k], in[k]);
-}
-FLOWGRAD_SIMD_CLONES void sum_row(float* out, const float* in, int64_t n) { fold_row<false>(out, in, n); }
-FLOWGRAD_SIMD_CLONES void max_row(float* out, const float* in, int64_t n) { fold_row<true>(out, in, n); }
-
-constexpr int64_t kLanes = 16;
-template <bool Max>
-[[gnu::always_inline]] inline float fold_lanes(float* __restrict acc, const float* __restrict in, int64_t n, float folded) {
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] = combine<Max>(acc[l], in[k + l]);
-  for (; k < n; ++k) folded = combine<Max>(folded, in[k]);
-  return folded;
-}
-FLOWGRAD_SIMD_CLONES float sum_lanes(float* acc, const float* in, int64_t n, float folded) {
-  return fold_lanes<false>(acc, in, n, folded);
-}
-FLOWGRAD_SIMD_CLONES float max_lanes(float* acc, const float* in, int64_t n, float folded) {
-  return fold_lanes<true>(acc, in, n, folded);
-}
+constexpr int64_t kLanes = kernels::kReduceLanes;
 
 // Runs body(begin, end) over [0, n) in chunks of `grain` indices; each index is handled whole by one thread.
 template <class Body> void parallel_range(int64_t n, int64_t grain, int threads, Body&& body) {
@@ -170,8 +148,8 @@ template <class Body> void parallel_range(int64_t n, int64_t grain, int threads,
 // results do not depend on the thread count.
 class GroupedReductionKernel : public Kernel {
  public:
-  GroupedReductionKernel(ReduceKind kind, const ReductionGroups& g)
-      : max_(kind == ReduceKind::max), inner_(g.sizes.back()), inner_reduced_(g.reduced.back()) {
+  GroupedReductionKernel(ReduceKind kind, const ReductionGroups& g, Isa isa)
+      : isa_(isa), max_(kind == ReduceKind::max), inner_(g.sizes.back()), inner_reduced_(g.reduced.back()) {
     // Offsets (in blocks of `inner` elements) of the kept and the reduced coordinates of the outer groups,
     // each table in row-major order of its coordinates.
     int64_t stride = 1;
@@ -197,6 +175,7 @@ class GroupedReductionKernel : public Kernel {
 
   size_t scratch_bytes() const override { return chunks_ > 1 ? static_cast<size_t>(chunks_ * outputs_) * sizeof(float) : 0; }
   double flops() const override { return static_cast<double>(total_); }
+  std::string_view variant() const override { return isa_name(isa_); }
 
   void run(const KernelArgs& args) override {
     if (max_) run_kind<true>(args);
@@ -250,8 +229,8 @@ class GroupedReductionKernel : public Kernel {
       std::fill_n(o, len, identity);
       for (int64_t r = row_begin; r < row_end; ++r) {
         const float* in = x + (kept_offsets_[static_cast<size_t>(row)] + reduced_offsets_[static_cast<size_t>(r)]) * inner_ + from;
-        if constexpr (Max) max_row(o, in, len);
-        else sum_row(o, in, len);
+        if constexpr (Max) loops_.max_row(o, in, len);
+        else loops_.sum_row(o, in, len);
       }
       i += len;
     }
@@ -266,13 +245,15 @@ class GroupedReductionKernel : public Kernel {
       float folded = identity;
       for (int64_t r : reduced_offsets_) {
         const float* in = x + (kept_offsets_[static_cast<size_t>(o)] + r) * inner_;
-        folded = Max ? max_lanes(acc, in, inner_, folded) : sum_lanes(acc, in, inner_, folded);
+        folded = Max ? loops_.max_lanes(acc, in, inner_, folded) : loops_.sum_lanes(acc, in, inner_, folded);
       }
       for (float v : acc) folded = combine<Max>(folded, v);
       y[o] = folded * scale_;
     }
   }
 
+  Isa isa_;
+  const kernels::ReduceLoops& loops_ = kernels::reduce_loops(isa_);
   bool max_;
   int64_t inner_;
   bool inner_reduced_;
@@ -287,7 +268,7 @@ std::unique_ptr<Kernel> reduction_kernel(ReduceKind kind, const KernelContext& c
   using kernels::Binding;
   if (numel(in) == numel(kept)) return copy_kernel(numel(in));
   ReductionGroups groups = group_axes(in, kept);  // groups alternate, so [kept, reduced] is at most two
-  if (!groups.reduced.back() || groups.sizes.size() > 2) return std::make_unique<GroupedReductionKernel>(kind, groups);
+  if (!groups.reduced.back() || groups.sizes.size() > 2) return std::make_unique<GroupedReductionKernel>(kind, groups, c.isa);
   dnnl::algorithm algorithm = kind == ReduceKind::sum    ? dnnl::algorithm::reduction_sum
                               : kind == ReduceKind::mean ? dnnl::algorithm::reduction_mean
                                                          : dnnl::algorithm::reduction_max;

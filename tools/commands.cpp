@@ -73,8 +73,8 @@ int gradcheck_ops(const std::string& which) {
     for (const OpExample& example : op.examples) {
       OpCase row = op_case(name, example);
       OpCheckResult r = check_op(row);
-      const bool ok = r.forward_error < row.forward_tolerance && r.gradient_error < row.gradient_tolerance &&
-                      r.kernel_gradient_error < row.kernel_gradient_tolerance;
+      const bool ok = r.forward.error < row.forward_tolerance && r.gradient_error < row.gradient_tolerance &&
+                      r.kernel_gradient.error < row.kernel_gradient_tolerance;
       failures += !ok;
       std::string shapes;
       for (const TensorType& t : example.inputs) {
@@ -82,7 +82,7 @@ int gradcheck_ops(const std::string& which) {
         shapes += to_string(t.shape);
       }
       fmt::print("{:<32} {:<26} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", name, example.label.empty() ? shapes : example.label,
-                 r.forward_error, r.gradient_error, r.kernel_gradient_error, ok ? "ok" : "FAIL");
+                 r.forward.error, r.gradient_error, r.kernel_gradient.error, ok ? "ok" : "FAIL");
     }
   }
   fmt::print("{}: {} failure(s)\n", failures ? "FAIL" : "PASS", failures);

@@ -137,6 +137,6 @@ TEST_CASE("check_op compares what in-place updates leave in their inputs", "[aut
   register_test_update("test_update_wrong", 1.5f);
   OpCheckResult right = check_op({.op = "test_update_right", .inputs = {{{6}}}, .no_grad = {0}});
   OpCheckResult wrong = check_op({.op = "test_update_wrong", .inputs = {{{6}}}, .no_grad = {0}});
-  CHECK(right.forward_error < 1e-6);
-  CHECK(wrong.forward_error > 0.1);  // |0.5| relative to max(1, |x + 1|) <= 2
+  CHECK(right.forward.error < 1e-6);
+  CHECK(wrong.forward.error > 0.1);  // |0.5| relative to max(1, |x + 1|) <= 2
 }
