@@ -396,13 +396,17 @@ std::string Plan::profile_table() const {
   double total = 0;
   for (const auto& s : impl_->steps) order.push_back(&s), total += s.seconds;
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->seconds > b->seconds; });
-  std::string out = fmt::format("{:<40} {:<22} {:>7} {:>10} {:>6} {:>9}\n", "node", "op", "threads", "us/run", "%", "GFLOP/s");
+  // "kernel": the instruction-set level of a hand-written kernel (Kernel::variant), "-" for the others.
+  std::string out = fmt::format("{:<40} {:<22} {:<8} {:>7} {:>10} {:>6} {:>9}\n", "node", "op", "kernel", "threads",
+                                "us/run", "%", "GFLOP/s");
   for (const auto* s : order) {
     const Node& node = impl_->graph.nodes()[static_cast<size_t>(s->node)];
     const std::string op = s->fused >= 0 ? node.op->name + "+" + impl_->graph.nodes()[static_cast<size_t>(s->fused)].op->name : node.op->name;
+    const std::string_view variant = s->kernel->variant();
     double us = s->runs ? s->seconds / static_cast<double>(s->runs) * 1e6 : 0;
-    out += fmt::format("{:<40} {:<22} {:>7} {:>10.1f} {:>6.1f} {:>9.1f}\n", impl_->step_name(*s), op, s->threads, us,
-                       total > 0 ? 100 * s->seconds / total : 0, us > 0 ? s->kernel->flops() / (us * 1e3) : 0);
+    out += fmt::format("{:<40} {:<22} {:<8} {:>7} {:>10.1f} {:>6.1f} {:>9.1f}\n", impl_->step_name(*s), op,
+                       variant.empty() ? "-" : variant, s->threads, us, total > 0 ? 100 * s->seconds / total : 0,
+                       us > 0 ? s->kernel->flops() / (us * 1e3) : 0);
   }
   return out;
 }

@@ -158,8 +158,8 @@ class DirectKernel : public Kernel {
     }
   }
 
-  const kernels::ConvDirectLoops& loops_ = kernels::conv_direct_loops(spec_.isa);
   KernelSpec spec_;
+  const kernels::ConvDirectLoops& loops_ = kernels::conv_direct_loops(spec_.isa);  // after spec_
   Map map_;
   Correlation k_;
   int64_t chunks_;

@@ -140,6 +140,10 @@ void Commands::add_to(CLI::App& app) {
   bench_->add_flag("--json", json_, "print one JSON object");
   bench_->add_flag("--profile", profile_, "also print the schedule and each node's share of the step time");
   bench_->add_flag("--runner", runner_, "also time the training loop of 'flowgrad train' against the bare step");
+  bench_->add_option("--isa", isa_,
+                     "instruction-set level of the hand-written kernels: baseline, avx2 or avx512 (default: the widest "
+                     "this CPU runs)")
+      ->check(CLI::IsMember({"baseline", "avx2", "avx512"}));
 
   ops_ = app.add_subcommand("ops", "list the registered ops and layers");
 }
@@ -321,7 +325,8 @@ int Commands::bench() {
   ParamStore store;
   store.materialize(training.graph, config.seed);
   const double params_ms = lap();
-  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}, .profile = profile_});
+  const Isa isa = isa_.empty() ? widest_isa() : checked_isa(*parse_isa(isa_));
+  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}, .profile = profile_, .isa = isa});
   const double plan_ms = lap();
   const double setup_ms = parse_ms + autodiff_ms + params_ms + plan_ms;
   std::vector<Tensor> inputs;
@@ -366,18 +371,19 @@ int Commands::bench() {
     fmt::print("{{\"spec\": \"{}\", \"batch\": {}, \"threads\": {}, \"ms_per_step\": {}, \"ms_min\": {}, \"ms_max\": {}, "
                "\"samples_per_s\": {}, \"gflops\": {}, \"peak_bytes\": {}, \"arena_bytes\": {}, \"parameter_bytes\": {}, "
                "\"parse_ms\": {}, \"parse_and_plan_ms\": {}, \"autodiff_ms\": {}, \"params_ms\": {}, \"plan_ms\": {}, "
-               "\"first_step_ms\": {}{}}}\n",
+               "\"first_step_ms\": {}, \"isa\": \"{}\"{}}}\n",
                spec.name, spec.batch, stats.threads, json_number(timing.ms_median), json_number(timing.ms_min),
                json_number(timing.ms_max), json_number(samples_per_s), json_number(gflops), peak_bytes, stats.arena_bytes,
                stored_bytes, json_number(parse_ms), json_number(setup_ms), json_number(autodiff_ms), json_number(params_ms),
-               json_number(plan_ms), json_number(first_step_ms), runner_fields);
+               json_number(plan_ms), json_number(first_step_ms), isa_name(isa), runner_fields);
   } else {
     fmt::print("{} batch {} threads {}: {:.3f} ms/step (min {:.3f}, max {:.3f}), {:.0f} samples/s, {:.1f} GFLOP/s, "
                "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f}); parse and plan {:.1f} ms (parse {:.1f}, "
-               "autodiff {:.1f}, parameters {:.1f}, plan {:.1f}), first step {:.1f} ms\n",
+               "autodiff {:.1f}, parameters {:.1f}, plan {:.1f}), first step {:.1f} ms; {} kernels\n",
                spec.name, spec.batch, stats.threads, timing.ms_median, timing.ms_min, timing.ms_max, samples_per_s, gflops,
                static_cast<double>(peak_bytes) / 1048576.0, static_cast<double>(stats.arena_bytes) / 1048576.0,
-               static_cast<double>(stored_bytes) / 1048576.0, setup_ms, parse_ms, autodiff_ms, params_ms, plan_ms, first_step_ms);
+               static_cast<double>(stored_bytes) / 1048576.0, setup_ms, parse_ms, autodiff_ms, params_ms, plan_ms, first_step_ms,
+               isa_name(isa));
     if (runner)
       fmt::print("runner: {:.3f} ms/step (min {:.3f}) against {:.3f} (min {:.3f}) bare, {:+.1f}% (the median of {} "
                  "alternating pairs of blocks of {} steps)\n",

@@ -38,6 +38,7 @@ class Commands {
   std::string spec_, data_, out_, resume_, checkpoint_, op_;
   int64_t epochs_ = 0, batch_ = 0;
   int threads_ = -1;
+  std::string isa_;  // bench --isa
   std::optional<uint64_t> seed_;
   std::vector<std::string> params_, inputs_, fetches_;
   bool grad_ = false, json_ = false, profile_ = false, runner_ = false;
