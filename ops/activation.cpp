@@ -45,6 +45,14 @@ std::optional<std::pair<Activation, double>> activation_of_op(const OpDef& consu
   return std::nullopt;
 }
 
+double default_alpha(Activation activation) {
+  switch (activation) {
+    case Activation::leaky_relu: return 0.01;
+    case Activation::elu: return 1.0;
+    default: return 0;
+  }
+}
+
 double activate(Activation activation, double x, double alpha) {
   switch (activation) {
     case Activation::linear: return x;

@@ -19,6 +19,13 @@ dnnl::algorithm forward_algorithm(Activation activation);
 // The activation and its derivative in double precision, the derivative expressed through the output y
 // (every activation here is invertible enough for that), so backward never needs the pre-activation.
 double activate(Activation activation, double x, double alpha);
+// The alpha an activation takes when none is given: the standalone ops' and PyTorch's defaults (leaky_relu
+// 0.01, elu 1.0; Keras' LeakyReLU defaults to 0.3 (Keras 2) or 0.2 (Keras 3): give alpha for those). Fused
+// activations (dense, conv2d) use the same, so `activation: elu` on a layer is the elu op.
+double default_alpha(Activation activation);
+inline double alpha_or_default(Activation activation, std::optional<double> alpha) {
+  return alpha ? *alpha : default_alpha(activation);
+}
 double derivative_from_output(Activation activation, double y, double alpha);
 
 // Fused activations (dense, conv2d): a oneDNN eltwise post-op computing the activation on the primitive's

@@ -58,7 +58,8 @@ Value square(Value x);
 Value sqrt(Value x);
 Value abs(Value x);
 Value clip(Value x, double min, double max);
-Value activate(Value x, Activation activation, double alpha = 0);
+// alpha: leaky_relu's slope or elu's saturation; unset, the op's default (default_alpha).
+Value activate(Value x, Activation activation, std::optional<double> alpha = std::nullopt);
 // g * activation'(.) where the derivative is computed from the activation's output y.
 Value activation_grad(Value g, Value y, Activation activation, double alpha = 0);
 
@@ -77,7 +78,8 @@ Value broadcast_to(Value x, Value like, std::vector<int64_t> axes = {}, bool mea
 Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = false);
 // x[batch..., in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op. Leading axes are all
 // batch: on x[batch, steps, in] it is a time-distributed dense layer.
-Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear, double alpha = 0);
+Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear,
+            std::optional<double> alpha = std::nullopt);
 
 // ---- convolution (NCHW) ----
 // How conv2d and conv2d_transpose pad: `valid` not at all; `same` as TensorFlow (conv2d: output =
@@ -93,7 +95,7 @@ struct Conv2dOptions {
   std::array<int64_t, 2> dilation = {1, 1};    // Keras' dilation_rate: 1 is a dense kernel
   int64_t groups = 1;
   Activation activation = Activation::linear;  // fused as a oneDNN post-op
-  double alpha = 0;                            // leaky_relu slope, elu saturation
+  std::optional<double> alpha;                 // leaky_relu slope, elu saturation; unset: default_alpha
 };
 // act(x ⋆ w + b): x[batch, channels, height, width], w[filters, channels / groups, kh, kw], b[filters].
 Value conv2d(Value x, Value w, std::optional<Value> b, const Conv2dOptions& options = {});

@@ -371,12 +371,12 @@ Value neg(Value x) { return x.graph().apply("neg", {x}); }
 Value scale(Value x, double factor) { return x.graph().apply("scale", {x}, ScaleAttrs{factor}); }
 
 // alpha passes through unchanged, as it does to dense's fused activation, so both compute the same function.
-Value activate(Value x, Activation activation, double alpha) {
+Value activate(Value x, Activation activation, std::optional<double> alpha) {
   switch (activation) {
     case Activation::linear: return identity(x);
     case Activation::relu: return relu(x);
-    case Activation::leaky_relu: return leaky_relu(x, alpha);
-    case Activation::elu: return elu(x, alpha);
+    case Activation::leaky_relu: return leaky_relu(x, alpha_or_default(activation, alpha));
+    case Activation::elu: return elu(x, alpha_or_default(activation, alpha));
     case Activation::sigmoid: return sigmoid(x);
     case Activation::tanh: return tanh(x);
     case Activation::softplus: return softplus(x);
