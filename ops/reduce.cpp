@@ -354,9 +354,40 @@ std::unique_ptr<Kernel> broadcast_kernel(const Shape& source, const Shape& out, 
 }
 
 // ---- max_grad -------------------------------------------------------------------------------------------
-// max_grad(g, x, y): g (y's shape) at the positions where x equals its maximum y, 0 elsewhere. Every tied
-// maximum receives the full gradient (like TensorFlow's reduce_max gradient before normalization), so ties
-// over-count; the tests keep inputs tie-free. With distinct values this is the exact derivative.
+// max_grad(g, x, y): g (y's shape) at the positions where x equals its maximum y, 0 elsewhere; where k
+// elements tie for the maximum, each receives g / k, as PyTorch's amax (and TensorFlow's reduce_max)
+// gradient splits it, so that the gradient of a duplicated maximum sums to the gradient of one. With distinct
+// values this is the exact derivative.
+
+// y holds one of x's own f32 values, so the comparisons are exact. The ties are counted in one pass (in
+// scratch, a count per output), then each element takes its share of g, in parallel.
+class MaxGradKernel final : public Kernel {
+ public:
+  MaxGradKernel(BroadcastIndex to_reduced, int64_t n, int64_t outputs)
+      : to_reduced_(std::move(to_reduced)), n_(n), outputs_(outputs) {}
+  size_t scratch_bytes() const override { return static_cast<size_t>(outputs_) * sizeof(float); }
+  double flops() const override { return 2.0 * static_cast<double>(n_); }
+  void run(const KernelArgs& args) override {
+    const float *g = args.input(0), *x = args.input(1), *y = args.input(2);
+    float* dx = args.output(0);
+    auto* ties = static_cast<float*>(args.scratch);
+    std::fill_n(ties, outputs_, 0.f);
+    for (int64_t i = 0; i < n_; ++i) {
+      const int64_t j = to_reduced_(i);
+      ties[j] += x[i] == y[j] ? 1.f : 0.f;
+    }
+    kernels::parallel_elements(n_, args.threads, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t j = to_reduced_(i);
+        dx[i] = x[i] == y[j] ? g[j] / ties[j] : 0.0f;
+      }
+    });
+  }
+
+ private:
+  BroadcastIndex to_reduced_;
+  int64_t n_, outputs_;
+};
 
 Shape checked_reduce(const ShapeContext& c, const Shape& x, const ReduceAttrs& a) {
   for (int i = 0; i < static_cast<int>(c.inputs.size()); ++i) require_f32(c, i);
@@ -447,7 +478,7 @@ void register_reduce_ops(Registry& r) {
   register_reduction(r, "max", ReduceKind::max, "maximum of x over axes (all when empty), keepdims optional");
 
   r.add(OpBuilder<ReduceAttrs>("max_grad", 3, 3)
-            .summary("max's gradient: g where x equals its maximum y, 0 elsewhere (ties all receive g)")
+            .summary("max's gradient: g where x equals its maximum y, 0 elsewhere (k tied maxima get g / k each)")
             .example(max_grad_example())
             .infer([](const ShapeContext& c, const ReduceAttrs& a) {
               Shape reduced = checked_reduce(c, c.in(1), a);
@@ -459,28 +490,20 @@ void register_reduce_ops(Registry& r) {
               const RefTensor &g = c.in(0), &x = c.in(1), &y = c.in(2);
               Shape kept = reduce_shape(x.shape, axis_mask(a.axes, static_cast<int>(x.shape.size())), true);
               BroadcastIndex to_reduced(kept, x.shape);
+              std::vector<double> ties(static_cast<size_t>(y.size()), 0.0);
+              for (int64_t i = 0; i < x.size(); ++i) ties[static_cast<size_t>(to_reduced(i))] += x[i] == y[to_reduced(i)];
               RefTensor dx(x.shape);
-              for (int64_t i = 0; i < x.size(); ++i) dx[i] = x[i] == y[to_reduced(i)] ? g[to_reduced(i)] : 0.0;
+              for (int64_t i = 0; i < x.size(); ++i) {
+                const int64_t j = to_reduced(i);
+                dx[i] = x[i] == y[j] ? g[j] / ties[static_cast<size_t>(j)] : 0.0;
+              }
               return std::vector<RefTensor>{std::move(dx)};
             })
             .kernel([](const KernelContext& c, const ReduceAttrs& a) -> std::unique_ptr<Kernel> {
               const Shape& x_shape = c.inputs[1].shape;
               BroadcastIndex to_reduced(
                   reduce_shape(x_shape, axis_mask(a.axes, static_cast<int>(x_shape.size())), true), x_shape);
-              const int64_t n = numel(x_shape);
-              return std::make_unique<kernels::FunctionKernel>(
-                  [to_reduced, n](const KernelArgs& args) {
-                    const float *g = args.input(0), *x = args.input(1), *y = args.input(2);
-                    float* dx = args.output(0);
-                    // y holds one of x's own f32 values, so the comparison is exact.
-                    kernels::parallel_elements(n, args.threads, [&](int64_t begin, int64_t end) {
-                      for (int64_t i = begin; i < end; ++i) {
-                        int64_t j = to_reduced(i);
-                        dx[i] = x[i] == y[j] ? g[j] : 0.0f;
-                      }
-                    });
-                  },
-                  static_cast<double>(n));
+              return std::make_unique<MaxGradKernel>(to_reduced, numel(x_shape), numel(c.inputs[2].shape));
             })
             .gradient([](GradContext& c) -> GradResult {
               // Linear in g: the adjoint sums gg over the same positions. x and y only select positions,
