@@ -214,14 +214,20 @@ int Commands::run_graph() {
   Graph& graph = spec.graph;
   std::vector<std::pair<std::string, std::string>> fetches;
   std::vector<Value> grad_of;
+  std::vector<std::string> grad_names;  // as asked: "pool1/grad" for pool1's first output, whose value is "pool1:0"
   for (const std::string& assignment : fetches_) {
     fetches.push_back(split_assignment(assignment, "--fetch"));
     const std::string& name = fetches.back().first;
-    if (!graph.find(name) && name.size() > 5 && name.ends_with("/grad")) grad_of.push_back(graph[name.substr(0, name.size() - 5)]);
+    if (!graph.find(name) && name.size() > 5 && name.ends_with("/grad")) {
+      grad_of.push_back(graph[name.substr(0, name.size() - 5)]);
+      grad_names.push_back(name);
+    }
   }
   if (!grad_of.empty()) {
     if (spec.losses.empty()) fail(ErrorKind::spec, "gradients need a loss, and the spec defines none");
-    gradients(graph[spec.losses.front()], grad_of);
+    const std::vector<Value> grads = gradients(graph[spec.losses.front()], grad_of);
+    for (size_t i = 0; i < grads.size(); ++i)
+      if (!graph.find(grad_names[i])) graph.add_alias(grad_names[i], grads[i]);
   }
   ParamStore store;
   store.materialize(graph, seed_.value_or(1));
