@@ -31,6 +31,11 @@ double derivative_from_output(Activation activation, double y, double alpha);
 // Fused activations (dense, conv2d): a oneDNN eltwise post-op computing the activation on the primitive's
 // output; empty for linear. Plain relu ignores alpha, as activate() does.
 dnnl::post_ops activation_post_ops(Activation activation, double alpha);
+// OpDef::expand for ops with a fused activation (dense, conv2d, conv2d_transpose): a sigmoid is built as its own
+// node after the op with a linear activation (named NAME/logits), so that a binary_crossentropy reading it can
+// read the logits instead (ops/loss.cpp). The planner fuses the two back into one kernel wherever nothing but
+// the sigmoid reads the logits.
+ExpandResult sigmoid_as_own_node(ExpandContext& c, const std::string& op, Activation activation);
 // When `consumer` is one of the activation ops (relu, leaky_relu, ...), the activation and alpha it computes:
 // what an op with a fused activation absorbs under planner fusion (OpDef::absorb).
 std::optional<std::pair<Activation, double>> activation_of_op(const OpDef& consumer, const AttrMap& consumer_attrs);

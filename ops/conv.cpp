@@ -559,6 +559,9 @@ void register_kind(Registry& r, Kind kind, const std::string& what, KindExamples
   r.add(family_op<ForwardAttrsType>(kind, Role::forward, 2, 3, what)
             .examples(std::move(examples.forward))
             .absorb(absorb_activation<ForwardAttrsType>)
+            .expand([kind](ExpandContext& c) {
+              return sigmoid_as_own_node(c, op_name(kind, Role::forward), c.typed_attrs<ForwardAttrsType>().activation);
+            })
             .gradient([kind](GradContext& c) { return forward_gradient<ForwardAttrsType>(kind, c); })
             .build());
   r.add(family_op<DataAttrs>(kind, Role::backward_data, 2, 2,

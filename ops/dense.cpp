@@ -155,6 +155,7 @@ void register_dense_ops(Registry& r) {
                       .attrs = {{"activation", std::string("tanh")}},
                       .label = "tanh, rank 3"})
             .absorb(absorb_activation)
+            .expand([](ExpandContext& c) { return sigmoid_as_own_node(c, "dense", c.typed_attrs<DenseAttrs>().activation); })
             .infer([](const ShapeContext& c, const DenseAttrs&) {
               return std::vector<TensorType>{{geometry_of(c.inputs, &c).y}};
             })

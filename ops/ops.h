@@ -25,7 +25,8 @@ void register_matmul_ops(Registry& r);     // matmul.cpp: matmul
 void register_dense_ops(Registry& r);      // dense.cpp: dense
 void register_shape_ops(Registry& r);      // shape.cpp: reshape transpose concat slice pad flatten
 void register_softmax_ops(Registry& r);    // softmax.cpp: softmax log_softmax
-void register_loss_ops(Registry& r);       // loss.cpp: mse binary_crossentropy binary_crossentropy_logits categorical_crossentropy l1 l2 (+ their gradient ops)
+void register_loss_ops(Registry& r);       // loss.cpp: categorical_crossentropy l1 l2, and pair_loss.cpp's (+ gradient ops)
+void register_pair_losses(Registry& r);    // pair_loss.cpp: mse binary_crossentropy binary_crossentropy_logits
 void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
 void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
 void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
@@ -188,8 +189,14 @@ Value log_softmax(Value x, int64_t axis = -1);
 enum class Reduction { mean, sum };
 std::span<const char* const> enum_names(Reduction);
 Value mse(Value prediction, Value target, Reduction reduction = Reduction::mean);
-// On probabilities, clamped to [1e-7, 1 - 1e-7] like Keras.
-Value binary_crossentropy(Value probability, Value target, Reduction reduction = Reduction::mean);
+// How binary_crossentropy treats probabilities at 0 and 1: Keras clamps them to [1e-7, 1 - 1e-7] (no gradient
+// outside), PyTorch's BCELoss floors the logs at -100.
+enum class BceClamp { keras, torch };
+std::span<const char* const> enum_names(BceClamp);
+// On probabilities. Of a sigmoid's output (a sigmoid op, or a layer's sigmoid activation), it is computed
+// from the sigmoid's logits instead, exactly and with a gradient that never vanishes (ops/pair_loss.cpp).
+Value binary_crossentropy(Value probability, Value target, Reduction reduction = Reduction::mean,
+                          BceClamp clamp = BceClamp::keras);
 // On logits, computed stably as max(z, 0) - z t + log(1 + exp(-|z|)).
 Value binary_crossentropy_logits(Value logits, Value target, Reduction reduction = Reduction::mean);
 // logits[batch, classes], labels[batch] (s32 class indices); mean over the batch.

@@ -31,6 +31,22 @@ struct Bce {
   }
 };
 
+// PyTorch's BCELoss: logs floored at -100, the gradient's denominator p (1 - p) at 1e-12. fast::log takes
+// normal floats only: subnormal p (whose logs lie in [-103.3, -87.3]) are scaled by 2^24 first.
+struct BceTorch {
+  static float floored_log(float p) {
+    const bool subnormal = p < 1.17549435e-38f;
+    const float l = fast::log(subnormal ? p * 16777216.f : p) - (subnormal ? 16.6355324f : 0.f);  // 24 ln 2
+    return p > 0 && l > -100.f ? l : -100.f;
+  }
+  static float value(float p, float t) { return -(t * floored_log(p) + (1 - t) * floored_log(1 - p)); }
+  static float d_pred(float p, float t) {
+    const float d = p * (1 - p);
+    return (p - t) / (d > 1e-12f ? d : 1e-12f);
+  }
+  static float d_target(float p, float) { return floored_log(1 - p) - floored_log(p); }
+};
+
 // max(z, 0) - z t + log(1 + exp(-|z|)): never overflows, and keeps precision for large |z|.
 struct BceLogits {
   static float value(float z, float t) {
@@ -76,7 +92,7 @@ constexpr PairLossLoops pair_loops() {
 
 template <>
 const LossLoops& loss_loops<kIsa>() {
-  static constexpr LossLoops loops{pair_loops<Mse>(), pair_loops<Bce>(), pair_loops<BceLogits>()};
+  static constexpr LossLoops loops{pair_loops<Mse>(), pair_loops<Bce>(), pair_loops<BceTorch>(), pair_loops<BceLogits>()};
   return loops;
 }
 

@@ -16,8 +16,9 @@ struct PairLossLoops {
   void (*grad)(const float* p, const float* t, float g, bool wrt_target, float* dx, int64_t n);
 };
 
+// binary_crossentropy has two clamp conventions (ops/pair_loss.cpp): bce is Keras', bce_torch PyTorch's.
 struct LossLoops {
-  PairLossLoops mse, bce, bce_logits;
+  PairLossLoops mse, bce, bce_torch, bce_logits;
 };
 FLOWGRAD_ISA_TABLE(LossLoops, loss_loops)
 
