@@ -19,7 +19,8 @@ std::vector<bool> relevant_values(const Graph& graph, int loss, const std::vecto
     const Node& node = graph.nodes()[i];
     bool any = false;
     for (int id : node.inputs) any = any || carries[static_cast<size_t>(id)];
-    for (int id : node.outputs) carries[static_cast<size_t>(id)] = any;
+    // |=, not =: a wrt value may itself be a node's output (the gradient of an activation).
+    for (int id : node.outputs) carries[static_cast<size_t>(id)] = carries[static_cast<size_t>(id)] || any;
   }
   needed[static_cast<size_t>(loss)] = true;
   for (size_t i = num_nodes; i-- > 0;) {

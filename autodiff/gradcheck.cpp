@@ -140,13 +140,14 @@ bool is_opaque(const Graph& graph, int id) {
   return std::find(opaque.begin(), opaque.end(), v.output_index) != opaque.end();
 }
 
-// Runs `graph` with f32 kernels on the given inputs and returns the worst error of the fetched values
-// against the double-precision results `expected` (indexed by value id). Integer outputs (a pooling
-// workspace) must match exactly; opaque outputs are skipped.
+// Runs `graph` with f32 kernels for instruction-set level `isa` on the given inputs and returns the worst
+// error of the fetched values against the double-precision results `expected` (indexed by value id). Integer
+// outputs (a pooling workspace) must match exactly; opaque outputs are skipped.
 double kernel_error(const Graph& graph, const std::vector<int>& fetched, const std::map<std::string, RefTensor>& given,
-                    const std::vector<RefTensor>& expected) {
+                    const std::vector<RefTensor>& expected, Isa isa) {
   ParamStore store;
   PlanOptions options;
+  options.isa = isa;
   for (int id : fetched) options.fetch.push_back(graph.info(id).name);
   Plan plan(graph, store, options);
   std::vector<std::vector<std::byte>> buffers;
@@ -161,6 +162,18 @@ double kernel_error(const Graph& graph, const std::vector<int>& fetched, const s
     if (!is_opaque(graph, id))
       worst = std::max(worst, max_error(plan.fetch(graph.info(id).name), graph.info(id).type.dtype,
                                         expected[static_cast<size_t>(id)]));
+  return worst;
+}
+
+// kernel_error on every level this CPU runs (hand-written kernels have one variant per level, and each must
+// match the reference): the worst error, and the level it came from.
+KernelCheck kernel_check(const Graph& graph, const std::vector<int>& fetched,
+                         const std::map<std::string, RefTensor>& given, const std::vector<RefTensor>& expected) {
+  KernelCheck worst;
+  for (Isa isa : runnable_isas()) {
+    const double error = kernel_error(graph, fetched, given, expected, isa);
+    if (error >= worst.error) worst = {error, std::string(isa_name(isa))};
+  }
   return worst;
 }
 
@@ -191,7 +204,7 @@ OpCheckResult check_op(const OpCase& c, uint64_t seed) {
   for (const Value& o : outputs) output_ids.push_back(o.id());
   for (int i : graph.nodes().back().op->mutates) output_ids.push_back(inputs[static_cast<size_t>(i)].id());
   std::vector<RefTensor> reference = evaluate_reference(graph, given);
-  if (!output_ids.empty()) result.forward_error = kernel_error(graph, output_ids, given, reference);
+  if (!output_ids.empty()) result.forward = kernel_check(graph, output_ids, given, reference);
 
   // Backward: loss = sum_k sum(out_k * w_k) with fixed random weights.
   std::vector<std::string> wrt;
@@ -225,7 +238,7 @@ OpCheckResult check_op(const OpCase& c, uint64_t seed) {
   std::vector<RefTensor> expected = evaluate_reference(with_grads, given);
   std::vector<int> grad_ids;
   for (const Value& g : grads) grad_ids.push_back(g.id());
-  result.kernel_gradient_error = kernel_error(with_grads, grad_ids, given, expected);
+  result.kernel_gradient = kernel_check(with_grads, grad_ids, given, expected);
   return result;
 }
 

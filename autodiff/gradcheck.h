@@ -43,16 +43,23 @@ struct OpCase {
   std::string label = {};
 };
 
+// The worst error of f32 kernels against double results over the instruction-set levels this CPU runs
+// (graph/isa.h), and the level it came from.
+struct KernelCheck {
+  double error = 0;
+  std::string isa;
+};
+
 struct OpCheckResult {
-  double forward_error = 0;          // f32 kernels vs reference
+  KernelCheck forward;               // f32 kernels vs reference
   double gradient_error = 0;         // analytic vs numeric, double
-  double kernel_gradient_error = 0;  // f32 gradient graph vs double gradient graph
+  KernelCheck kernel_gradient;       // f32 gradient graph vs double gradient graph
   std::string describe;              // op, label, shapes: for test failure messages
 };
 
 // Builds a one-node graph from the case, then checks its forward kernel against the reference and its
 // gradient rule against central differences (both in double), and the gradient graph's f32 kernels
-// against the double result. The loss is sum(output_k * w_k) with fixed random weights w_k over the f32
+// against the double result. The f32 kernels run once per instruction-set level the CPU runs. The loss is sum(output_k * w_k) with fixed random weights w_k over the f32
 // outputs; integer outputs (a pooling workspace) are compared exactly, opaque ones (OpDef::opaque_outputs,
 // e.g. the LSTM workspace) not at all. For an op that mutates inputs (optimizer updates), the forward check
 // also compares the inputs it updated in place.

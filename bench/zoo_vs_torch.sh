@@ -2,7 +2,7 @@
 # The zoo specs' training steps (`flowgrad bench`) beside the PyTorch reference models of ../shared/anchors
 # (tuned: GEMMs routed to oneDNN), in one run, with the ratio. Prints figures; asserts nothing.
 #   bench/zoo_vs_torch.sh [BUILD_DIR] [THREADS...]      e.g. bench/zoo_vs_torch.sh build 1 2
-# Pairs (spec = anchor model, at the spec's batch): dense = a, deep = b, conv = c, lstm = d.
+# Pairs (spec = anchor model, at the spec's batch): dense = a, deep = b, conv = c, lstm = d, vae = e, gru = f.
 # SPECS="conv lstm" limits the specs. Without python3-torch only flowgrad's figures are printed.
 # ROUNDS=5 runs each pair five times, flowgrad and PyTorch alternating, and prints the medians over the
 # rounds and the range of the per-round ratios: on a shared machine whose speed drifts by tens of percent
@@ -22,7 +22,7 @@ torch=no
 [ -f "$anchors/tuned.sh" ] && /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 && torch=yes
 [ $torch = yes ] || echo "# PyTorch reference: not run (no python3-torch or no $anchors/tuned.sh)"
 
-anchor_of() { case "$1" in dense) echo a ;; deep) echo b ;; conv) echo c ;; lstm) echo d ;; esac; }
+anchor_of() { case "$1" in dense) echo a ;; deep) echo b ;; conv) echo c ;; lstm) echo d ;; vae) echo e ;; gru) echo f ;; esac; }
 field() { sed -n "s/.*\"$1\": *\([0-9.e+-]*\).*/\1/p"; }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
@@ -30,7 +30,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1
 rounds="${ROUNDS:-1}"
 printf '%-6s %5s %7s %6s %14s %14s %7s %12s %10s\n' spec batch threads rounds flowgrad_ms torch_ms ratio ratio_range best_ratio
 for t in $threads; do
-  for spec in ${SPECS:-dense deep conv lstm}; do
+  for spec in ${SPECS:-dense deep conv lstm gru}; do
     ours="" theirs="" ratios="" batch="" our_best="" their_best=""
     for _ in $(seq "$rounds"); do
       json="$("$flowgrad" bench "$root/zoo/$spec.yaml" --threads "$t" --json)"

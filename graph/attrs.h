@@ -61,9 +61,18 @@ namespace detail {
                                      const SourceLocation& where);
 
 template <class T>
+struct is_optional : std::false_type {};
+template <class T>
+struct is_optional<std::optional<T>> : std::true_type {};
+
+template <class T>
 void decode_value(const std::string& op, const AttrEntry& e, T& out) {
   const AttrValue& v = e.value;
-  if constexpr (std::is_same_v<T, bool>) {
+  if constexpr (is_optional<T>::value) {  // an attribute whose absence means something (a default that varies)
+    typename T::value_type value{};
+    decode_value(op, e, value);
+    out = value;
+  } else if constexpr (std::is_same_v<T, bool>) {
     if (auto* b = std::get_if<bool>(&v)) return void(out = *b);
     attr_type_error(op, e, "a boolean");
   } else if constexpr (NamedEnum<T>) {
@@ -130,7 +139,11 @@ AttrMap encode_attrs(const Attrs& attrs) {
   AttrMap map;
   auto copy = attrs;  // `fields` takes non-const references
   copy.fields([&](const char* key, auto& field, Field = Field::optional) {
-    map.set(key, detail::encode_value(field));
+    if constexpr (detail::is_optional<std::decay_t<decltype(field)>>::value) {
+      if (field) map.set(key, detail::encode_value(*field));
+    } else {
+      map.set(key, detail::encode_value(field));
+    }
   });
   return map;
 }

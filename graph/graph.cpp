@@ -127,6 +127,10 @@ std::vector<Value> Graph::add(const std::string& op_name, const std::vector<Valu
   }
   node.attrs = attrs;
   node.typed = op.decode(attrs, where);
+  if (op.expand) {
+    ExpandContext context{*this, inputs, node.attrs, node.typed, node.name, where};
+    if (ExpandResult expanded = op.expand(context)) return std::move(*expanded);
+  }
   node.where = where;
   node.scope = current_scope();
   std::vector<TensorType> out_types = infer(node, op_name);
@@ -146,6 +150,11 @@ std::vector<Value> Graph::add(const std::string& op_name, const std::vector<Valu
   by_name_.emplace(node.name, node.outputs.empty() ? -1 : node.outputs[0]);
   nodes_.push_back(std::move(node));
   return outs;
+}
+
+const Node* ExpandContext::producer(int i) const {
+  const ValueInfo& v = graph.info(inputs[static_cast<size_t>(i)].id());
+  return v.producer < 0 ? nullptr : &graph.nodes()[static_cast<size_t>(v.producer)];
 }
 
 Value Graph::single(std::vector<Value> outs, const std::string& op) {

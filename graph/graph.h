@@ -174,6 +174,20 @@ class Graph {
 
 // Everything a gradient rule needs: the forward node, the gradients flowing into its outputs, and the
 // graph to add gradient nodes to. The autodiff pass does the bookkeeping around it.
+// What an op's expansion sees (OpDef::expand): the node about to be added, and the graph so far.
+class ExpandContext {
+ public:
+  Graph& graph;
+  const std::vector<Value>& inputs;
+  const AttrMap& attrs;
+  const std::any& typed;
+  const std::string& name;  // the node's name, which the expansion's result must carry
+  const SourceLocation& where;
+  template <class Attrs> const Attrs& typed_attrs() const { return std::any_cast<const Attrs&>(typed); }
+  // The node that computes input i, or null for an input, parameter or state value.
+  const Node* producer(int i) const;
+};
+
 class GradContext {
  public:
   GradContext(Graph& g, const Node& n, std::vector<std::optional<Value>> output_grads, std::vector<bool> needed)

@@ -5,6 +5,7 @@
 #pragma once
 
 #include "graph/attrs.h"
+#include "graph/isa.h"
 #include "graph/types.h"
 
 #include <any>
@@ -14,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dnnl {
@@ -61,6 +63,7 @@ struct KernelContext {
   std::span<const TensorType> outputs;
   const dnnl::engine& engine;
   const std::string& node;
+  Isa isa = widest_isa();  // the level of the hand-written kernels to create (graph/isa.h)
 };
 
 struct KernelArgs {
@@ -85,11 +88,18 @@ class Kernel {
   virtual double flops() const { return 0; }
   // True when the kernel parallelizes internally (oneDNN or a TBB loop) and profits from more threads.
   virtual bool parallel() const { return true; }
+  // For hand-written kernels compiled per instruction-set level: the level this one runs ("avx512"), shown by
+  // profiles. Empty for the others.
+  virtual std::string_view variant() const { return {}; }
 };
 
 // ---- gradient rule ------------------------------------------------------------------------------------------
 class GradContext;
 using GradResult = std::vector<std::optional<Value>>;
+
+// ---- construction-time expansion ----------------------------------------------------------------------------
+class ExpandContext;
+using ExpandResult = std::optional<std::vector<Value>>;
 
 // How a node behaves in inference (evaluation, predictions) rather than training: unchanged, with other
 // attributes (batch_norm on its running statistics), passing one input through (dropout), or dropped (the
@@ -139,6 +149,11 @@ struct OpDef {
   // following relu as a oneDNN post-op), or nothing.
   std::function<std::optional<std::any>(const std::any& attrs, const OpDef& consumer, const AttrMap& consumer_attrs)>
       absorb;
+  // Expansion when a node of this op is added (Graph::add): the op may build its result from other nodes
+  // instead, reading its inputs' producers (ExpandContext), e.g. binary_crossentropy of a sigmoid's output
+  // becomes binary_crossentropy_logits of the sigmoid's input. Returns nothing to add the node as it is;
+  // the value that stands for the node's output must carry the node's name.
+  std::function<ExpandResult(ExpandContext&)> expand;
   std::vector<int> mutates;  // inputs written in place (optimizer updates); run after all other readers
   std::vector<OpExample> examples;
   // Outputs that are kernel state with no meaningful reference value (the LSTM's workspace): the op
@@ -198,6 +213,8 @@ class OpBuilder {
     };
     return *this;
   }
+  // f(ExpandContext&) -> ExpandResult; see OpDef::expand.
+  template <class F> OpBuilder& expand(F f) { return def_.expand = std::move(f), *this; }
   OpBuilder& mutates(std::vector<int> inputs) { return def_.mutates = std::move(inputs), *this; }
   OpBuilder& random() { return def_.random = true, *this; }
   template <class F> OpBuilder& inference(F f) {

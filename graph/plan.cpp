@@ -74,6 +74,7 @@ struct Plan::Impl {
   ParamStore& store;
   PlanOptions options;
   int threads = 1;
+  Isa isa;  // of the hand-written kernels
   dnnl::engine engine{dnnl::engine::kind::cpu, 0};
   std::vector<dnnl::stream> streams;  // one per arena slot: streams are not shared between threads
   tbb::task_arena arena;
@@ -89,7 +90,7 @@ struct Plan::Impl {
   Impl(const Graph& g, ParamStore& s, PlanOptions o)
       : graph(g), store(s), options(std::move(o)),
         threads(options.threads > 0 ? options.threads : default_thread_count()),
-        arena(threads) {}
+        isa(options.isa ? checked_isa(*options.isa) : widest_isa()), arena(threads) {}
 
   void run_step(Step& step, uint64_t step_number) {
     for (size_t i = 0; i < step.inputs.size(); ++i) step.in_ptrs[i] = value_ptrs[static_cast<size_t>(step.inputs[i])];
@@ -141,7 +142,7 @@ struct Plan::Impl {
            node.op->name, node.name);
     // oneDNN fixes some thread partitions when a primitive is created: create it with its allotment.
     omp_set_num_threads(kernel_threads);
-    auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name}, attrs);
+    auto kernel = node.op->make_kernel(KernelContext{in, out, engine, node.name, isa}, attrs);
     omp_set_num_threads(threads);  // per thread: kernels are created on TBB workers too
     return kernel;
   }
@@ -395,13 +396,17 @@ std::string Plan::profile_table() const {
   double total = 0;
   for (const auto& s : impl_->steps) order.push_back(&s), total += s.seconds;
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->seconds > b->seconds; });
-  std::string out = fmt::format("{:<40} {:<22} {:>7} {:>10} {:>6} {:>9}\n", "node", "op", "threads", "us/run", "%", "GFLOP/s");
+  // "kernel": the instruction-set level of a hand-written kernel (Kernel::variant), "-" for the others.
+  std::string out = fmt::format("{:<40} {:<22} {:<8} {:>7} {:>10} {:>6} {:>9}\n", "node", "op", "kernel", "threads",
+                                "us/run", "%", "GFLOP/s");
   for (const auto* s : order) {
     const Node& node = impl_->graph.nodes()[static_cast<size_t>(s->node)];
     const std::string op = s->fused >= 0 ? node.op->name + "+" + impl_->graph.nodes()[static_cast<size_t>(s->fused)].op->name : node.op->name;
+    const std::string_view variant = s->kernel->variant();
     double us = s->runs ? s->seconds / static_cast<double>(s->runs) * 1e6 : 0;
-    out += fmt::format("{:<40} {:<22} {:>7} {:>10.1f} {:>6.1f} {:>9.1f}\n", impl_->step_name(*s), op, s->threads, us,
-                       total > 0 ? 100 * s->seconds / total : 0, us > 0 ? s->kernel->flops() / (us * 1e3) : 0);
+    out += fmt::format("{:<40} {:<22} {:<8} {:>7} {:>10.1f} {:>6.1f} {:>9.1f}\n", impl_->step_name(*s), op,
+                       variant.empty() ? "-" : variant, s->threads, us, total > 0 ? 100 * s->seconds / total : 0,
+                       us > 0 ? s->kernel->flops() / (us * 1e3) : 0);
   }
   return out;
 }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "graph/graph.h"
+#include "graph/isa.h"
 #include "graph/tensor.h"
 
 #include <memory>
@@ -27,6 +28,8 @@ struct PlanOptions {
   double heavy_flops = 4.0e6;
   double heavy_bytes = 1.5e6;        // inputs plus outputs
   bool profile = false;              // time every node (adds two clock reads per node)
+  // The instruction-set level of the hand-written kernels (graph/isa.h): the widest this CPU runs unless set.
+  std::optional<Isa> isa;
 };
 
 struct PlanStats {

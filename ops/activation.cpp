@@ -1,5 +1,7 @@
 #include "ops/activation.h"
 
+#include "graph/graph.h"
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -43,6 +45,22 @@ std::optional<std::pair<Activation, double>> activation_of_op(const OpDef& consu
     return std::pair{static_cast<Activation>(i), alpha ? std::get<double>(alpha->value) : 0.0};
   }
   return std::nullopt;
+}
+
+ExpandResult sigmoid_as_own_node(ExpandContext& c, const std::string& op, Activation activation) {
+  if (activation != Activation::sigmoid) return std::nullopt;
+  AttrMap linear = c.attrs;
+  linear.set("activation", std::string("linear"));
+  Value logits = c.graph.add(op, c.inputs, linear, c.name + "/logits", c.where)[0];
+  return c.graph.add("sigmoid", {logits}, AttrMap{}, c.name, c.where);
+}
+
+double default_alpha(Activation activation) {
+  switch (activation) {
+    case Activation::leaky_relu: return 0.01;
+    case Activation::elu: return 1.0;
+    default: return 0;
+  }
 }
 
 double activate(Activation activation, double x, double alpha) {

@@ -55,7 +55,8 @@ struct ForwardAttrs {
   std::vector<int64_t> dilation = {1, 1};
   int64_t groups = 1;
   Activation activation = Activation::linear;
-  double alpha = 0;
+  std::optional<double> alpha;  // unset: default_alpha(activation)
+  double slope() const { return alpha_or_default(activation, alpha); }
 };
 
 struct Conv2dAttrs : ForwardAttrs {
@@ -388,7 +389,7 @@ std::vector<RefTensor> reference(Kind kind, Role role, const RefContext& c, cons
   if constexpr (std::is_base_of_v<ForwardAttrs, Attrs>) {
     const int64_t channels = out.shape[1], plane = out.shape[2] * out.shape[3];
     for (int64_t i = 0; i < out.size(); ++i)
-      out[i] = activate(a.activation, out[i] + (c.inputs.size() > 2 ? c.in(2)[i / plane % channels] : 0.0), a.alpha);
+      out[i] = activate(a.activation, out[i] + (c.inputs.size() > 2 ? c.in(2)[i / plane % channels] : 0.0), a.slope());
   }
   return {std::move(out)};
 }
@@ -472,9 +473,9 @@ GradResult forward_gradient(Kind kind, GradContext& c) {
   // Through the activation; folded into the gradient op of a following max_pool2d or upsample where it can be.
   Value d = *c.grad();
   if (a.activation != Activation::linear) {
-    std::optional<Value> folded = fold_into_pool_grad(d, c.output(), a.activation, a.alpha);
-    if (!folded) folded = fold_into_upsample_grad(d, c.output(), a.activation, a.alpha);
-    d = folded ? *folded : activation_grad(d, c.output(), a.activation, a.alpha);
+    std::optional<Value> folded = fold_into_pool_grad(d, c.output(), a.activation, a.slope());
+    if (!folded) folded = fold_into_upsample_grad(d, c.output(), a.activation, a.slope());
+    d = folded ? *folded : activation_grad(d, c.output(), a.activation, a.slope());
   }
   GradResult result(static_cast<size_t>(c.num_inputs()));
   if (c.needs(0)) result[0] = backward_data(kind, d, c.input(1), geometry, c.name("x"));
@@ -536,10 +537,11 @@ OpBuilder<Attrs> family_op(Kind kind, Role role, int min_inputs, int max_inputs,
       .reference([kind, role](const RefContext& c, const Attrs& a) { return reference(kind, role, c, a); })
       .kernel([kind, role](const KernelContext& c, const Attrs& a) {
         KernelSpec spec{kind, role, geometry_of(kind, c.inputs, a, Check{})};
+        spec.isa = c.isa;
         if constexpr (std::is_base_of_v<ForwardAttrs, Attrs>) {
           spec.bias = c.inputs.size() > 2;
           spec.activation = a.activation;
-          spec.alpha = a.alpha;
+          spec.alpha = a.slope();
         }
         if constexpr (std::is_same_v<Attrs, BackwardWeightsAttrs>) spec.bias = a.bias;
         return make_kernel(c, spec);
@@ -557,6 +559,9 @@ void register_kind(Registry& r, Kind kind, const std::string& what, KindExamples
   r.add(family_op<ForwardAttrsType>(kind, Role::forward, 2, 3, what)
             .examples(std::move(examples.forward))
             .absorb(absorb_activation<ForwardAttrsType>)
+            .expand([kind](ExpandContext& c) {
+              return sigmoid_as_own_node(c, op_name(kind, Role::forward), c.typed_attrs<ForwardAttrsType>().activation);
+            })
             .gradient([kind](GradContext& c) { return forward_gradient<ForwardAttrsType>(kind, c); })
             .build());
   r.add(family_op<DataAttrs>(kind, Role::backward_data, 2, 2,

@@ -58,6 +58,7 @@ struct KernelSpec {
   bool bias = false;
   Activation activation = Activation::linear;
   double alpha = 0;
+  Isa isa = widest_isa();  // the level of a direct kernel's loops
 };
 
 // The node's kernel: a direct one where it suits (below), else oneDNN's (conv_kernels.cpp).

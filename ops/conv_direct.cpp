@@ -15,19 +15,14 @@
 //                 the tap. correlate is this with in = x, W = w; with stride 1 the adjoint is too, with in = y,
 //                 W = w with its channel axes swapped and its taps flipped, and the padding mirrored.
 //   weight grad:  dw[f, c, tap] = sum over images and y positions of y[f] * padded x[c], shifted by the tap.
-// Each output row is built in registers, one native vector of columns at a time (16 floats with AVX-512, 8
-// with AVX2, 4 in the baseline), from zero-padded copies of the input planes in scratch. The loops are
-// templates on the vector width and register blocking (Simd below), instantiated once per instruction set
-// and picked at kernel construction by CPU feature: a GCC vector wider than the target's registers is
-// lowered through the stack, which made the 16-float version run at 2 GFLOP/s on an AVX2-only EPYC. 3x3
-// kernels get the correlation's tap loops unrolled at compile time: with 3 taps a row, the loop overhead
-// had matched the multiply-adds (EPYC, one thread, 32 -> 1 at 28x28, 4 alternating runs, best ms: forward
-// 3.2-3.6 against 3.6-4.6, adjoint 3.0-3.6 against 3.2-3.9).
+// The loops (ops/kernels/conv_direct_loops.cpp) are compiled once per instruction-set level and picked when
+// the kernel is created (ops/kernels/isa.h): a GCC vector wider than the target's registers is lowered
+// through the stack, which made the 16-float version run at 2 GFLOP/s on an AVX2-only EPYC.
 // Images are split into fixed chunks run side by side; weight gradients add per-chunk partial sums in chunk
 // order, so results do not depend on the thread count.
 #include "ops/conv.h"
-#include "ops/fast_math.h"
 #include "ops/kernel_util.h"
+#include "ops/kernels/conv_direct_loops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -38,383 +33,11 @@
 namespace flowgrad::conv {
 namespace {
 
-#define FLOWGRAD_UNROLL _Pragma("GCC unroll 16")
-
-// A vector width and the register blocking that fits the instruction set's register file: Block vectors of
-// an output row times PlaneBlock output planes accumulate in registers (forward), and up to GradBlock
-// vectors per row in the weight gradient, whose 2 x 3 x GradBlock accumulators must fit too.
-template <int Lanes, int Block, int PlaneBlock, int GradBlock>
-struct Simd {
-  typedef float Vec __attribute__((vector_size(Lanes * sizeof(float))));
-  static constexpr int64_t lanes = Lanes, block = Block, grad_block = GradBlock;
-  static constexpr int plane_block = PlaneBlock;
-};
-using Avx512 = Simd<16, 4, 4, 4>;  // 32 zmm
-using Avx2 = Simd<8, 4, 2, 2>;     // 16 ymm
-using Sse = Simd<4, 4, 2, 2>;      // 16 xmm
-
-constexpr int64_t kMaxLanes = 16;       // the widest vector: padded rows are whole multiples of it
+using kernels::Correlation;
+constexpr int64_t kMaxLanes = kernels::kDirectMaxLanes;
 constexpr int64_t kThinChannels = 4;    // at most this many channels per group is thin
 constexpr int64_t kMaxChunks = 16;      // image chunks: enough to balance 16 threads
 constexpr size_t kMaxChunkBytes = 8 << 20;
-
-// One correlation of padded input planes with a bank of filters, per image and group.
-struct Correlation {
-  int64_t batch = 0, groups = 1, in_planes = 0, out_planes = 0;  // planes per image, all groups
-  Pair in_size{}, out_size{}, kernel{}, dilation{}, offset{};    // offset: padding before in's first row/column
-  int64_t vectors = 0;                                           // per output row
-  Pair padded{};                                                 // a padded input plane's [rows, columns]
-
-  Correlation(int64_t batch_, int64_t groups_, int64_t in_planes_, int64_t out_planes_, Pair in, Pair out,
-              const Geometry& g, Pair offset_)
-      : batch(batch_), groups(groups_), in_planes(in_planes_), out_planes(out_planes_), in_size(in), out_size(out),
-        kernel(g.kernel), dilation(g.dilation), offset(offset_) {
-    vectors = (out_size[1] + kMaxLanes - 1) / kMaxLanes;
-    padded = {out_size[0] + (kernel[0] - 1) * dilation[0], vectors * kMaxLanes + (kernel[1] - 1) * dilation[1]};
-  }
-  int64_t in_group() const { return in_planes / groups; }
-  int64_t out_group() const { return out_planes / groups; }
-  int64_t taps() const { return kernel[0] * kernel[1]; }
-  int64_t in_plane() const { return in_size[0] * in_size[1]; }
-  int64_t out_plane() const { return out_size[0] * out_size[1]; }
-  int64_t padded_plane() const { return padded[0] * padded[1]; }
-};
-
-// The part of a padded plane that in covers: rows [first_row, last_row), columns [first, first + width).
-struct Interior {
-  int64_t first_row, last_row, first, width;
-  explicit Interior(const Correlation& k)
-      : first_row(std::clamp<int64_t>(k.offset[0], 0, k.padded[0])),
-        last_row(std::clamp<int64_t>(k.offset[0] + k.in_size[0], 0, k.padded[0])),
-        first(std::clamp<int64_t>(k.offset[1], 0, k.padded[1])),
-        width(std::max<int64_t>(std::clamp<int64_t>(k.offset[1] + k.in_size[1], 0, k.padded[1]) - first, 0)) {}
-};
-
-// Zeroes what copy_interior never writes, once per run: the plan's arena may reuse scratch in between.
-void zero_border(const Correlation& k, float* padded, int64_t planes) {
-  const Interior in(k);
-  const auto [rows, columns] = k.padded;
-  for (int64_t p = 0; p < planes; ++p, padded += k.padded_plane())
-    for (int64_t py = 0; py < rows; ++py) {
-      float* row = padded + py * columns;
-      if (py < in.first_row || py >= in.last_row || in.width == 0) {
-        std::fill(row, row + columns, 0.f);
-        continue;
-      }
-      std::fill(row, row + in.first, 0.f);
-      std::fill(row + in.first + in.width, row + columns, 0.f);
-    }
-}
-
-// Copies an input plane into its zero-padded place, padded[py][px] = in[py - offset_y][px - offset_x],
-// writing only the interior: the border is zero from zero_border.
-template <class S>
-[[gnu::always_inline]] inline void copy_interior(const Correlation& k, const Interior& interior, const float* in,
-                                                 float* padded) {
-  const auto [first_row, last_row, first, width] = interior;
-  for (int64_t py = first_row; py < last_row; ++py) {
-    const float* src = in + (py - k.offset[0]) * k.in_size[1] + (first - k.offset[1]);
-    float* dst = padded + py * k.padded[1] + first;
-    int64_t i = 0;
-    for (; i + S::lanes <= width; i += S::lanes) std::memcpy(dst + i, src + i, sizeof(typename S::Vec));
-    for (; i < width; ++i) dst[i] = src[i];
-  }
-}
-
-// The activation on a finished row, in float (fast_math's exp) so that the loops vectorize.
-[[gnu::always_inline]] inline void activate_row(float* row, int64_t n, Activation activation, float alpha) {
-  switch (activation) {
-    case Activation::linear: return;
-    case Activation::relu:
-      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : 0;
-      return;
-    case Activation::leaky_relu:
-      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : alpha * row[i];
-      return;
-    case Activation::elu:
-      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : alpha * (fast::exp(std::min(row[i], 0.f)) - 1);
-      return;
-    case Activation::sigmoid:
-      for (int64_t i = 0; i < n; ++i) row[i] = 1 / (1 + fast::exp(-row[i]));
-      return;
-    case Activation::tanh:
-      for (int64_t i = 0; i < n; ++i) row[i] = 1 - 2 / (fast::exp(2 * row[i]) + 1);
-      return;
-    case Activation::softplus:
-      for (int64_t i = 0; i < n; ++i) row[i] = std::max(row[i], 0.f) + fast::log(1 + fast::exp(-std::abs(row[i])));
-      return;
-  }
-}
-
-// Activates and stores Q finished row blocks of V vectors to dst[q]: whole vectors when `whole` (what
-// spills past a row's end lands in the plane's next rows, which are written later), else the first `count`
-// floats. Sizes are compile-time constants so that no copy becomes a library memcpy.
-template <class S, int Q, int V, class Vec = typename S::Vec>
-[[gnu::always_inline]] inline void store_rows(Vec (&acc)[Q][V], float* const* dst, bool whole, int64_t count,
-                                              Activation activation, float alpha) {
-  constexpr int64_t kLanes = S::lanes;
-  for (int q = 0; q < Q; ++q) {
-    if (activation == Activation::relu) {
-      for (int v = 0; v < V; ++v) acc[q][v] = acc[q][v] > 0 ? acc[q][v] : Vec{};
-    } else if (activation != Activation::linear) {
-      alignas(64) float row[V * kLanes];
-      std::memcpy(row, acc[q], sizeof row);
-      activate_row(row, V * kLanes, activation, alpha);
-      std::memcpy(acc[q], row, sizeof row);
-    }
-    if (whole) {
-      for (int v = 0; v < V; ++v) std::memcpy(dst[q] + v * kLanes, &acc[q][v], sizeof(Vec));
-    } else {
-      alignas(64) float row[V * kLanes];
-      std::memcpy(row, acc[q], sizeof row);
-      for (int64_t i = 0; i < count; ++i) dst[q][i] = row[i];
-    }
-  }
-}
-
-// Q output planes' rows, V vectors from `column` on: sums over the group's in-planes and taps, plus `start`.
-// With few accumulators (Q * V small) P in-planes go to separate accumulator sets, so that enough FMA
-// chains run side by side to hide their latency; the sets are added in a fixed order. Taps > 0: a square
-// kernel of that size, whose tap loops are unrolled at compile time.
-template <class S, int Q, int V, int Taps>
-[[gnu::always_inline]] inline void correlate_block(const Correlation& k, const float* planes, const float* weights,
-                                                   const float* start, int64_t row, int64_t column, float* const* dst,
-                                                   bool whole, int64_t count, Activation activation, float alpha) {
-  using Vec = typename S::Vec;
-  constexpr int64_t kLanes = S::lanes;
-  constexpr int P = Q * V <= 2 ? 4 : (Q * V <= 4 ? 2 : 1);
-  // Every loop over P, Q and V is unrolled by force: left to its heuristics GCC kept some as loops (seen
-  // with 8-float vectors), which leaves the accumulators in memory, stored in halves and reloaded whole.
-  Vec acc[P][Q][V];
-  FLOWGRAD_UNROLL for (int p = 0; p < P; ++p)
-    FLOWGRAD_UNROLL for (int q = 0; q < Q; ++q)
-      FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) acc[p][q][v] = Vec{} + (p == 0 ? start[q] : 0.f);
-  const int64_t kh = Taps ? Taps : k.kernel[0], kw = Taps ? Taps : k.kernel[1], columns = k.padded[1];
-  const int64_t per_plane = k.in_group() * kh * kw;
-  auto accumulate = [&](int64_t r, auto sets) {  // in-planes r .. r + sets - 1, one accumulator set each
-    constexpr int Sets = decltype(sets)::value;
-    auto tap = [&](int64_t ky, int64_t kx) {
-      FLOWGRAD_UNROLL for (int p = 0; p < Sets; ++p) {
-        const float* x = planes + (r + p) * k.padded_plane() + (row + ky * k.dilation[0]) * columns + column + kx * k.dilation[1];
-        Vec xs[V];
-        FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) std::memcpy(&xs[v], x + v * kLanes, sizeof(Vec));
-        FLOWGRAD_UNROLL for (int q = 0; q < Q; ++q) {
-          const float w = weights[q * per_plane + (r + p) * kh * kw + ky * kw + kx];
-          FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) acc[p][q][v] += w * xs[v];
-        }
-      }
-    };
-    if constexpr (Taps > 0) {
-      FLOWGRAD_UNROLL for (int ky = 0; ky < Taps; ++ky)
-        FLOWGRAD_UNROLL for (int kx = 0; kx < Taps; ++kx) tap(ky, kx);
-    } else {
-      for (int64_t ky = 0; ky < kh; ++ky)
-        for (int64_t kx = 0; kx < kw; ++kx) tap(ky, kx);
-    }
-  };
-  int64_t r = 0;
-  for (; r + P <= k.in_group(); r += P) accumulate(r, std::integral_constant<int, P>{});
-  for (; r < k.in_group(); ++r) accumulate(r, std::integral_constant<int, 1>{});
-  FLOWGRAD_UNROLL for (int p = 1; p < P; ++p)
-    FLOWGRAD_UNROLL for (int q = 0; q < Q; ++q)
-      FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) acc[0][q][v] += acc[p][q][v];
-  store_rows<S, Q, V>(acc[0], dst, whole, count, activation, alpha);
-}
-
-template <class S, int Q, int Taps>
-[[gnu::always_inline]] inline void correlate_planes(const Correlation& k, const float* planes, const float* weights,
-                                                    const float* start, int64_t row, int64_t column, int64_t vectors,
-                                                    float* const* dst, bool whole, int64_t count, Activation activation,
-                                                    float alpha) {
-  switch (vectors) {
-    case 1: return correlate_block<S, Q, 1, Taps>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
-    case 2: return correlate_block<S, Q, 2, Taps>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
-    case 3: return correlate_block<S, Q, 3, Taps>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
-    default: return correlate_block<S, Q, 4, Taps>(k, planes, weights, start, row, column, dst, whole, count, activation, alpha);
-  }
-}
-
-// Output planes of images [first, last): W[out_planes, in_group, taps], bias per out plane or null.
-// `padded` holds the group's padded in-planes. Taps as for correlate_block.
-template <class S, int Taps>
-[[gnu::always_inline]] inline void correlate_images(const Correlation& k, const float* in, const float* weights,
-                                                    const float* bias, Activation activation, float alpha, float* out,
-                                                    int64_t first, int64_t last, float* padded) {
-  constexpr int64_t kLanes = S::lanes, kBlock = S::block;
-  constexpr int kPlaneBlock = S::plane_block;  // output planes built together: each input load feeds this many FMAs
-  const int64_t width = k.out_size[1];
-  const Interior interior(k);
-  zero_border(k, padded, k.in_group());
-  for (int64_t n = first; n < last; ++n)
-    for (int64_t group = 0; group < k.groups; ++group) {
-      for (int64_t r = 0; r < k.in_group(); ++r)
-        copy_interior<S>(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
-                      padded + r * k.padded_plane());
-      const int64_t end = (group + 1) * k.out_group();
-      for (int64_t q0 = group * k.out_group(); q0 < end; q0 += kPlaneBlock) {
-        const int planes = static_cast<int>(std::min<int64_t>(kPlaneBlock, end - q0));
-        const float* w = weights + q0 * k.in_group() * k.taps();
-        float start[kPlaneBlock] = {};
-        for (int q = 0; q < planes && bias; ++q) start[q] = bias[q0 + q];
-        for (int64_t row = 0; row < k.out_size[0]; ++row)
-          for (int64_t column = 0; column < width; column += kBlock * kLanes) {
-            const int64_t vectors = std::min(kBlock, (width - column + kLanes - 1) / kLanes);
-            float* dst[kPlaneBlock];
-            for (int q = 0; q < planes; ++q) dst[q] = out + ((n * k.out_planes + q0 + q) * k.out_size[0] + row) * width + column;
-            // Whole vectors may spill into the plane's next rows, never into the next plane (already written).
-            const bool whole = row * width + column + vectors * kLanes <= k.out_plane();
-            const int64_t count = std::min(kBlock * kLanes, width - column);
-            switch (planes) {
-              case 1: correlate_planes<S, 1, Taps>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
-              case 2: correlate_planes<S, 2, Taps>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
-              case 3: correlate_planes<S, 3, Taps>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
-              default: correlate_planes<S, kPlaneBlock, Taps>(k, padded, w, start, row, column, vectors, dst, whole, count, activation, alpha); break;
-            }
-          }
-      }
-    }
-}
-
-// totals[kx] += sum over rows of y rows (`stride` apart) times x rows (`columns` apart) shifted by kx
-// dilated columns, V vectors from `column` on, for the KW taps of one kernel row: each y load feeds KW
-// FMAs, and two rows at a time go to separate accumulators, so that FMA latency is hidden.
-template <class S, int V, int KW, class Vec = typename S::Vec>
-[[gnu::always_inline]] inline void row_products(const float* y, int64_t stride, const float* x, int64_t columns,
-                                                int64_t dilation, int64_t rows, int64_t column, Vec* totals) {
-  constexpr int64_t kLanes = S::lanes;
-  Vec acc[2][KW][V] = {};
-  auto add = [&](int64_t row, int j) {  // unrolled by force, as in correlate_block
-    FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) {
-      Vec a;
-      std::memcpy(&a, y + row * stride + column + v * kLanes, sizeof a);
-      FLOWGRAD_UNROLL for (int kx = 0; kx < KW; ++kx) {
-        Vec b;
-        std::memcpy(&b, x + row * columns + kx * dilation + column + v * kLanes, sizeof b);
-        acc[j][kx][v] += a * b;
-      }
-    }
-  };
-  int64_t row = 0;
-  for (; row + 2 <= rows; row += 2) add(row, 0), add(row + 1, 1);
-  if (row < rows) add(row, 0);
-  FLOWGRAD_UNROLL for (int kx = 0; kx < KW; ++kx)
-    FLOWGRAD_UNROLL for (int v = 0; v < V; ++v) totals[kx] += acc[0][kx][v] + acc[1][kx][v];
-}
-
-// The taps of one kernel row, KW at a time (1 to 3), for V vectors.
-template <class S, int V, class Vec = typename S::Vec>
-[[gnu::always_inline]] inline void kernel_row_products(const float* y, int64_t stride, const float* x, int64_t columns,
-                                                       int64_t dilation, int64_t rows, int64_t column, int64_t kw,
-                                                       Vec* totals) {
-  int64_t kx = 0;
-  for (; kx + 3 <= kw; kx += 3) row_products<S, V, 3>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
-  if (kw - kx == 2) row_products<S, V, 2>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
-  if (kw - kx == 1) row_products<S, V, 1>(y, stride, x + kx * dilation, columns, dilation, rows, column, totals + kx);
-}
-
-// partial[q, r, tap] += out-plane q times padded in-plane r shifted by the tap, for images [first, last),
-// as one vector of 16 lane sums each (lanes are added up once, after all chunks). Out planes are copied to
-// `rows`, zero-padded to whole vectors. Correlation as for correlate (in = x, out = y).
-template <class S>
-[[gnu::always_inline]] inline void weight_grad_images(const Correlation& k, const float* in, const float* out,
-                                                      float* lane_sums, int64_t first, int64_t last, float* padded,
-                                                      float* rows) {
-  using Vec = typename S::Vec;
-  constexpr int64_t kLanes = S::lanes, kBlock = S::grad_block;
-  Vec* partial = reinterpret_cast<Vec*>(lane_sums);
-  const int64_t stride = k.vectors * kMaxLanes, kw = k.kernel[1], width = k.out_size[1], height = k.out_size[0];
-  const Interior interior(k);
-  std::fill(partial, partial + k.out_planes * k.in_group() * k.taps(), Vec{});
-  zero_border(k, padded, k.in_group());
-  std::fill(rows, rows + height * stride, 0.f);
-  for (int64_t n = first; n < last; ++n)
-    for (int64_t group = 0; group < k.groups; ++group) {
-      for (int64_t r = 0; r < k.in_group(); ++r)
-        copy_interior<S>(k, interior, in + (n * k.in_planes + group * k.in_group() + r) * k.in_plane(),
-                      padded + r * k.padded_plane());
-      for (int64_t q = group * k.out_group(); q < (group + 1) * k.out_group(); ++q) {
-        const float* plane = out + (n * k.out_planes + q) * k.out_plane();
-        for (int64_t row = 0; row < height; ++row) {
-          int64_t i = 0;
-          for (; i + kLanes <= width; i += kLanes) std::memcpy(rows + row * stride + i, plane + row * width + i, sizeof(Vec));
-          for (; i < width; ++i) rows[row * stride + i] = plane[row * width + i];
-        }
-        for (int64_t r = 0; r < k.in_group(); ++r)
-          for (int64_t ky = 0; ky < k.kernel[0]; ++ky) {
-            const float* x = padded + r * k.padded_plane() + ky * k.dilation[0] * k.padded[1];
-            Vec* totals = partial + (q * k.in_group() + r) * k.taps() + ky * kw;
-            for (int64_t column = 0; column < stride; column += kBlock * kLanes)
-              switch (std::min(kBlock, (stride - column) / kLanes)) {
-                case 1: kernel_row_products<S, 1>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
-                case 2: kernel_row_products<S, 2>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
-                case 3: kernel_row_products<S, 3>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
-                default: kernel_row_products<S, kBlock>(rows, stride, x, k.padded[1], k.dilation[1], height, column, kw, totals); break;
-              }
-          }
-      }
-    }
-}
-
-// sums[p] += the sum of plane p, for `planes` planes of `size` floats, in a fixed order.
-template <class S>
-[[gnu::always_inline]] inline void add_plane_sums(const float* data, int64_t planes, int64_t size, float* sums) {
-  using Vec = typename S::Vec;
-  constexpr int64_t kLanes = S::lanes;
-  for (int64_t p = 0; p < planes; ++p) {
-    const float* plane = data + p * size;
-    Vec acc[4] = {};
-    int64_t i = 0;
-    for (; i + 4 * kLanes <= size; i += 4 * kLanes)
-      for (int j = 0; j < 4; ++j) {
-        Vec v;
-        std::memcpy(&v, plane + i + j * kLanes, sizeof v);
-        acc[j] += v;
-      }
-    float total = 0;
-    for (; i < size; ++i) total += plane[i];
-    Vec all = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-    for (int lane = 0; lane < kLanes; ++lane) total += all[lane];
-    sums[p] += total;
-  }
-}
-
-// The loops compiled for one instruction set: each entry point inlines the templates above for S.
-struct Loops {
-  int64_t lanes;
-  void (*correlate_images)(const Correlation&, const float*, const float*, const float*, Activation, float, float*,
-                           int64_t, int64_t, float*);
-  void (*weight_grad_images)(const Correlation&, const float*, const float*, float*, int64_t, int64_t, float*, float*);
-  void (*add_plane_sums)(const float*, int64_t, int64_t, float*);
-};
-
-#define FLOWGRAD_DIRECT_LOOPS(S, target)                                                                          \
-  Loops loops_##S() {                                                                                             \
-    struct Entry {                                                                                                \
-      target static void correlate(const Correlation& k, const float* in, const float* w, const float* bias,      \
-                                   Activation a, float alpha, float* out, int64_t first, int64_t last, float* p) { \
-        if (k.kernel == Pair{3, 3})  /* the common kernel, its taps unrolled */                                  \
-          return correlate_images<S, 3>(k, in, w, bias, a, alpha, out, first, last, p);                           \
-        correlate_images<S, 0>(k, in, w, bias, a, alpha, out, first, last, p);                                    \
-      }                                                                                                           \
-      target static void weight_grad(const Correlation& k, const float* in, const float* out, float* sums,        \
-                                     int64_t first, int64_t last, float* p, float* rows) {                        \
-        weight_grad_images<S>(k, in, out, sums, first, last, p, rows);                                            \
-      }                                                                                                           \
-      target static void plane_sums(const float* data, int64_t planes, int64_t size, float* sums) {               \
-        add_plane_sums<S>(data, planes, size, sums);                                                              \
-      }                                                                                                           \
-    };                                                                                                            \
-    return {S::lanes, &Entry::correlate, &Entry::weight_grad, &Entry::plane_sums};                                \
-  }
-FLOWGRAD_DIRECT_LOOPS(Avx512, [[gnu::target("avx512f")]])
-FLOWGRAD_DIRECT_LOOPS(Avx2, [[gnu::target("arch=x86-64-v3")]])
-FLOWGRAD_DIRECT_LOOPS(Sse, )
-#undef FLOWGRAD_DIRECT_LOOPS
-
-const Loops& loops() {
-  static const Loops chosen = kernels::for_this_cpu(loops_Avx512, loops_Avx2, loops_Sse);
-  return chosen;
-}
 
 // Runs body(chunk, first image, last image) over the fixed image chunks, side by side with threads. One
 // task per chunk, stolen by whichever thread is free: on a shared machine a TBB worker may join the arena
@@ -442,9 +65,9 @@ Correlation correlation_of(const KernelSpec& s) {
   const Geometry& g = s.geometry;
   if (map_of(s.kind, s.role) == Map::adjoint) {
     const Pair mirrored = {g.reach(0) - 1 - g.pad_begin[0], g.reach(1) - 1 - g.pad_begin[1]};
-    return Correlation(g.batch, g.groups, g.filters, g.channels, g.y_size, g.x_size, g, mirrored);
+    return Correlation(g.batch, g.groups, g.filters, g.channels, g.y_size, g.x_size, g.kernel, g.dilation, mirrored);
   }
-  return Correlation(g.batch, g.groups, g.channels, g.filters, g.x_size, g.y_size, g, g.pad_begin);
+  return Correlation(g.batch, g.groups, g.channels, g.filters, g.x_size, g.y_size, g.kernel, g.dilation, g.pad_begin);
 }
 
 class DirectKernel : public Kernel {
@@ -464,6 +87,7 @@ class DirectKernel : public Kernel {
 
   size_t scratch_bytes() const override { return shared_bytes_ + static_cast<size_t>(chunks_) * chunk_bytes_; }
   double flops() const override { return flops_; }
+  std::string_view variant() const override { return isa_name(spec_.isa); }
 
   void run(const KernelArgs& args) override {
     auto* scratch = static_cast<std::byte*>(args.scratch);
@@ -474,7 +98,7 @@ class DirectKernel : public Kernel {
     const float* bias = spec_.role == Role::forward && spec_.bias ? args.input(2) : nullptr;
     const auto alpha = static_cast<float>(spec_.alpha);
     for_chunks(k_.batch, chunks_, args.threads, [&](int64_t c, int64_t first, int64_t last) {
-      loops_.correlate_images(k_, args.input(0), weights, bias, spec_.activation, alpha, args.output(0), first, last, chunk_scratch(c));
+      loops_.correlate(k_, args.input(0), weights, bias, spec_.activation, alpha, args.output(0), first, last, chunk_scratch(c));
     });
   }
 
@@ -510,9 +134,9 @@ class DirectKernel : public Kernel {
     for_chunks(k_.batch, chunks_, args.threads, [&](int64_t c, int64_t first, int64_t last) {
       float* s = chunk_scratch(c);
       auto [rows, dw, db_part] = parts(s);
-      loops_.weight_grad_images(k_, x, y, dw, first, last, s, rows);
+      loops_.weight_grad(k_, x, y, dw, first, last, s, rows);
       std::fill(db_part, db_part + db, 0.f);
-      for (int64_t n = first; n < last && db; ++n) loops_.add_plane_sums(g + n * db * plane, db, plane, db_part);
+      for (int64_t n = first; n < last && db; ++n) loops_.plane_sums(g + n * db * plane, db, plane, db_part);
     });
     // Per lane the chunks in order, then the lanes in order: the same sums for any thread count.
     float* dw_out = args.output(0);
@@ -534,8 +158,8 @@ class DirectKernel : public Kernel {
     }
   }
 
-  const Loops& loops_ = loops();
   KernelSpec spec_;
+  const kernels::ConvDirectLoops& loops_ = kernels::conv_direct_loops(spec_.isa);  // after spec_
   Map map_;
   Correlation k_;
   int64_t chunks_;
@@ -555,7 +179,7 @@ bool direct_kernel_suits(const KernelSpec& spec) {
   const Geometry& g = spec.geometry;
   const bool thin_y = g.filters / g.groups <= kThinChannels, thin_x = g.channels / g.groups <= kThinChannels;
   const Map map = map_of(spec.kind, spec.role);
-  const bool thin = thin_y || (thin_x && (map == Map::adjoint || (map == Map::weight_grad && loops().lanes < 16)));
+  const bool thin = thin_y || (thin_x && (map == Map::adjoint || (map == Map::weight_grad && spec.isa != Isa::avx512)));
   return thin && g.stride == Pair{1, 1} && DirectKernel::chunk_bytes(spec) <= kMaxChunkBytes;
 }
 

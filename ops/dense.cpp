@@ -23,7 +23,7 @@ using kernels::Binding;
 
 struct DenseAttrs {
   Activation activation = Activation::linear;
-  double alpha = 0;  // leaky_relu: negative slope; elu: saturation value; ignored otherwise
+  std::optional<double> alpha;  // leaky_relu: negative slope; elu: saturation value; unset: default_alpha
   template <class F> void fields(F&& f) {
     f("activation", activation);
     f("alpha", alpha);
@@ -81,7 +81,7 @@ std::unique_ptr<Kernel> dense_kernel(const KernelContext& c, const DenseAttrs& a
   auto b_md = kernels::plain_desc({1, g.out});  // matmul wants the bias with the output's rank
   auto y_md = kernels::plain_desc({g.rows, g.out});
   dnnl::primitive_attr attr = kernels::base_attr();
-  attr.set_post_ops(activation_post_ops(a.activation, a.alpha));
+  attr.set_post_ops(activation_post_ops(a.activation, alpha_or_default(a.activation, a.alpha)));
   const bool pad_w = padded_weights(g);
   const auto w_used = pad_w ? kernels::strided_desc({g.in, g.out}, {g.out + kernels::kGemmRowPad, 1}) : w_md;
   auto desc = with_bias ? dnnl::matmul::desc(x_md, w_used, b_md, y_md) : dnnl::matmul::desc(x_md, w_used, y_md);
@@ -111,7 +111,7 @@ std::vector<RefTensor> dense_reference(const RefContext& c, const DenseAttrs& a)
     for (int64_t o = 0; o < out; ++o) {
       double z = with_bias ? c.in(2)[o] : 0.0;
       for (int64_t i = 0; i < in; ++i) z += x[r * in + i] * w[i * out + o];
-      y[r * out + o] = activate(a.activation, z, a.alpha);
+      y[r * out + o] = activate(a.activation, z, alpha_or_default(a.activation, a.alpha));
     }
   return {std::move(y)};
 }
@@ -120,7 +120,7 @@ std::vector<RefTensor> dense_reference(const RefContext& c, const DenseAttrs& a)
 GradResult dense_gradient(GradContext& c) {
   const auto& a = c.attrs<DenseAttrs>();
   Value x = c.input(0), w = c.input(1), g = *c.grad();
-  Value d = a.activation == Activation::linear ? g : activation_grad(g, c.output(), a.activation, a.alpha);
+  Value d = a.activation == Activation::linear ? g : activation_grad(g, c.output(), a.activation, alpha_or_default(a.activation, a.alpha));
   auto product = [&](Value p, Value q, bool tp, bool tq, const char* name) {
     return c.graph.apply("matmul", {p, q}, AttrMap{{"transpose_a", tp}, {"transpose_b", tq}}, c.name(name));
   };
@@ -155,6 +155,7 @@ void register_dense_ops(Registry& r) {
                       .attrs = {{"activation", std::string("tanh")}},
                       .label = "tanh, rank 3"})
             .absorb(absorb_activation)
+            .expand([](ExpandContext& c) { return sigmoid_as_own_node(c, "dense", c.typed_attrs<DenseAttrs>().activation); })
             .infer([](const ShapeContext& c, const DenseAttrs&) {
               return std::vector<TensorType>{{geometry_of(c.inputs, &c).y}};
             })
@@ -164,7 +165,7 @@ void register_dense_ops(Registry& r) {
             .build());
 }
 
-Value dense(Value x, Value w, std::optional<Value> b, Activation activation, double alpha) {
+Value dense(Value x, Value w, std::optional<Value> b, Activation activation, std::optional<double> alpha) {
   std::vector<Value> inputs = {x, w};
   if (b) inputs.push_back(*b);
   return x.graph().apply("dense", inputs, DenseAttrs{activation, alpha});

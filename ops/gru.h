@@ -26,20 +26,6 @@ struct GruWorkspaceLayout {
   }
 };
 
-// One sample, one step: gates r, z, n from the input projection z_x = x_t·w_x plus b_x and the recurrent
-// product z_h = h·w_h plus b_h. Writes the activated gates, the recurrent candidate term (z_h + b_h's n block)
-// and h' = (1 - z) n + z h.
-void gru_cell_forward(int64_t units, const float* __restrict z_x, const float* __restrict b_x,
-                      const float* __restrict z_h, const float* __restrict b_h, const float* __restrict h,
-                      float* __restrict gates, float* __restrict recurrent_candidate, float* __restrict h_next);
-
-// One sample, one step back, with dh = dh_rec + dy the gradient reaching h_t: writes the gradients of the
-// input-side pre-activations dz_x (r, z, n) and of the recurrent-side ones dz_h (r, z, and r dn for the
-// candidate), and replaces dh_rec by dh z, the part of dh_{t-1} that does not pass through w_h.
-void gru_cell_backward(int64_t units, const float* __restrict gates, const float* __restrict recurrent_candidate,
-                       const float* __restrict h_prev, float* __restrict dh_rec, const float* __restrict dy,
-                       float* __restrict dz_x, float* __restrict dz_h);
-
 // Kernels for gru (inputs x, w_x, w_h, b_x, b_h, [h0]; outputs y, h, workspace) and gru_grad (inputs the
 // gru's inputs and outputs, then dy, dh; outputs dx, dw_x, dw_h, db_x, db_h, [dh0]).
 std::unique_ptr<Kernel> gru_kernel(const KernelContext& c, const GruAttrs& a);

@@ -10,7 +10,6 @@
 // at every step (GruAttrs::steps), it is projected once per sample, and the x side's gradients are summed
 // over the steps before multiplying, as in the LSTM.
 #include "ops/gru.h"
-#include "ops/lstm_math.h"
 #include "ops/panel_gemm.h"
 #include "ops/recurrent_slices.h"
 
@@ -43,7 +42,7 @@ class GruKernel : public ForwardKernel<GruKernel, 3> {
       const float* z_h = recurrent_product(scratch, k, t, h_prev);
       for (int64_t n = first; n < first + rows; ++n) {
         const int64_t at = n * T + t;
-        gru_cell_forward(H, projected(scratch, n, t), b_x, z_h + (n - first) * G, b_h, h_prev + at * H,
+        cells_.gru_forward(H, projected(scratch, n, t), b_x, z_h + (n - first) * G, b_h, h_prev + at * H,
                          gates + at * G, candidate + at * H, y + at * H);
         std::memcpy(t == T - 1 ? h_out + n * H : h_prev + (at + 1) * H, y + at * H, static_cast<size_t>(H) * sizeof(float));
       }
@@ -59,11 +58,11 @@ enum BackwardOut { gx, gw_x, gw_h, gb_x, gb_h, gh0 };
 class GruGradKernel : public Kernel {
  public:
   GruGradKernel(const KernelContext& c, const GruGradAttrs& a)
-      : g_(geometry_of<3>(c, a, c.inputs.size() == 11)), slices_(slice_batch(g_.batch, a.batch_parts)), input_grad_(a.input_grad) {
+      : g_(geometry_of<3>(c, a, c.inputs.size() == 11)), slices_(slice_batch(g_.batch, a.batch_parts)), panels_(c.isa), input_grad_(a.input_grad) {
     check_workspace(c, GruWorkspaceLayout(g_).floats, c.inputs[g_.initial_state ? 8 : 7]);
     ScratchLayout scratch;
     const int64_t G = g_.gates();
-    packed_w_h_t_ = scratch.take(panel_gemm::packed_floats(G, g_.units));
+    packed_w_h_t_ = scratch.take(panels_.packed_floats(G, g_.units));
     dz_x_ = scratch.take(g_.batch * (g_.repeated ? 1 : g_.steps) * dz_stride());
     dz_h_ = scratch.take(g_.batch * g_.steps * dz_stride());
     for (const Slice& s : slices_) parts_.push_back({scratch.take(s.rows * g_.units), scratch.take(G)});
@@ -79,10 +78,11 @@ class GruGradKernel : public Kernel {
     const size_t skip = g_.initial_state ? 0 : 1;  // without h0, y comes right after b_h
     for (size_t i = 0; i < args.in.size(); ++i) in[i < 5 ? i : i + skip] = static_cast<const float*>(args.in[i]);
     const int64_t H = g_.units, G = g_.gates();
-    panel_gemm::pack(in[bw_h], G, H, G, true, scratch + packed_w_h_t_);  // w_hᵀ [3 units, units]
+    panels_.pack(in[bw_h], G, H, G, true, scratch + packed_w_h_t_);  // w_hᵀ [3 units, units]
     for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, in, scratch, k); });
-    sums_.add_parts(args, scratch);
+    sums_.add_parts(args, scratch, cells_);
   }
+  std::string_view variant() const override { return isa_name(panels_.isa()); }
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // Twice the forward's GEMMs (input and weight gradients) and the gate derivatives.
   double flops() const override { return 2.0 * g_.gemm_flops() + 20.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
@@ -116,15 +116,15 @@ class GruGradKernel : public Kernel {
       for (int64_t n = first; n < first + rows; ++n) {
         const int64_t at = n * T + t;
         float* dz_x_row = g_.repeated ? step_dz_x : dz_x + at * ld;
-        gru_cell_backward(H, gates + at * G, candidate + at * H, h_prev + at * H, dh + (n - first) * H, dy + at * H,
+        cells_.gru_backward(H, gates + at * G, candidate + at * H, h_prev + at * H, dh + (n - first) * H, dy + at * H,
                           dz_x_row, dz_h + at * ld);
-        add_row(G, dz_x_row, db_x);
-        add_row(G, dz_h + at * ld, db_h);
-        if (g_.repeated) add_row(G, dz_x_row, dz_x + n * ld);
+        cells_.add_row(G, dz_x_row, db_x);
+        cells_.add_row(G, dz_h + at * ld, db_h);
+        if (g_.repeated) cells_.add_row(G, dz_x_row, dz_x + n * ld);
       }
       // dh_{t-1} = dh_t z (the cell left it in dh) + dz_h,t·w_hᵀ; the slice's dz_h,t lie T rows apart.
       if (t > 0 || g_.initial_state)
-        panel_gemm::multiply(rows, H, G, dz_h + (first * T + t) * ld, T * ld, packed_w_h_t, dh, H, true);
+        panels_.multiply(rows, H, G, dz_h + (first * T + t) * ld, T * ld, packed_w_h_t, dh, H, true);
     }
     if (g_.initial_state)
       std::memcpy(args.output(gh0) + first * H, dh, static_cast<size_t>(rows * H) * sizeof(float));
@@ -138,6 +138,8 @@ class GruGradKernel : public Kernel {
 
   GruGeometry g_;
   std::vector<Slice> slices_;
+  panel_gemm::Panels panels_;  // the level of the kernels it runs, chosen at creation
+  const kernels::RecurrentCellLoops& cells_ = kernels::recurrent_cell_loops(panels_.isa());
   bool input_grad_;
   int64_t packed_w_h_t_ = 0;  // w_hᵀ in panels
   // The gate gradients on the x side ([batch, steps or 1, 3 units]: summed over the steps for a repeated

@@ -16,23 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
-// Hot elementwise loops are compiled for AVX-512 and for x86-64-v3 (AVX2 with FMA) next to the baseline, and
-// the loader picks the best the CPU has (GCC function multi-versioning), so the project needs no -march flag.
-// x86-64-v3 is an ISA level, tested by feature: CPU-model clones such as "arch=haswell" fall back to the
-// baseline on AMD, and a plain "avx2" clone has no FMA.
-#define FLOWGRAD_SIMD_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
-
 namespace flowgrad::kernels {
-
-// For kernels instantiated per instruction set by hand (templates on the vector width, each entry point
-// compiled with [[gnu::target]]): calls the variant for the widest set the CPU runs, as the target_clones
-// of FLOWGRAD_SIMD_CLONES would pick.
-template <class Avx512, class Avx2, class Baseline>
-auto for_this_cpu(Avx512 avx512, Avx2 avx2, Baseline baseline) {
-  if (__builtin_cpu_supports("avx512f")) return avx512();
-  if (__builtin_cpu_supports("x86-64-v3")) return avx2();
-  return baseline();
-}
 
 dnnl::memory::dims dims_of(const Shape& shape);  // a scalar becomes {1}
 // Row-major ("plain") layout of a graph shape.
@@ -118,20 +102,23 @@ std::unique_ptr<Kernel> reordering_kernel(const dnnl::engine& engine, const Prim
   return std::make_unique<ReorderingKernel>(engine, Primitive(pd), bindings, chosen, pd.scratchpad_desc(), flops);
 }
 
-// A kernel around a function, for ops oneDNN has no primitive for.
+// A kernel around a function, for ops oneDNN has no primitive for. `variant`: the instruction-set level of
+// the ops/kernels/ loops it runs, if any (Kernel::variant).
 class FunctionKernel : public Kernel {
  public:
   using Body = std::function<void(const KernelArgs&)>;
-  FunctionKernel(Body body, double flops, bool parallel = true)
-      : body_(std::move(body)), flops_(flops), parallel_(parallel) {}
+  FunctionKernel(Body body, double flops, bool parallel = true, std::string_view variant = {})
+      : body_(std::move(body)), flops_(flops), parallel_(parallel), variant_(variant) {}
   void run(const KernelArgs& args) override { body_(args); }
   double flops() const override { return flops_; }
   bool parallel() const override { return parallel_; }
+  std::string_view variant() const override { return variant_; }
 
  private:
   Body body_;
   double flops_;
   bool parallel_;
+  std::string_view variant_;
 };
 
 // The loops below run on the OpenMP team that oneDNN's primitives use, not on TBB: the executor runs

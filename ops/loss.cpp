@@ -1,22 +1,13 @@
-// Scalar losses (output shape []) and their fused gradient ops.
-//
-// Forward kernels reduce deterministically: the elements are cut into chunks of a size fixed by the shapes
-// alone, each chunk is summed in double, and chunk sums are added in chunk order. The result is therefore
-// bitwise identical for any thread count, and identical to running the same chunks serially.
-//
-// Gradient ops read the number of averaged elements from their input shapes when the kernel (or the
-// reference) is built, never from an attribute: a graph re-instantiated for another batch size
-// (Graph::with_batch) must average over the new batch.
-#include "ops/fast_math.h"
-#include "ops/kernel_util.h"
-#include "ops/ops.h"
+// Scalar losses (output shape []) and their fused gradient ops: categorical cross-entropy on logits and the
+// weight penalties; the elementwise two-input losses are ops/pair_loss.cpp. ops/loss_util.h says how they
+// reduce.
+#include "ops/loss_util.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <functional>
 
 namespace flowgrad {
 
@@ -27,292 +18,13 @@ std::span<const char* const> enum_names(Reduction) {
 
 namespace {
 
-struct LossAttrs {
-  Reduction reduction = Reduction::mean;
-  template <class F> void fields(F&& f) { f("reduction", reduction); }
-};
-
-// For the gradient ops of two-input losses: which input the gradient is taken with respect to.
-struct LossGradAttrs {
-  Reduction reduction = Reduction::mean;
-  bool wrt_target = false;
-  template <class F> void fields(F&& f) {
-    f("reduction", reduction);
-    f("wrt_target", wrt_target);
-  }
-};
+using namespace loss;
+using kernels::chunked_sum;
 
 struct WeightAttrs {
   double weight = 1.0;
   template <class F> void fields(F&& f) { f("weight", weight); }
 };
-
-constexpr int64_t kChunk = 8192;  // elements per reduction chunk: fixes the summation order
-
-using kernels::chunked_sum;
-
-// A function kernel that also reserves scratch in the plan's arena (the chunk partial sums), so that run()
-// does not allocate.
-class ReduceKernel final : public kernels::FunctionKernel {
- public:
-  ReduceKernel(Body body, double flops, int64_t chunks)
-      : FunctionKernel(std::move(body), flops), chunks_(chunks) {}
-  size_t scratch_bytes() const override { return chunks_ > 1 ? static_cast<size_t>(chunks_) * sizeof(double) : 0; }
-
- private:
-  int64_t chunks_;
-};
-
-int64_t chunks_of(int64_t n, int64_t chunk) { return std::max<int64_t>(1, (n + chunk - 1) / chunk); }
-
-double reduce_divisor(Reduction reduction, int64_t n) {
-  return reduction == Reduction::mean ? static_cast<double>(n) : 1.0;
-}
-
-[[noreturn]] void dtype_error(const ShapeContext& c, int input, const char* expected) {
-  throw Error(ErrorKind::dtype, fmt::format("node '{}' (op '{}'): input {} is {}, expected {}", c.node, c.op, input,
-                                            to_string(c.inputs[static_cast<size_t>(input)].dtype), expected));
-}
-
-void require_f32(const ShapeContext& c, int input) {
-  if (c.inputs[static_cast<size_t>(input)].dtype != DType::f32) dtype_error(c, input, "f32");
-}
-
-void require_scalar_grad(const ShapeContext& c) {
-  require_f32(c, 0);
-  if (numel(c.in(0)) != 1) c.fail("the incoming gradient must be a scalar");
-}
-
-const std::vector<TensorType> kScalar = {TensorType{{}, DType::f32}};
-
-// ---- elementwise two-input losses: mse, binary_crossentropy, binary_crossentropy_logits ----------------
-// Each provides value(p, t) and its partial derivatives; the sum over elements (then / N for `mean`) is the
-// loss.
-
-struct Mse {
-  [[gnu::always_inline]] static float value(float p, float t) { return (p - t) * (p - t); }
-  [[gnu::always_inline]] static float d_pred(float p, float t) { return 2 * (p - t); }
-  [[gnu::always_inline]] static float d_target(float p, float t) { return -2 * (p - t); }
-  static double value(double p, double t) { return (p - t) * (p - t); }
-  static double d_pred(double p, double t) { return 2 * (p - t); }
-  static double d_target(double p, double t) { return -2 * (p - t); }
-};
-
-// Keras 3 clamps probabilities to [eps, 1 - eps] before the logs (tf.keras 2 also added eps inside the
-// logs; the two differ by about 1e-7 relative). Clamped elements get a zero gradient, as clip_by_value's.
-struct Bce {
-  static constexpr double eps = 1e-7;
-  static constexpr float eps_f = 1e-7f;
-  // Value selects rather than std::clamp (which returns a reference): branch-free, so the loops vectorize.
-  [[gnu::always_inline]] static float clamped(float p) { return p < eps_f ? eps_f : (p > 1 - eps_f ? 1 - eps_f : p); }
-  [[gnu::always_inline]] static float value(float p, float t) {
-    float q = clamped(p);
-    return -(t * fast::log(q) + (1 - t) * fast::log(1 - q));
-  }
-  [[gnu::always_inline]] static float d_pred(float p, float t) { return p < eps_f || p > 1 - eps_f ? 0.0f : (p - t) / (p * (1 - p)); }
-  [[gnu::always_inline]] static float d_target(float p, float) {
-    float q = clamped(p);
-    return fast::log(1 - q) - fast::log(q);
-  }
-  static double clamped(double p) { return std::clamp(p, eps, 1 - eps); }
-  static double value(double p, double t) {
-    double q = clamped(p);
-    return -(t * std::log(q) + (1 - t) * std::log(1 - q));
-  }
-  static double d_pred(double p, double t) {
-    if (p < eps || p > 1 - eps) return 0;
-    return (p - t) / (p * (1 - p));
-  }
-  static double d_target(double p, double) {
-    double q = clamped(p);
-    return std::log(1 - q) - std::log(q);
-  }
-};
-
-// max(z, 0) - z t + log(1 + exp(-|z|)): never overflows, and keeps precision for large |z|.
-struct BceLogits {
-  [[gnu::always_inline]] static float value(float z, float t) {
-    return (z > 0 ? z : 0.0f) - z * t + fast::log(1 + fast::exp(-std::abs(z)));
-  }
-  [[gnu::always_inline]] static float d_pred(float z, float t) { return 1 / (1 + fast::exp(-z)) - t; }
-  [[gnu::always_inline]] static float d_target(float z, float) { return -z; }
-  static double value(double z, double t) { return std::max(z, 0.0) - z * t + std::log1p(std::exp(-std::abs(z))); }
-  static double d_pred(double z, double t) { return 1 / (1 + std::exp(-z)) - t; }
-  static double d_target(double z, double) { return -z; }
-};
-
-std::vector<TensorType> pair_loss_infer(const ShapeContext& c) {
-  require_f32(c, 0);
-  require_f32(c, 1);
-  if (c.in(0) != c.in(1)) c.fail("prediction and target must have the same shape");
-  return kScalar;
-}
-
-// Per-chunk sums: element values go through a small buffer (a plain loop the vectorizer handles) into 16
-// float lanes, which are then added in double in a fixed order: deterministic for any thread count.
-template <class Terms>
-[[gnu::always_inline]] inline double lane_sum(const float* __restrict p, const float* __restrict t, int64_t n) {
-  constexpr int64_t lanes = 16, block = 256;
-  float acc[lanes] = {};
-  float values[block];
-  int64_t i = 0;
-  for (; i + block <= n; i += block) {
-    for (int64_t j = 0; j < block; ++j) values[j] = Terms::value(p[i + j], t[i + j]);
-    for (int64_t j = 0; j < block; j += lanes)
-      for (int64_t l = 0; l < lanes; ++l) acc[l] += values[j + l];
-  }
-  double s = 0;
-  for (; i < n; ++i) s += static_cast<double>(Terms::value(p[i], t[i]));
-  for (float a : acc) s += static_cast<double>(a);
-  return s;
-}
-
-template <class Terms>
-[[gnu::always_inline]] inline void scaled_grad(const float* __restrict p, const float* __restrict t, float g,
-                                               bool wrt_target, float* __restrict dx, int64_t n) {
-  if (wrt_target)
-    for (int64_t i = 0; i < n; ++i) dx[i] = g * Terms::d_target(p[i], t[i]);
-  else
-    for (int64_t i = 0; i < n; ++i) dx[i] = g * Terms::d_pred(p[i], t[i]);
-}
-
-FLOWGRAD_SIMD_CLONES double mse_sum(const float* p, const float* t, int64_t n) { return lane_sum<Mse>(p, t, n); }
-FLOWGRAD_SIMD_CLONES double bce_sum(const float* p, const float* t, int64_t n) { return lane_sum<Bce>(p, t, n); }
-FLOWGRAD_SIMD_CLONES double bce_logits_sum(const float* p, const float* t, int64_t n) {
-  return lane_sum<BceLogits>(p, t, n);
-}
-FLOWGRAD_SIMD_CLONES void mse_grad(const float* p, const float* t, float g, bool wrt_target, float* dx, int64_t n) {
-  scaled_grad<Mse>(p, t, g, wrt_target, dx, n);
-}
-FLOWGRAD_SIMD_CLONES void bce_grad(const float* p, const float* t, float g, bool wrt_target, float* dx, int64_t n) {
-  scaled_grad<Bce>(p, t, g, wrt_target, dx, n);
-}
-FLOWGRAD_SIMD_CLONES void bce_logits_grad(const float* p, const float* t, float g, bool wrt_target, float* dx,
-                                          int64_t n) {
-  scaled_grad<BceLogits>(p, t, g, wrt_target, dx, n);
-}
-
-template <class Terms> struct Loops;
-template <> struct Loops<Mse> {
-  static constexpr auto sum = mse_sum;
-  static constexpr auto grad = mse_grad;
-};
-template <> struct Loops<Bce> {
-  static constexpr auto sum = bce_sum;
-  static constexpr auto grad = bce_grad;
-};
-template <> struct Loops<BceLogits> {
-  static constexpr auto sum = bce_logits_sum;
-  static constexpr auto grad = bce_logits_grad;
-};
-
-template <class Terms>
-std::unique_ptr<Kernel> pair_loss_kernel(const KernelContext& c, Reduction reduction) {
-  const int64_t n = c.inputs[0].numel();
-  const int64_t chunks = chunks_of(n, kChunk);
-  const double divisor = reduce_divisor(reduction, n);
-  return std::make_unique<ReduceKernel>(
-      [n, chunks, divisor](const KernelArgs& args) {
-        const float* p = args.input(0);
-        const float* t = args.input(1);
-        double total = chunked_sum(chunks, args.threads, static_cast<double*>(args.scratch), [&](int64_t chunk) {
-          const int64_t begin = chunk * kChunk;
-          return Loops<Terms>::sum(p + begin, t + begin, std::min(n, begin + kChunk) - begin);
-        });
-        *args.output(0) = static_cast<float>(total / divisor);
-      },
-      4.0 * static_cast<double>(n), chunks);
-}
-
-template <class Terms>
-std::unique_ptr<Kernel> pair_grad_kernel(const KernelContext& c, const LossGradAttrs& a) {
-  const int64_t n = c.inputs[1].numel();
-  const double divisor = reduce_divisor(a.reduction, n);
-  const bool wrt_target = a.wrt_target;
-  return std::make_unique<kernels::FunctionKernel>(
-      [n, divisor, wrt_target](const KernelArgs& args) {
-        const double g = static_cast<double>(*args.input(0)) / divisor;
-        const float* p = args.input(1);
-        const float* t = args.input(2);
-        float* dx = args.output(0);
-        kernels::parallel_elements(n, args.threads, [&](int64_t begin, int64_t end) {
-          Loops<Terms>::grad(p + begin, t + begin, static_cast<float>(g), wrt_target, dx + begin, end - begin);
-        });
-      },
-      4.0 * static_cast<double>(n));
-}
-
-// Examples of a pair loss and of its gradient op (inputs g, prediction, target): [3, 4] predictions and
-// targets drawn from [low, high], with `target` rewriting the target where it needs another range.
-struct PairExamples {
-  std::vector<OpExample> loss, grad;
-};
-
-PairExamples pair_examples(double low, double high, std::function<void(RefTensor&)> target = {}) {
-  const Shape s = {3, 4};
-  auto fill_target = [target](int index) -> std::function<void(int, RefTensor&)> {
-    if (!target) return {};
-    return [target, index](int input, RefTensor& t) {
-      if (input == index) target(t);
-    };
-  };
-  auto loss = [&](AttrMap attrs, std::string label) {
-    return OpExample{.inputs = {{s}, {s}}, .attrs = std::move(attrs), .low = low, .high = high,
-                     .fill = fill_target(1), .label = std::move(label)};
-  };
-  auto grad = [&](AttrMap attrs, std::string label) {
-    return OpExample{.inputs = {{Shape{}}, {s}, {s}}, .attrs = std::move(attrs), .low = low, .high = high,
-                     .fill = fill_target(2), .label = std::move(label)};
-  };
-  const AttrMap sum = {{"reduction", std::string("sum")}};
-  AttrMap sum_wrt_target = sum;
-  sum_wrt_target.set("wrt_target", true);
-  return {{loss({}, "mean"), loss(sum, "sum")}, {grad({}, "mean"), grad(sum_wrt_target, "sum, wrt_target")}};
-}
-
-template <class Terms>
-void register_pair_loss(Registry& r, const std::string& name, const char* summary, PairExamples examples) {
-  const std::string grad_op = name + "_grad";
-  r.add(OpBuilder<LossAttrs>(name, 2, 2)
-            .summary(summary)
-            .examples(std::move(examples.loss))
-            .infer([](const ShapeContext& c, const LossAttrs&) { return pair_loss_infer(c); })
-            .reference([](const RefContext& c, const LossAttrs& a) {
-              double s = 0;
-              for (int64_t i = 0; i < c.in(0).size(); ++i) s += Terms::value(c.in(0)[i], c.in(1)[i]);
-              return std::vector<RefTensor>{RefTensor({}, s / reduce_divisor(a.reduction, c.in(0).size()))};
-            })
-            .kernel([](const KernelContext& c, const LossAttrs& a) { return pair_loss_kernel<Terms>(c, a.reduction); })
-            .gradient([grad_op](GradContext& c) {
-              const auto& a = c.attrs<LossAttrs>();
-              GradResult result(2);
-              for (int input = 0; input < 2; ++input)
-                if (c.needs(input))
-                  result[static_cast<size_t>(input)] =
-                      c.graph.apply(grad_op, {*c.grad(), c.input(0), c.input(1)}, LossGradAttrs{a.reduction, input == 1},
-                                    c.name(input == 0 ? "prediction" : "target"));
-              return result;
-            })
-            .build());
-  r.add(OpBuilder<LossGradAttrs>(grad_op, 3, 3)
-            .summary(fmt::format("gradient of {} w.r.t. its prediction (or target, with wrt_target)", name))
-            .examples(std::move(examples.grad))
-            .infer([](const ShapeContext& c, const LossGradAttrs&) {
-              require_scalar_grad(c);
-              if (c.in(1) != c.in(2)) c.fail("prediction and target must have the same shape");
-              return std::vector<TensorType>{{c.in(1), DType::f32}};
-            })
-            .reference([](const RefContext& c, const LossGradAttrs& a) {
-              const RefTensor &p = c.in(1), &t = c.in(2);
-              const double g = c.in(0)[0] / reduce_divisor(a.reduction, p.size());
-              RefTensor dx(p.shape);
-              for (int64_t i = 0; i < p.size(); ++i)
-                dx[i] = g * (a.wrt_target ? Terms::d_target(p[i], t[i]) : Terms::d_pred(p[i], t[i]));
-              return std::vector<RefTensor>{std::move(dx)};
-            })
-            .kernel([](const KernelContext& c, const LossGradAttrs& a) { return pair_grad_kernel<Terms>(c, a); })
-            .build());
-}
 
 // ---- categorical cross-entropy on logits with integer labels -------------------------------------------
 
@@ -544,31 +256,12 @@ void register_penalty(Registry& r, const std::string& name, const char* summary)
 }  // namespace
 
 void register_loss_ops(Registry& r) {
-  register_pair_loss<Mse>(r, "mse", "mean (or sum) of (prediction - target)^2", pair_examples(-1, 1));
-  // Probabilities inside (0.05, 0.95): away from the clamp, where finite differences see a kink.
-  register_pair_loss<Bce>(r, "binary_crossentropy",
-                          "cross-entropy of probabilities (clamped to [1e-7, 1 - 1e-7] like Keras) against targets",
-                          pair_examples(0.05, 0.95));
-  // Logits in [-4, 4]; targets are probabilities, mapped from that range into [0, 1].
-  register_pair_loss<BceLogits>(r, "binary_crossentropy_logits",
-                                "cross-entropy of logits against targets: max(z, 0) - z t + log1p(exp(-|z|))",
-                                pair_examples(-4, 4, [](RefTensor& t) {
-                                  for (double& v : t.data) v = (v + 4) / 8;
-                                }));
+  register_pair_losses(r);
   register_cce(r);
   register_penalty<L1>(r, "l1", "weight * sum |x| (a regularization penalty)");
   register_penalty<L2>(r, "l2", "weight * sum x^2 (a regularization penalty)");
 }
 
-Value mse(Value prediction, Value target, Reduction reduction) {
-  return prediction.graph().apply("mse", {prediction, target}, LossAttrs{reduction});
-}
-Value binary_crossentropy(Value probability, Value target, Reduction reduction) {
-  return probability.graph().apply("binary_crossentropy", {probability, target}, LossAttrs{reduction});
-}
-Value binary_crossentropy_logits(Value logits, Value target, Reduction reduction) {
-  return logits.graph().apply("binary_crossentropy_logits", {logits, target}, LossAttrs{reduction});
-}
 Value categorical_crossentropy(Value logits, Value labels, Reduction reduction) {
   return logits.graph().apply("categorical_crossentropy", {logits, labels}, LossAttrs{reduction});
 }

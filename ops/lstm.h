@@ -1,5 +1,5 @@
 // What the LSTM family's files share: ops/lstm.cpp defines the ops (shape rules, the double-precision
-// reference, the gradient rule), ops/lstm_kernels.cpp their kernels, ops/lstm_math.h the gate arithmetic.
+// reference, the gradient rule), ops/lstm_kernels.cpp their kernels, ops/kernels/recurrent_cell_loops.cpp the gate arithmetic.
 #pragma once
 
 #include "ops/recurrent.h"

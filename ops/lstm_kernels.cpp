@@ -1,5 +1,5 @@
 // The kernels of lstm and lstm_grad (ops/lstm.cpp defines the ops): GEMMs on dnnl_sgemm around the cell's
-// vectorized elementwise steps (ops/lstm_math.h), on batch-first sequences.
+// vectorized elementwise steps (ops/kernels/recurrent_cell_loops.cpp), on batch-first sequences.
 //
 // Only h·w_h (forward) and dz·w_hᵀ (backward) must run step by step. Everything else is one GEMM over all
 // steps: the input projection x·w_x before the recurrence, and after it dx = dz·w_xᵀ, dw_x = xᵀ·dz and
@@ -26,7 +26,6 @@
 // The slices' weight and bias gradients are added in slice order, so a given thread count gives
 // bitwise-identical results.
 #include "ops/lstm.h"
-#include "ops/lstm_math.h"
 #include "ops/panel_gemm.h"
 #include "ops/recurrent_slices.h"
 
@@ -63,7 +62,7 @@ class LstmKernel : public ForwardKernel<LstmKernel, 4> {
       for (int64_t n = first; n < first + rows; ++n) {
         const int64_t at = n * T + t;
         const bool last = t == T - 1;
-        cell_forward(H, z_h + (n - first) * G, projected(scratch, n, t), b, c_prev + at * H, gates + at * G,
+        cells_.lstm_forward(H, z_h + (n - first) * G, projected(scratch, n, t), b, c_prev + at * H, gates + at * G,
                      last ? c_out + n * H : c_prev + (at + 1) * H, tanh_c + at * H, y + at * H);
         std::memcpy(last ? h_out + n * H : h_prev + (at + 1) * H, y + at * H, static_cast<size_t>(H) * sizeof(float));
       }
@@ -79,11 +78,11 @@ enum BackwardOut { gx, gw_x, gw_h, gb, gh0, gc0 };
 class LstmGradKernel : public Kernel {
  public:
   LstmGradKernel(const KernelContext& c, const LstmGradAttrs& a)
-      : g_(geometry_of<4>(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)), input_grad_(a.input_grad) {
+      : g_(geometry_of<4>(c, a, c.inputs.size() == 13)), slices_(slice_batch(g_.batch, a.batch_parts)), panels_(c.isa), input_grad_(a.input_grad) {
     check_workspace(c, WorkspaceLayout(g_).floats, c.inputs[g_.initial_state ? 9 : 7]);
     ScratchLayout scratch;
     const int64_t G = g_.gates();
-    packed_w_h_t_ = scratch.take(panel_gemm::packed_floats(G, g_.units));
+    packed_w_h_t_ = scratch.take(panels_.packed_floats(G, g_.units));
     dz_ = scratch.take(g_.batch * g_.steps * dz_stride());
     if (g_.repeated) dz_sum_ = scratch.take(g_.batch * dz_stride());
     for (const Slice& s : slices_) states_.push_back({scratch.take(s.rows * g_.units), scratch.take(s.rows * g_.units)});
@@ -99,10 +98,11 @@ class LstmGradKernel : public Kernel {
     for (size_t i = 0; i < args.in.size(); ++i) in[i < 4 ? i : i + skip] = static_cast<const float*>(args.in[i]);
     // w_hᵀ [4 units, units] in panels, for the per-step dz·w_hᵀ.
     const int64_t H = g_.units, G = g_.gates();
-    panel_gemm::pack(in[bw_h], G, H, G, true, scratch + packed_w_h_t_);
+    panels_.pack(in[bw_h], G, H, G, true, scratch + packed_w_h_t_);
     for_each_slice(slices_.size(), args.threads, [&](size_t k) { run_slice(args, in, scratch, k); });
-    sums_.add_parts(args, scratch);
+    sums_.add_parts(args, scratch, cells_);
   }
+  std::string_view variant() const override { return isa_name(panels_.isa()); }
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // Twice the forward's GEMMs (input and weight gradients) and the gate derivatives.
   double flops() const override { return 2.0 * g_.gemm_flops() + 20.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
@@ -132,14 +132,14 @@ class LstmGradKernel : public Kernel {
       for (int64_t n = first; n < first + rows; ++n) {
         const int64_t at = n * T + t;
         float* dz_row = dz + at * ld;
-        cell_backward(H, gates + at * G, c_prev + at * H, tanh_c + at * H, dh + (n - first) * H, dy + at * H,
+        cells_.lstm_backward(H, gates + at * G, c_prev + at * H, tanh_c + at * H, dh + (n - first) * H, dy + at * H,
                       dc + (n - first) * H, dz_row);
-        add_row(G, dz_row, db);
-        if (dz_sum) add_row(G, dz_row, dz_sum + n * ld);
+        cells_.add_row(G, dz_row, db);
+        if (dz_sum) cells_.add_row(G, dz_row, dz_sum + n * ld);
       }
       // dh_{t-1} = dz_t·w_hᵀ; the slice's dz_t lie T rows apart.
       if (t > 0 || g_.initial_state)
-        panel_gemm::multiply(rows, H, G, dz + (first * T + t) * ld, T * ld, packed_w_h_t, dh, H);
+        panels_.multiply(rows, H, G, dz + (first * T + t) * ld, T * ld, packed_w_h_t, dh, H);
     }
     if (g_.initial_state) {
       std::memcpy(args.output(gh0) + first * H, dh, state_bytes);
@@ -158,6 +158,8 @@ class LstmGradKernel : public Kernel {
 
   LstmGeometry g_;
   std::vector<Slice> slices_;
+  panel_gemm::Panels panels_;  // the level of the kernels it runs, chosen at creation
+  const kernels::RecurrentCellLoops& cells_ = kernels::recurrent_cell_loops(panels_.isa());
   bool input_grad_;
   int64_t packed_w_h_t_ = 0;  // w_hᵀ in panels
   int64_t dz_ = 0;             // the pre-activation gradients [batch, steps, 4 units], rows dz_stride() apart

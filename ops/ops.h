@@ -25,7 +25,8 @@ void register_matmul_ops(Registry& r);     // matmul.cpp: matmul
 void register_dense_ops(Registry& r);      // dense.cpp: dense
 void register_shape_ops(Registry& r);      // shape.cpp: reshape transpose concat slice pad flatten
 void register_softmax_ops(Registry& r);    // softmax.cpp: softmax log_softmax
-void register_loss_ops(Registry& r);       // loss.cpp: mse binary_crossentropy binary_crossentropy_logits categorical_crossentropy l1 l2 (+ their gradient ops)
+void register_loss_ops(Registry& r);       // loss.cpp: categorical_crossentropy l1 l2, and pair_loss.cpp's (+ gradient ops)
+void register_pair_losses(Registry& r);    // pair_loss.cpp: mse binary_crossentropy binary_crossentropy_logits
 void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
 void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
 void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
@@ -58,7 +59,8 @@ Value square(Value x);
 Value sqrt(Value x);
 Value abs(Value x);
 Value clip(Value x, double min, double max);
-Value activate(Value x, Activation activation, double alpha = 0);
+// alpha: leaky_relu's slope or elu's saturation; unset, the op's default (default_alpha).
+Value activate(Value x, Activation activation, std::optional<double> alpha = std::nullopt);
 // g * activation'(.) where the derivative is computed from the activation's output y.
 Value activation_grad(Value g, Value y, Activation activation, double alpha = 0);
 
@@ -77,7 +79,8 @@ Value broadcast_to(Value x, Value like, std::vector<int64_t> axes = {}, bool mea
 Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = false);
 // x[batch..., in] · w[in, out] + b[out], with the activation fused as a oneDNN post-op. Leading axes are all
 // batch: on x[batch, steps, in] it is a time-distributed dense layer.
-Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear, double alpha = 0);
+Value dense(Value x, Value w, std::optional<Value> b, Activation activation = Activation::linear,
+            std::optional<double> alpha = std::nullopt);
 
 // ---- convolution (NCHW) ----
 // How conv2d and conv2d_transpose pad: `valid` not at all; `same` as TensorFlow (conv2d: output =
@@ -93,7 +96,7 @@ struct Conv2dOptions {
   std::array<int64_t, 2> dilation = {1, 1};    // Keras' dilation_rate: 1 is a dense kernel
   int64_t groups = 1;
   Activation activation = Activation::linear;  // fused as a oneDNN post-op
-  double alpha = 0;                            // leaky_relu slope, elu saturation
+  std::optional<double> alpha;                 // leaky_relu slope, elu saturation; unset: default_alpha
 };
 // act(x ⋆ w + b): x[batch, channels, height, width], w[filters, channels / groups, kh, kw], b[filters].
 Value conv2d(Value x, Value w, std::optional<Value> b, const Conv2dOptions& options = {});
@@ -186,8 +189,14 @@ Value log_softmax(Value x, int64_t axis = -1);
 enum class Reduction { mean, sum };
 std::span<const char* const> enum_names(Reduction);
 Value mse(Value prediction, Value target, Reduction reduction = Reduction::mean);
-// On probabilities, clamped to [1e-7, 1 - 1e-7] like Keras.
-Value binary_crossentropy(Value probability, Value target, Reduction reduction = Reduction::mean);
+// How binary_crossentropy treats probabilities at 0 and 1: Keras clamps them to [1e-7, 1 - 1e-7] (no gradient
+// outside), PyTorch's BCELoss floors the logs at -100.
+enum class BceClamp { keras, torch };
+std::span<const char* const> enum_names(BceClamp);
+// On probabilities. Of a sigmoid's output (a sigmoid op, or a layer's sigmoid activation), it is computed
+// from the sigmoid's logits instead, exactly and with a gradient that never vanishes (ops/pair_loss.cpp).
+Value binary_crossentropy(Value probability, Value target, Reduction reduction = Reduction::mean,
+                          BceClamp clamp = BceClamp::keras);
 // On logits, computed stably as max(z, 0) - z t + log(1 + exp(-|z|)).
 Value binary_crossentropy_logits(Value logits, Value target, Reduction reduction = Reduction::mean);
 // logits[batch, classes], labels[batch] (s32 class indices); mean over the batch.

@@ -10,6 +10,7 @@
 // correction counts steps from the executor's step counter (t = step + 1), so steps must be numbered
 // 0, 1, 2, ... in the order they are run (a resumed run continues the numbering).
 #include "ops/kernel_util.h"
+#include "ops/kernels/adam_loops.h"
 #include "ops/ops.h"
 
 #include <fmt/format.h>
@@ -154,27 +155,14 @@ void adam_reference(const RefContext& c, const AdamAttrs& a) {
   }
 }
 
-struct AdamScalars {
-  float clip, coupled_wd, b1, b2, eps, step_size, inv_sqrt_bias2, decay;
-};
-
-FLOWGRAD_SIMD_CLONES void adam_span(float* __restrict p, const float* __restrict grad, float* __restrict m,
-                                    float* __restrict v, int64_t n, AdamScalars k) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = k.clip * grad[i] + k.coupled_wd * p[i];
-    m[i] = k.b1 * m[i] + (1 - k.b1) * g;
-    v[i] = k.b2 * v[i] + (1 - k.b2) * g * g;
-    p[i] = p[i] * k.decay - k.step_size * m[i] / (std::sqrt(v[i]) * k.inv_sqrt_bias2 + k.eps);
-  }
-}
-
 std::unique_ptr<Kernel> adam_kernel(const KernelContext& c, const AdamAttrs& a) {
   const int64_t n = c.inputs[0].numel();
   const AdamAttrs attrs = a;
   const float b1 = static_cast<float>(a.beta1), b2 = static_cast<float>(a.beta2), eps = static_cast<float>(a.eps);
   const float coupled_wd = a.decoupled ? 0.0f : static_cast<float>(a.weight_decay);
+  const kernels::AdamLoops& loops = kernels::adam_loops(c.isa);
   return std::make_unique<kernels::FunctionKernel>(
-      [=](const KernelArgs& args) {
+      [=, &loops](const KernelArgs& args) {
         float* p = args.input(0);
         const float* grad = args.input(1);
         float* m = args.input(2);
@@ -184,12 +172,12 @@ std::unique_ptr<Kernel> adam_kernel(const KernelContext& c, const AdamAttrs& a) 
         const AdamStep s = adam_step(attrs, static_cast<double>(*args.input(4)), args.step);
         const float step_size = static_cast<float>(s.step_size), inv_sqrt_bias2 = static_cast<float>(s.inv_sqrt_bias2),
                     decay = static_cast<float>(s.decay);
-        const AdamScalars k{clip, coupled_wd, b1, b2, eps, step_size, inv_sqrt_bias2, decay};
+        const kernels::AdamScalars k{clip, coupled_wd, b1, b2, eps, step_size, inv_sqrt_bias2, decay};
         kernels::parallel_elements(n, args.threads, [&](int64_t begin, int64_t end) {
-          adam_span(p + begin, grad + begin, m + begin, v + begin, end - begin, k);
+          loops.update(p + begin, grad + begin, m + begin, v + begin, end - begin, k);
         });
       },
-      12.0 * static_cast<double>(n));
+      12.0 * static_cast<double>(n), true, isa_name(c.isa));
 }
 
 // ---- global norm ----------------------------------------------------------------------------------------------

@@ -419,7 +419,7 @@ void register_pool_ops(Registry& r) {
             .reference(max_pool_reference)
             .kernel([](const KernelContext& c, const MaxPoolAttrs& a) {
               const Geometry g = resolve(a.window, c.inputs[0].shape, nullptr);
-              if (a.training && pool::tiles_2x2(g) && c.outputs[1].dtype == DType::u8) return pool::max_2x2_kernel(g);
+              if (a.training && pool::tiles_2x2(g) && c.outputs[1].dtype == DType::u8) return pool::max_2x2_kernel(g, c.isa);
               return forward_kernel(c, g, dnnl::algorithm::pooling_max, a.training);
             })
             .gradient(max_pool_gradient)
@@ -473,7 +473,7 @@ void register_pool_ops(Registry& r) {
             })
             .kernel([](const KernelContext& c, const MaxPoolGradAttrs& a) {
               return pool::scatter_kernel(forward_input(a.window, c.inputs[0].shape, a.input_size), c.inputs[1].dtype,
-                                    a.activation, a.alpha);
+                                    a.activation, a.alpha, c.isa);
             })
             // Linear in g; its adjoint picks each window's arg-max again (times the slope, when fused). The
             // slope of relu and leaky_relu is piecewise constant: p gets no gradient.

@@ -22,9 +22,9 @@ struct Geometry {
 // 2x2 windows with stride 2 that tile the input exactly: the loops' fast case.
 bool tiles_2x2(const Geometry& g);
 // max_pool2d in training over tiling 2x2 windows: inputs x; outputs y and the u8 workspace.
-std::unique_ptr<Kernel> max_2x2_kernel(const Geometry& g);
+std::unique_ptr<Kernel> max_2x2_kernel(const Geometry& g, Isa isa);
 // max_pool2d_grad: inputs g, workspace [, p with a fused relu or leaky_relu]; output dx.
-std::unique_ptr<Kernel> scatter_kernel(const Geometry& g, DType workspace, Activation activation, double alpha);
+std::unique_ptr<Kernel> scatter_kernel(const Geometry& g, DType workspace, Activation activation, double alpha, Isa isa);
 // max_pool2d_gather: inputs x, workspace; output the marked element of each window.
 std::unique_ptr<Kernel> gather_kernel(const Geometry& g, DType workspace);
 

@@ -9,7 +9,7 @@
 #pragma once
 
 #include "ops/kernel_util.h"
-#include "ops/lstm_math.h"
+#include "ops/kernels/recurrent_cell_loops.h"
 #include "ops/panel_gemm.h"
 #include "ops/recurrent.h"
 
@@ -122,9 +122,10 @@ class SlicedSums {
   float* part(const KernelArgs& args, float* scratch, size_t k, size_t i) const {
     return k == 0 ? args.output(outputs_[i]) : scratch + offsets_[k][i];
   }
-  void add_parts(const KernelArgs& args, const float* scratch) const {
+  void add_parts(const KernelArgs& args, const float* scratch, const kernels::RecurrentCellLoops& cells) const {
     for (size_t k = 1; k < offsets_.size(); ++k)
-      for (size_t i = 0; i < outputs_.size(); ++i) add_row(floats_[i], scratch + offsets_[k][i], args.output(outputs_[i]));
+      for (size_t i = 0; i < outputs_.size(); ++i)
+        cells.add_row(floats_[i], scratch + offsets_[k][i], args.output(outputs_[i]));
   }
 
  private:
@@ -141,17 +142,17 @@ template <class Derived, int GateBlocks>
 class ForwardKernel : public Kernel {
  public:
   ForwardKernel(const KernelContext& c, const RecurrentAttrs& a, bool initial_state)
-      : g_(geometry_of<GateBlocks>(c, a, initial_state)), slices_(slice_batch(g_.batch, a.batch_parts)) {
+      : g_(geometry_of<GateBlocks>(c, a, initial_state)), slices_(slice_batch(g_.batch, a.batch_parts)), panels_(c.isa) {
     ScratchLayout scratch;
     projected_ = scratch.take(g_.batch * per_sample() * g_.gates());
     for (const Slice& s : slices_) recurrent_.push_back(scratch.take(s.rows * g_.gates()));
-    packed_w_h_ = scratch.take(panel_gemm::packed_floats(g_.units, g_.gates()));
+    packed_w_h_ = scratch.take(panels_.packed_floats(g_.units, g_.gates()));
     scratch_bytes_ = static_cast<size_t>(scratch.end) * sizeof(float);
   }
 
   void run(const KernelArgs& args) override {
     float* scratch = static_cast<float*>(args.scratch);
-    panel_gemm::pack(args.input(2), g_.units, g_.gates(), g_.gates(), false, scratch + packed_w_h_);
+    panels_.pack(args.input(2), g_.units, g_.gates(), g_.gates(), false, scratch + packed_w_h_);
     for_each_slice(slices_.size(), args.threads, [&](size_t k) {
       const int64_t C = g_.in, G = g_.gates(), first = slices_[k].first, rows = per_sample() * slices_[k].rows;
       gemm(false, false, rows, G, C, args.input(0) + first * per_sample() * C, C, args.input(1), G,
@@ -162,6 +163,7 @@ class ForwardKernel : public Kernel {
   size_t scratch_bytes() const override { return scratch_bytes_; }
   // The GEMMs, and about ten operations per gate value for the activations and the state update.
   double flops() const override { return g_.gemm_flops() + 10.0 * static_cast<double>(g_.batch * g_.steps * g_.gates()); }
+  std::string_view variant() const override { return isa_name(panels_.isa()); }
 
  protected:
   int64_t per_sample() const { return g_.repeated ? 1 : g_.steps; }  // rows of x (and of the projection)
@@ -177,12 +179,14 @@ class ForwardKernel : public Kernel {
     if (t == 0 && !g_.initial_state)
       std::fill_n(z_h, rows * G, 0.f);
     else
-      panel_gemm::multiply(rows, G, H, h_prev + (first * T + t) * H, T * H, scratch + packed_w_h_, z_h, G);
+      panels_.multiply(rows, G, H, h_prev + (first * T + t) * H, T * H, scratch + packed_w_h_, z_h, G);
     return z_h;
   }
 
   Geometry<GateBlocks> g_;
   std::vector<Slice> slices_;
+  panel_gemm::Panels panels_;  // the level of the kernels it runs, chosen at creation
+  const kernels::RecurrentCellLoops& cells_ = kernels::recurrent_cell_loops(panels_.isa());
 
  private:
   int64_t projected_ = 0;           // x·w_x: [batch, steps or 1, gates]

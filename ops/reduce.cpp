@@ -6,6 +6,7 @@
 // (Graph::with_batch) keeps correct gradients.
 #include "ops/broadcast.h"
 #include "ops/kernel_util.h"
+#include "ops/kernels/reduce_loops.h"
 #include "ops/ops.h"
 
 #include <algorithm>
@@ -132,30 +133,7 @@ ReductionGroups group_axes(const Shape& in, const Shape& kept) {
 
 template <bool Max> float combine(float acc, float v) { return Max ? std::max(acc, v) : acc + v; }
 
-// The hot loops of the kernel below, compiled for AVX-512 and AVX2 (the baseline build has SSE2 only; sum
-// over [256, 784] -> [784] ran at 7 GFLOP/s): rows folded into outputs, and runs folded into 16 lanes.
-template <bool Max>
-[[gnu::always_inline]] inline void fold_row(float* __restrict out, const float* __restrict in, int64_t n) {
-  for (int64_t k = 0; k < n; ++k) out[k] = combine<Max>(out[k], in[k]);
-}
-FLOWGRAD_SIMD_CLONES void sum_row(float* out, const float* in, int64_t n) { fold_row<false>(out, in, n); }
-FLOWGRAD_SIMD_CLONES void max_row(float* out, const float* in, int64_t n) { fold_row<true>(out, in, n); }
-
-constexpr int64_t kLanes = 16;
-template <bool Max>
-[[gnu::always_inline]] inline float fold_lanes(float* __restrict acc, const float* __restrict in, int64_t n, float folded) {
-  int64_t k = 0;
-  for (; k + kLanes <= n; k += kLanes)
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] = combine<Max>(acc[l], in[k + l]);
-  for (; k < n; ++k) folded = combine<Max>(folded, in[k]);
-  return folded;
-}
-FLOWGRAD_SIMD_CLONES float sum_lanes(float* acc, const float* in, int64_t n, float folded) {
-  return fold_lanes<false>(acc, in, n, folded);
-}
-FLOWGRAD_SIMD_CLONES float max_lanes(float* acc, const float* in, int64_t n, float folded) {
-  return fold_lanes<true>(acc, in, n, folded);
-}
+constexpr int64_t kLanes = kernels::kReduceLanes;
 
 // Runs body(begin, end) over [0, n) in chunks of `grain` indices; each index is handled whole by one thread.
 template <class Body> void parallel_range(int64_t n, int64_t grain, int threads, Body&& body) {
@@ -170,8 +148,8 @@ template <class Body> void parallel_range(int64_t n, int64_t grain, int threads,
 // results do not depend on the thread count.
 class GroupedReductionKernel : public Kernel {
  public:
-  GroupedReductionKernel(ReduceKind kind, const ReductionGroups& g)
-      : max_(kind == ReduceKind::max), inner_(g.sizes.back()), inner_reduced_(g.reduced.back()) {
+  GroupedReductionKernel(ReduceKind kind, const ReductionGroups& g, Isa isa)
+      : isa_(isa), max_(kind == ReduceKind::max), inner_(g.sizes.back()), inner_reduced_(g.reduced.back()) {
     // Offsets (in blocks of `inner` elements) of the kept and the reduced coordinates of the outer groups,
     // each table in row-major order of its coordinates.
     int64_t stride = 1;
@@ -197,6 +175,7 @@ class GroupedReductionKernel : public Kernel {
 
   size_t scratch_bytes() const override { return chunks_ > 1 ? static_cast<size_t>(chunks_ * outputs_) * sizeof(float) : 0; }
   double flops() const override { return static_cast<double>(total_); }
+  std::string_view variant() const override { return isa_name(isa_); }
 
   void run(const KernelArgs& args) override {
     if (max_) run_kind<true>(args);
@@ -250,8 +229,8 @@ class GroupedReductionKernel : public Kernel {
       std::fill_n(o, len, identity);
       for (int64_t r = row_begin; r < row_end; ++r) {
         const float* in = x + (kept_offsets_[static_cast<size_t>(row)] + reduced_offsets_[static_cast<size_t>(r)]) * inner_ + from;
-        if constexpr (Max) max_row(o, in, len);
-        else sum_row(o, in, len);
+        if constexpr (Max) loops_.max_row(o, in, len);
+        else loops_.sum_row(o, in, len);
       }
       i += len;
     }
@@ -266,13 +245,15 @@ class GroupedReductionKernel : public Kernel {
       float folded = identity;
       for (int64_t r : reduced_offsets_) {
         const float* in = x + (kept_offsets_[static_cast<size_t>(o)] + r) * inner_;
-        folded = Max ? max_lanes(acc, in, inner_, folded) : sum_lanes(acc, in, inner_, folded);
+        folded = Max ? loops_.max_lanes(acc, in, inner_, folded) : loops_.sum_lanes(acc, in, inner_, folded);
       }
       for (float v : acc) folded = combine<Max>(folded, v);
       y[o] = folded * scale_;
     }
   }
 
+  Isa isa_;
+  const kernels::ReduceLoops& loops_ = kernels::reduce_loops(isa_);
   bool max_;
   int64_t inner_;
   bool inner_reduced_;
@@ -287,7 +268,7 @@ std::unique_ptr<Kernel> reduction_kernel(ReduceKind kind, const KernelContext& c
   using kernels::Binding;
   if (numel(in) == numel(kept)) return copy_kernel(numel(in));
   ReductionGroups groups = group_axes(in, kept);  // groups alternate, so [kept, reduced] is at most two
-  if (!groups.reduced.back() || groups.sizes.size() > 2) return std::make_unique<GroupedReductionKernel>(kind, groups);
+  if (!groups.reduced.back() || groups.sizes.size() > 2) return std::make_unique<GroupedReductionKernel>(kind, groups, c.isa);
   dnnl::algorithm algorithm = kind == ReduceKind::sum    ? dnnl::algorithm::reduction_sum
                               : kind == ReduceKind::mean ? dnnl::algorithm::reduction_mean
                                                          : dnnl::algorithm::reduction_max;
@@ -373,9 +354,40 @@ std::unique_ptr<Kernel> broadcast_kernel(const Shape& source, const Shape& out, 
 }
 
 // ---- max_grad -------------------------------------------------------------------------------------------
-// max_grad(g, x, y): g (y's shape) at the positions where x equals its maximum y, 0 elsewhere. Every tied
-// maximum receives the full gradient (like TensorFlow's reduce_max gradient before normalization), so ties
-// over-count; the tests keep inputs tie-free. With distinct values this is the exact derivative.
+// max_grad(g, x, y): g (y's shape) at the positions where x equals its maximum y, 0 elsewhere; where k
+// elements tie for the maximum, each receives g / k, as PyTorch's amax (and TensorFlow's reduce_max)
+// gradient splits it, so that the gradient of a duplicated maximum sums to the gradient of one. With distinct
+// values this is the exact derivative.
+
+// y holds one of x's own f32 values, so the comparisons are exact. The ties are counted in one pass (in
+// scratch, a count per output), then each element takes its share of g, in parallel.
+class MaxGradKernel final : public Kernel {
+ public:
+  MaxGradKernel(BroadcastIndex to_reduced, int64_t n, int64_t outputs)
+      : to_reduced_(std::move(to_reduced)), n_(n), outputs_(outputs) {}
+  size_t scratch_bytes() const override { return static_cast<size_t>(outputs_) * sizeof(float); }
+  double flops() const override { return 2.0 * static_cast<double>(n_); }
+  void run(const KernelArgs& args) override {
+    const float *g = args.input(0), *x = args.input(1), *y = args.input(2);
+    float* dx = args.output(0);
+    auto* ties = static_cast<float*>(args.scratch);
+    std::fill_n(ties, outputs_, 0.f);
+    for (int64_t i = 0; i < n_; ++i) {
+      const int64_t j = to_reduced_(i);
+      ties[j] += x[i] == y[j] ? 1.f : 0.f;
+    }
+    kernels::parallel_elements(n_, args.threads, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        const int64_t j = to_reduced_(i);
+        dx[i] = x[i] == y[j] ? g[j] / ties[j] : 0.0f;
+      }
+    });
+  }
+
+ private:
+  BroadcastIndex to_reduced_;
+  int64_t n_, outputs_;
+};
 
 Shape checked_reduce(const ShapeContext& c, const Shape& x, const ReduceAttrs& a) {
   for (int i = 0; i < static_cast<int>(c.inputs.size()); ++i) require_f32(c, i);
@@ -466,7 +478,7 @@ void register_reduce_ops(Registry& r) {
   register_reduction(r, "max", ReduceKind::max, "maximum of x over axes (all when empty), keepdims optional");
 
   r.add(OpBuilder<ReduceAttrs>("max_grad", 3, 3)
-            .summary("max's gradient: g where x equals its maximum y, 0 elsewhere (ties all receive g)")
+            .summary("max's gradient: g where x equals its maximum y, 0 elsewhere (k tied maxima get g / k each)")
             .example(max_grad_example())
             .infer([](const ShapeContext& c, const ReduceAttrs& a) {
               Shape reduced = checked_reduce(c, c.in(1), a);
@@ -478,28 +490,20 @@ void register_reduce_ops(Registry& r) {
               const RefTensor &g = c.in(0), &x = c.in(1), &y = c.in(2);
               Shape kept = reduce_shape(x.shape, axis_mask(a.axes, static_cast<int>(x.shape.size())), true);
               BroadcastIndex to_reduced(kept, x.shape);
+              std::vector<double> ties(static_cast<size_t>(y.size()), 0.0);
+              for (int64_t i = 0; i < x.size(); ++i) ties[static_cast<size_t>(to_reduced(i))] += x[i] == y[to_reduced(i)];
               RefTensor dx(x.shape);
-              for (int64_t i = 0; i < x.size(); ++i) dx[i] = x[i] == y[to_reduced(i)] ? g[to_reduced(i)] : 0.0;
+              for (int64_t i = 0; i < x.size(); ++i) {
+                const int64_t j = to_reduced(i);
+                dx[i] = x[i] == y[j] ? g[j] / ties[static_cast<size_t>(j)] : 0.0;
+              }
               return std::vector<RefTensor>{std::move(dx)};
             })
             .kernel([](const KernelContext& c, const ReduceAttrs& a) -> std::unique_ptr<Kernel> {
               const Shape& x_shape = c.inputs[1].shape;
               BroadcastIndex to_reduced(
                   reduce_shape(x_shape, axis_mask(a.axes, static_cast<int>(x_shape.size())), true), x_shape);
-              const int64_t n = numel(x_shape);
-              return std::make_unique<kernels::FunctionKernel>(
-                  [to_reduced, n](const KernelArgs& args) {
-                    const float *g = args.input(0), *x = args.input(1), *y = args.input(2);
-                    float* dx = args.output(0);
-                    // y holds one of x's own f32 values, so the comparison is exact.
-                    kernels::parallel_elements(n, args.threads, [&](int64_t begin, int64_t end) {
-                      for (int64_t i = begin; i < end; ++i) {
-                        int64_t j = to_reduced(i);
-                        dx[i] = x[i] == y[j] ? g[j] : 0.0f;
-                      }
-                    });
-                  },
-                  static_cast<double>(n));
+              return std::make_unique<MaxGradKernel>(to_reduced, numel(x_shape), numel(c.inputs[2].shape));
             })
             .gradient([](GradContext& c) -> GradResult {
               // Linear in g: the adjoint sums gg over the same positions. x and y only select positions,

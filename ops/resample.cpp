@@ -14,6 +14,7 @@
 // on the thread count.
 #include "ops/fused_grad.h"
 #include "ops/kernel_util.h"
+#include "ops/kernels/resample_loops.h"
 #include "ops/ops.h"
 #include "ops/plane_chunks.h"
 
@@ -158,49 +159,19 @@ std::vector<ColumnBlock> column_blocks(const AxisTable& cols) {
   return blocks;
 }
 
-FLOWGRAD_SIMD_CLONES void blend(const float* __restrict a, const float* __restrict b, float w, float* __restrict out,
-                                int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] = a[i] + w * (b[i] - a[i]);
-}
-
-// out[j] = row[c0[j]] + w[j] (row[c1[j]] - row[c0[j]]), with row indexed from `base`.
-FLOWGRAD_SIMD_CLONES void sample(const float* __restrict row, int32_t base, const int32_t* __restrict c0,
-                                 const int32_t* __restrict c1, const float* __restrict w, float* __restrict out,
-                                 int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    const float left = row[c0[j] - base], right = row[c1[j] - base];
-    out[j] = left + w[j] * (right - left);
-  }
-}
-
-FLOWGRAD_SIMD_CLONES void add_scaled(const float* __restrict t, float w, float* __restrict out, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) out[i] += w * t[i];
-}
-
-FLOWGRAD_SIMD_CLONES void repeat_twice(const float* __restrict x, float* __restrict y, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) y[2 * j] = y[2 * j + 1] = x[j];
-}
-
-// dx *= f'(y) for relu (below = 0) and leaky_relu (below = alpha).
-FLOWGRAD_SIMD_CLONES void apply_slope(const float* __restrict y, float below, float* __restrict dx, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0 ? dx[i] : below * dx[i];
-}
-
-FLOWGRAD_SIMD_CLONES void add_pairs(const float* __restrict dy, float* __restrict dx, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) dx[j] += dy[2 * j] + dy[2 * j + 1];
-}
-
 // One plane in each direction. `scale_w` is the exact integer width factor (nearest), or 0.
 struct Resampler {
   Resample mode;
   int64_t in_h, in_w, out_h, out_w, scale_w;
   AxisTable rows, cols;
   std::vector<ColumnBlock> blocks;
+  Isa isa;
+  const kernels::ResampleLoops& loops;
 
-  Resampler(Resample m, const Shape& x, const Shape& y)
+  Resampler(Resample m, const Shape& x, const Shape& y, Isa isa_)
       : mode(m), in_h(x[2]), in_w(x[3]), out_h(y[2]), out_w(y[3]),
         scale_w(m == Resample::nearest && out_w % in_w == 0 ? out_w / in_w : 0), rows(m, in_h, out_h),
-        cols(m, in_w, out_w), blocks(column_blocks(cols)) {}
+        cols(m, in_w, out_w), blocks(column_blocks(cols)), isa(isa_), loops(kernels::resample_loops(isa_)) {}
 
   void forward(const float* x, float* y) const {
     for (int64_t oh = 0; oh < out_h; ++oh) {
@@ -211,16 +182,16 @@ struct Resampler {
         const float* r1 = x + rows.second[r] * in_w;
         for (const ColumnBlock& b : blocks) {
           float blended[kBlock];
-          blend(r0 + b.in_begin, r1 + b.in_begin, rows.weight[r], blended, b.in_end - b.in_begin);
+          loops.blend(r0 + b.in_begin, r1 + b.in_begin, rows.weight[r], blended, b.in_end - b.in_begin);
           const auto k = static_cast<size_t>(b.out_begin);
-          sample(blended, static_cast<int32_t>(b.in_begin), &cols.first[k], &cols.second[k], &cols.weight[k],
+          loops.sample(blended, static_cast<int32_t>(b.in_begin), &cols.first[k], &cols.second[k], &cols.weight[k],
                  y_row + b.out_begin, b.out_end - b.out_begin);
         }
       } else if (oh > 0 && rows.first[r] == rows.first[r - 1]) {
         // Output rows sampling the same input row are copies of the previous one.
         std::memcpy(y_row, y_row - out_w, static_cast<size_t>(out_w) * sizeof(float));
       } else if (scale_w == 2) {
-        repeat_twice(r0, y_row, in_w);
+        loops.repeat_twice(r0, y_row, in_w);
       } else {
         for (int64_t ow = 0; ow < out_w; ++ow) y_row[ow] = r0[cols.first[static_cast<size_t>(ow)]];
       }
@@ -246,11 +217,11 @@ struct Resampler {
             gathered[cols.second[k] - b.in_begin] += right;
           }
           // r0 and r1 are the same row at the edges: two passes, not one with both.
-          add_scaled(gathered, 1 - rows.weight[r], r0 + b.in_begin, b.in_end - b.in_begin);
-          add_scaled(gathered, rows.weight[r], r1 + b.in_begin, b.in_end - b.in_begin);
+          loops.add_scaled(gathered, 1 - rows.weight[r], r0 + b.in_begin, b.in_end - b.in_begin);
+          loops.add_scaled(gathered, rows.weight[r], r1 + b.in_begin, b.in_end - b.in_begin);
         }
       } else if (scale_w == 2) {
-        add_pairs(dy_row, r0, in_w);
+        loops.add_pairs(dy_row, r0, in_w);
       } else {
         for (int64_t ow = 0; ow < out_w; ++ow) r0[cols.first[static_cast<size_t>(ow)]] += dy_row[ow];
       }
@@ -260,9 +231,9 @@ struct Resampler {
 
 // forward: x -> y; otherwise dy -> dx, times f'(input 1) with a fused activation. `x` and `y` are the
 // forward's input and output shapes.
-std::unique_ptr<Kernel> resample_kernel(Resample mode, const Shape& x, const Shape& y, bool forward,
+std::unique_ptr<Kernel> resample_kernel(Isa isa, Resample mode, const Shape& x, const Shape& y, bool forward,
                                         Activation activation = Activation::linear, double alpha = 0) {
-  auto resampler = std::make_shared<const Resampler>(mode, x, y);
+  auto resampler = std::make_shared<const Resampler>(mode, x, y, isa);
   const int64_t planes = x[0] * x[1], x_plane = x[2] * x[3], y_plane = y[2] * y[3];
   const bool fused = activation != Activation::linear;
   const float below = activation == Activation::leaky_relu ? static_cast<float>(alpha) : 0.f;
@@ -279,11 +250,11 @@ std::unique_ptr<Kernel> resample_kernel(Resample mode, const Shape& x, const Sha
               continue;
             }
             resampler->backward(in + p * y_plane, out + p * x_plane);
-            if (fused) apply_slope(args.input(1) + p * x_plane, below, out + p * x_plane, x_plane);
+            if (fused) resampler->loops.apply_slope(args.input(1) + p * x_plane, below, out + p * x_plane, x_plane);
           }
         });
       },
-      flops);
+      flops, true, isa_name(isa));
 }
 
 Value upsample_node(Value x, const UpsampleAttrs& a) { return x.graph().apply("upsample", {x}, a); }
@@ -310,7 +281,7 @@ void register_resample_ops(Registry& r) {
               return std::vector<RefTensor>{std::move(y)};
             })
             .kernel([](const KernelContext& c, const UpsampleAttrs& a) {
-              return resample_kernel(a.mode, c.inputs[0].shape, c.outputs[0].shape, true);
+              return resample_kernel(c.isa, a.mode, c.inputs[0].shape, c.outputs[0].shape, true);
             })
             .gradient([](GradContext& c) -> GradResult {
               const Value x = c.input(0), y = c.output();
@@ -362,7 +333,7 @@ void register_resample_ops(Registry& r) {
               return std::vector<RefTensor>{std::move(dx)};
             })
             .kernel([](const KernelContext& c, const UpsampleGradAttrs& a) {
-              return resample_kernel(a.mode, c.outputs[0].shape, c.inputs[0].shape, false, a.activation, a.alpha);
+              return resample_kernel(c.isa, a.mode, c.outputs[0].shape, c.inputs[0].shape, false, a.activation, a.alpha);
             })
             // Linear in g, its adjoint upsample (after the slope, when fused); relu's and leaky_relu's slopes
             // are piecewise constant, so y gets no gradient.

@@ -5,6 +5,7 @@
 // Activation gradients go through `activation_grad(g, y)`, which reads the forward *output* y, never the
 // pre-activation: the planner then keeps only y alive. Its kernel is a plain vectorized loop.
 #include "ops/kernel_util.h"
+#include "ops/kernels/activation_loops.h"
 #include "ops/ops.h"
 
 #include <algorithm>
@@ -127,30 +128,10 @@ Value clip_grad(Value g, Value x, double min, double max) {
 
 double clip_mask(double x, const ClipAttrs& a) { return x > a.min && x < a.max ? 1 : 0; }
 
-// g * f'(y) as one vectorized pass (compiled for AVX-512 and AVX2) on the OpenMP team. oneDNN's
-// eltwise_backward (use_dst algorithms) took 157 us for sigmoid on 256 x 784 on 2 threads. Where f' is 0 or 1 the result selects g, as oneDNN does, rather than
-// multiplying it.
-using GradSpan = void (*)(const float* g, const float* y, float* out, int64_t n, float alpha);
-
-template <class D>
-[[gnu::always_inline]] inline void grad_span(const float* g, const float* y, float* out, int64_t n, D d) {
-  for (int64_t i = 0; i < n; ++i) out[i] = d(g[i], y[i]);
-}
-FLOWGRAD_SIMD_CLONES void relu_grad_span(const float* g, const float* y, float* out, int64_t n, float) {
-  grad_span(g, y, out, n, [](float gi, float yi) { return yi > 0 ? gi : 0.0f; });
-}
-FLOWGRAD_SIMD_CLONES void leaky_relu_grad_span(const float* g, const float* y, float* out, int64_t n, float alpha) {
-  grad_span(g, y, out, n, [alpha](float gi, float yi) { return yi > 0 ? gi : gi * alpha; });
-}
-FLOWGRAD_SIMD_CLONES void elu_grad_span(const float* g, const float* y, float* out, int64_t n, float alpha) {
-  grad_span(g, y, out, n, [alpha](float gi, float yi) { return yi > 0 ? gi : gi * (yi + alpha); });
-}
-FLOWGRAD_SIMD_CLONES void sigmoid_grad_span(const float* g, const float* y, float* out, int64_t n, float) {
-  grad_span(g, y, out, n, [](float gi, float yi) { return gi * (yi * (1 - yi)); });
-}
-FLOWGRAD_SIMD_CLONES void tanh_grad_span(const float* g, const float* y, float* out, int64_t n, float) {
-  grad_span(g, y, out, n, [](float gi, float yi) { return gi * (1 - yi * yi); });
-}
+// g * f'(y) as one vectorized pass (ops/kernels/activation_loops.cpp) on the OpenMP team. oneDNN's
+// eltwise_backward (use_dst algorithms) took 157 us for sigmoid on 256 x 784 on 2 threads. linear and
+// softplus have no loop there: linear copies g (or nothing, in place), softplus is rare enough for a scalar
+// loop.
 void linear_grad_span(const float* g, const float*, float* out, int64_t n, float) {
   if (out != g) std::copy_n(g, n, out);
 }
@@ -158,22 +139,11 @@ void softplus_grad_span(const float* g, const float* y, float* out, int64_t n, f
   for (int64_t i = 0; i < n; ++i) out[i] = g[i] * static_cast<float>(-std::expm1(-static_cast<double>(y[i])));
 }
 
-GradSpan grad_span_of(Activation activation) {
-  switch (activation) {
-    case Activation::linear: return linear_grad_span;
-    case Activation::relu: return relu_grad_span;
-    case Activation::leaky_relu: return leaky_relu_grad_span;
-    case Activation::elu: return elu_grad_span;
-    case Activation::sigmoid: return sigmoid_grad_span;
-    case Activation::tanh: return tanh_grad_span;
-    case Activation::softplus: return softplus_grad_span;
-  }
-  return linear_grad_span;
-}
-
 std::unique_ptr<Kernel> activation_grad_kernel(const KernelContext& c, const ActivationGradAttrs& a) {
   const int64_t n = c.outputs[0].numel();
-  const GradSpan span = grad_span_of(a.activation);
+  kernels::ActivationGradSpan span = kernels::activation_loops(c.isa).grad_span(a.activation);
+  const bool hand_written = span != nullptr;
+  if (!span) span = a.activation == Activation::softplus ? softplus_grad_span : linear_grad_span;
   const auto alpha = static_cast<float>(a.alpha);
   return std::make_unique<kernels::FunctionKernel>(
       [n, span, alpha](const KernelArgs& args) {
@@ -184,7 +154,7 @@ std::unique_ptr<Kernel> activation_grad_kernel(const KernelContext& c, const Act
           span(g + begin, y + begin, out + begin, end - begin, alpha);
         });
       },
-      2.0 * static_cast<double>(n));
+      2.0 * static_cast<double>(n), true, hand_written ? isa_name(c.isa) : std::string_view{});
 }
 
 // d/dg of g * f'(y) is again activation_grad. d/dy is g * f''(y) written through y: exact for the smooth
@@ -401,12 +371,12 @@ Value neg(Value x) { return x.graph().apply("neg", {x}); }
 Value scale(Value x, double factor) { return x.graph().apply("scale", {x}, ScaleAttrs{factor}); }
 
 // alpha passes through unchanged, as it does to dense's fused activation, so both compute the same function.
-Value activate(Value x, Activation activation, double alpha) {
+Value activate(Value x, Activation activation, std::optional<double> alpha) {
   switch (activation) {
     case Activation::linear: return identity(x);
     case Activation::relu: return relu(x);
-    case Activation::leaky_relu: return leaky_relu(x, alpha);
-    case Activation::elu: return elu(x, alpha);
+    case Activation::leaky_relu: return leaky_relu(x, alpha_or_default(activation, alpha));
+    case Activation::elu: return elu(x, alpha_or_default(activation, alpha));
     case Activation::sigmoid: return sigmoid(x);
     case Activation::tanh: return tanh(x);
     case Activation::softplus: return softplus(x);

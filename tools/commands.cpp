@@ -60,8 +60,8 @@ int gradcheck_ops(const std::string& which) {
     for (const OpExample& example : op.examples) {
       OpCase row = op_case(name, example);
       OpCheckResult r = check_op(row);
-      const bool ok = r.forward_error < row.forward_tolerance && r.gradient_error < row.gradient_tolerance &&
-                      r.kernel_gradient_error < row.kernel_gradient_tolerance;
+      const bool ok = r.forward.error < row.forward_tolerance && r.gradient_error < row.gradient_tolerance &&
+                      r.kernel_gradient.error < row.kernel_gradient_tolerance;
       failures += !ok;
       std::string shapes;
       for (const TensorType& t : example.inputs) {
@@ -69,7 +69,7 @@ int gradcheck_ops(const std::string& which) {
         shapes += to_string(t.shape);
       }
       fmt::print("{:<32} {:<26} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", name, example.label.empty() ? shapes : example.label,
-                 r.forward_error, r.gradient_error, r.kernel_gradient_error, ok ? "ok" : "FAIL");
+                 r.forward.error, r.gradient_error, r.kernel_gradient.error, ok ? "ok" : "FAIL");
     }
   }
   fmt::print("{}: {} failure(s)\n", failures ? "FAIL" : "PASS", failures);
@@ -149,6 +149,10 @@ void Commands::add_to(CLI::App& app) {
   bench_->add_flag("--json", json_, "print one JSON object");
   bench_->add_flag("--profile", profile_, "also print the schedule and each node's share of the step time");
   bench_->add_flag("--runner", runner_, "also time the training loop of 'flowgrad train' against the bare step");
+  bench_->add_option("--isa", isa_,
+                     "instruction-set level of the hand-written kernels: baseline, avx2 or avx512 (default: the widest "
+                     "this CPU runs)")
+      ->check(CLI::IsMember({"baseline", "avx2", "avx512"}));
 
   ops_ = app.add_subcommand("ops", "list the registered ops and layers");
 
@@ -236,14 +240,20 @@ int Commands::run_graph() {
   Graph& graph = spec.graph;
   std::vector<std::pair<std::string, std::string>> fetches;
   std::vector<Value> grad_of;
+  std::vector<std::string> grad_names;  // as asked: "pool1/grad" for pool1's first output, whose value is "pool1:0"
   for (const std::string& assignment : fetches_) {
     fetches.push_back(split_assignment(assignment, "--fetch"));
     const std::string& name = fetches.back().first;
-    if (!graph.find(name) && name.size() > 5 && name.ends_with("/grad")) grad_of.push_back(graph[name.substr(0, name.size() - 5)]);
+    if (!graph.find(name) && name.size() > 5 && name.ends_with("/grad")) {
+      grad_of.push_back(graph[name.substr(0, name.size() - 5)]);
+      grad_names.push_back(name);
+    }
   }
   if (!grad_of.empty()) {
     if (spec.losses.empty()) fail(ErrorKind::spec, "gradients need a loss, and the spec defines none");
-    gradients(graph[spec.losses.front()], grad_of);
+    const std::vector<Value> grads = gradients(graph[spec.losses.front()], grad_of);
+    for (size_t i = 0; i < grads.size(); ++i)
+      if (!graph.find(grad_names[i])) graph.add_alias(grad_names[i], grads[i]);
   }
   ParamStore store;
   store.materialize(graph, seed_.value_or(1));
@@ -353,7 +363,8 @@ int Commands::bench() {
   ParamStore store;
   store.materialize(training.graph, config.seed);
   const double params_ms = lap();
-  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}, .profile = profile_});
+  const Isa isa = isa_.empty() ? widest_isa() : checked_isa(*parse_isa(isa_));
+  Plan plan(training.graph, store, {.threads = threads, .fetch = {training.loss}, .profile = profile_, .isa = isa});
   const double plan_ms = lap();
   const double setup_ms = parse_ms + autodiff_ms + params_ms + plan_ms;
   std::vector<Tensor> inputs;
@@ -391,7 +402,8 @@ int Commands::bench() {
         {"samples_per_s", json_number(samples_per_s)}, {"gflops", json_number(gflops)}, {"peak_bytes", peak_bytes},
         {"arena_bytes", stats.arena_bytes}, {"parameter_bytes", stored_bytes}, {"parse_ms", json_number(parse_ms)},
         {"parse_and_plan_ms", json_number(setup_ms)}, {"autodiff_ms", json_number(autodiff_ms)},
-        {"params_ms", json_number(params_ms)}, {"plan_ms", json_number(plan_ms)}, {"first_step_ms", json_number(first_step_ms)}};
+        {"params_ms", json_number(params_ms)}, {"plan_ms", json_number(plan_ms)}, {"first_step_ms", json_number(first_step_ms)},
+        {"isa", isa_name(isa)}};
     if (runner) {
       out["runner_ms_per_step"] = json_number(runner->runner.ms_median);
       out["runner_bare_ms_per_step"] = json_number(runner->bare.ms_median);
@@ -401,10 +413,11 @@ int Commands::bench() {
   } else {
     fmt::print("{} batch {} threads {}: {:.3f} ms/step (min {:.3f}, max {:.3f}), {:.0f} samples/s, {:.1f} GFLOP/s, "
                "peak {:.1f} MiB (arena {:.1f} + parameters and state {:.1f}); parse and plan {:.1f} ms (parse {:.1f}, "
-               "autodiff {:.1f}, parameters {:.1f}, plan {:.1f}), first step {:.1f} ms\n",
+               "autodiff {:.1f}, parameters {:.1f}, plan {:.1f}), first step {:.1f} ms; {} kernels\n",
                spec.name, spec.batch, stats.threads, timing.ms_median, timing.ms_min, timing.ms_max, samples_per_s, gflops,
                static_cast<double>(peak_bytes) / 1048576.0, static_cast<double>(stats.arena_bytes) / 1048576.0,
-               static_cast<double>(stored_bytes) / 1048576.0, setup_ms, parse_ms, autodiff_ms, params_ms, plan_ms, first_step_ms);
+               static_cast<double>(stored_bytes) / 1048576.0, setup_ms, parse_ms, autodiff_ms, params_ms, plan_ms, first_step_ms,
+               isa_name(isa));
     if (runner)
       fmt::print("runner: {:.3f} ms/step (min {:.3f}) against {:.3f} (min {:.3f}) bare, {:+.1f}% (the median of {} "
                  "alternating pairs of blocks of {} steps)\n",

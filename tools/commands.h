@@ -44,6 +44,7 @@ class Commands {
   std::string spec_, data_, out_, resume_, checkpoint_, weights_, op_, npz_, onnx_, layout_ = "flowgrad";
   int64_t epochs_ = 0, batch_ = 0;
   int threads_ = -1;
+  std::string isa_;  // bench --isa
   std::optional<uint64_t> seed_;
   std::vector<std::string> params_, inputs_, fetches_, onnx_outputs_, onnx_from_;
   bool grad_ = false, updates_ = false, json_ = false, profile_ = false, runner_ = false, quiet_ = false;

@@ -1,7 +1,7 @@
 #include "tools/dataset.h"
 
 #include "graph/error.h"
-#include "ops/kernel_util.h"
+#include "ops/kernels/byte_loops.h"
 
 #include <fmt/ranges.h>
 #include <tbb/parallel_invoke.h>
@@ -255,11 +255,9 @@ std::string idx_path_in(const fs::path& dir, const std::string& name, std::vecto
 
 }  // namespace
 
-// Division rather than a multiply by 1/255 keeps every value the exactly rounded quotient; vectorized, it
-// still keeps pace with memory.
-FLOWGRAD_SIMD_CLONES void scale_bytes(std::span<const uint8_t> bytes, float* values) {
-  const uint8_t* in = bytes.data();
-  for (size_t i = 0; i < bytes.size(); ++i) values[i] = static_cast<float>(in[i]) / 255.0f;
+// The loop is ops/kernels/byte_loops.cpp, compiled per instruction-set level.
+void scale_bytes(std::span<const uint8_t> bytes, float* values) {
+  kernels::byte_loops(widest_isa()).scale(bytes.data(), bytes.size(), values);
 }
 
 IdxArray read_idx(const std::string& path) {

@@ -2,6 +2,7 @@
 
 #include "op_harness.h"
 
+#include "autodiff/autodiff.h"
 #include "autodiff/gradcheck.h"
 #include "graph/plan.h"
 #include "graph/random.h"
@@ -109,6 +110,77 @@ TEST_CASE("loss: values at hand-checked points", "[ops][loss]") {
   CHECK(v[static_cast<size_t>(bce_logits.id())][0] == Approx(std::log(2) + 1 + std::log1p(std::exp(-1)) + 200));
   // Clamped probabilities get no gradient, as with Keras' clip.
   for (double d : v[static_cast<size_t>(bce_grad.id())].data) CHECK(d == 0);
+}
+
+// PyTorch's BCELoss (clamp: torch) floors the logs at -100 and the gradient's denominator p (1 - p) at 1e-12;
+// values from torch.nn.functional.binary_cross_entropy in float64 (reduction sum) and its gradient.
+TEST_CASE("loss: binary_crossentropy with PyTorch's clamp", "[ops][loss]") {
+  Graph g("torch clamp");
+  Value p = g.input("p", {5}, DType::f32, false);
+  Value t = g.input("t", {5}, DType::f32, false);
+  Value loss = binary_crossentropy(p, t, Reduction::sum, BceClamp::torch);
+  g.add_alias("loss", loss);
+  Value dp = gradients(loss, {p})[0];
+  const std::vector<float> ps = {0, 1, 0.3f, 1e-40f, 0.999f}, ts = {1, 0, 0.5f, 1, 1};
+  std::map<std::string, RefTensor> given = {{"p", ref_of({5}, ps)}, {"t", ref_of({5}, ts)}};
+  auto v = evaluate_reference(g, given);
+  // 100 + 100 (both logs floored) + 0.780 + 92.10 (1e-40 is subnormal in float) + 0.0010
+  const double expected = 200 + (-(0.5 * std::log(0.3f) + 0.5 * std::log(1 - 0.3f))) - std::log(static_cast<double>(1e-40f)) -
+                          std::log(static_cast<double>(0.999f));
+  CHECK(v[static_cast<size_t>(loss.id())][0] == Approx(expected).epsilon(1e-9));
+  const RefTensor& d = v[static_cast<size_t>(dp.id())];
+  CHECK(d[0] == Approx(-1e12));  // (0 - 1) / 1e-12
+  CHECK(d[1] == Approx(1e12));
+  CHECK(d[2] == Approx((0.3f - 0.5) / (0.3f * (1 - 0.3f))).epsilon(1e-6));
+  for (Isa isa : runnable_isas()) {
+    ParamStore store;
+    Plan plan(g, store, {.threads = 1, .fetch = {"loss", dp.name()}, .isa = isa});
+    plan.feed("p", ps.data());
+    plan.feed("t", ts.data());
+    plan.run();
+    CAPTURE(isa_name(isa));
+    CHECK(plan.fetch("loss")[0] == Approx(expected).epsilon(1e-5));
+    CHECK(plan.fetch(dp.name())[0] == Approx(-1e12).epsilon(1e-5));
+    CHECK(plan.fetch(dp.name())[2] == Approx(d[2]).epsilon(1e-5));
+  }
+}
+
+// binary_crossentropy of a sigmoid's output, fused into a layer or an op of its own, is computed from the
+// logits: where the sigmoid saturates (z = 30 rounds to p = 1 in float, and the clamped loss has no gradient)
+// the loss is max(z, 0) - z t + log1p(exp(-|z|)) and d/dz = sigmoid(z) - t, as PyTorch's BCEWithLogits.
+TEST_CASE("loss: binary_crossentropy of a sigmoid is computed from its logits", "[ops][loss]") {
+  for (bool layer : {true, false}) {
+    CAPTURE(layer);
+    Graph g("saturated");
+    Value x = g.input("x", {2, 1}, DType::f32, false);
+    Value w = g.input("w", {1, 2}, DType::f32, false);
+    Value t = g.input("t", {2, 2}, DType::f32, false);
+    Value p = layer ? dense(x, w, std::nullopt, Activation::sigmoid) : sigmoid(dense(x, w, std::nullopt));
+    Value loss = binary_crossentropy(p, t, Reduction::sum);
+    g.add_alias("loss", loss);
+    CHECK(g.nodes().back().op->name == "binary_crossentropy_logits");
+    Value dw = gradients(loss, {w})[0];
+    // z = x w: the first row (x = 1) is (30, -30), saturated; the second (x = 0.1) is (3, -3).
+    const std::vector<float> xs = {1, 0.1f}, ws = {30, -30}, ts = {0, 1, 1, 0};
+    std::map<std::string, RefTensor> given = {{"x", ref_of({2, 1}, xs)}, {"w", ref_of({1, 2}, ws)}, {"t", ref_of({2, 2}, ts)}};
+    auto v = evaluate_reference(g, given);
+    auto bce = [](double z, double target) { return std::max(z, 0.0) - z * target + std::log1p(std::exp(-std::abs(z))); };
+    auto sig = [](double z) { return 1 / (1 + std::exp(-z)); };
+    const double expected = bce(30, 0) + bce(-30, 1) + bce(3, 1) + bce(-3, 0);
+    CHECK(v[static_cast<size_t>(loss.id())][0] == Approx(expected));
+    // dw[j] = sum over rows of x * (sigmoid(z) - t): about 1 and -1 from the saturated row.
+    const double dw0 = 1 * (sig(30) - 0) + 0.1 * (sig(3) - 1), dw1 = 1 * (sig(-30) - 1) + 0.1 * (sig(-3) - 0);
+    CHECK(v[static_cast<size_t>(dw.id())][0] == Approx(dw0));
+    CHECK(v[static_cast<size_t>(dw.id())][1] == Approx(dw1));
+    ParamStore store;
+    Plan plan(g, store, {.threads = 1, .fetch = {"loss", dw.name(), p.name()}});
+    for (const auto& [name, data] : {std::pair{"x", &xs}, {"w", &ws}, {"t", &ts}}) plan.feed(name, data->data());
+    plan.run();
+    CHECK(plan.fetch(p.name())[0] == 1.0f);  // saturated in float
+    CHECK(plan.fetch("loss")[0] == Approx(expected).epsilon(1e-5));
+    CHECK(plan.fetch(dw.name())[0] == Approx(dw0).epsilon(1e-5));
+    CHECK(plan.fetch(dw.name())[1] == Approx(dw1).epsilon(1e-5));
+  }
 }
 
 TEST_CASE("loss: categorical cross-entropy rejects labels outside the classes", "[ops][loss]") {

@@ -36,7 +36,7 @@ TEST_CASE("misc: stop_gradient copies forward and stops gradients", "[ops][misc]
     OpCase row{.op = "stop_gradient", .inputs = {{shape}}, .no_grad = {0}};
     auto r = check_op(row);
     INFO(r.describe);
-    CHECK(r.forward_error < row.forward_tolerance);
+    CHECK(r.forward.error < row.forward_tolerance);
   }
   // The rule exists (so autodiff knows the zero is deliberate) and returns "none".
   Graph g;

@@ -100,6 +100,48 @@ TEST_CASE("reduce: max_grad routes g to the arg-max and has a gradient in g", "[
   });
 }
 
+// Tied maxima share g equally, as PyTorch's amax gradient does: the maximum of [x, x] (x concatenated with
+// itself) has the gradient of the maximum of x, not twice it.
+TEST_CASE("reduce: tied maxima split the gradient evenly", "[ops][reduce]") {
+  register_builtin_ops();
+  Graph g("ties");
+  Value x = g.input("x", {2, 4}, DType::f32, false);
+  Value doubled = max(concat({x, x}, 1), {1});
+  Value single = max(x, {1});
+  Value w = g.input("w", {2}, DType::f32, false);
+  Value loss_doubled = sum(doubled * w);
+  Value loss_single = sum(single * w);
+  g.add_alias("loss_doubled", loss_doubled);
+  g.add_alias("loss_single", loss_single);
+  Value dx_doubled = gradients(loss_doubled, {x})[0];
+  Value dx_single = gradients(loss_single, {x})[0];
+  g.add_alias("dx_doubled", dx_doubled);
+  g.add_alias("dx_single", dx_single);
+  // Row 0 has one maximum (3), row 1 two (5 and 5): within the row and across the copies.
+  const std::vector<float> xs = {1, 3, -2, 0, 5, 2, 5, 4}, ws = {0.5, 2};
+  std::map<std::string, RefTensor> given = {{"x", RefTensor({2, 4})}, {"w", RefTensor({2})}};
+  given["x"].data.assign(xs.begin(), xs.end());
+  given["w"].data.assign(ws.begin(), ws.end());
+  const std::vector<RefTensor> ref = evaluate_reference(g, given);
+  const RefTensor& ref_doubled = ref[static_cast<size_t>(dx_doubled.id())];
+  const std::vector<double> expected = {0, 0.5, 0, 0, 1, 0, 1, 0};  // w split over the row's ties
+  for (int64_t i = 0; i < 8; ++i) {
+    CHECK(ref_doubled[i] == Approx(expected[static_cast<size_t>(i)]));
+    CHECK(ref[static_cast<size_t>(dx_single.id())][i] == Approx(expected[static_cast<size_t>(i)]));
+  }
+  for (Isa isa : runnable_isas()) {
+    ParamStore store;
+    Plan plan(g, store, {.threads = 2, .fetch = {"dx_doubled", "dx_single"}, .isa = isa});
+    plan.feed("x", xs.data());
+    plan.feed("w", ws.data());
+    plan.run();
+    for (int64_t i = 0; i < 8; ++i) {
+      CHECK(plan.fetch("dx_doubled")[i] == Approx(expected[static_cast<size_t>(i)]));
+      CHECK(plan.fetch("dx_single")[i] == Approx(expected[static_cast<size_t>(i)]));
+    }
+  }
+}
+
 TEST_CASE("reduce: sum_to sums over the broadcast axes", "[ops][reduce]") {
   check_op_rows({
       pair_case("sum_to", {4, 3}, {3}),

@@ -73,6 +73,31 @@ TEST_CASE("cli: run feeds NPY inputs and fetches values and gradients", "[cli]")
   CHECK_THAT(missing.output, Contains("nope.npy"));
 }
 
+// NAME/grad works for every output of a multi-output op: its first output, which NAME also names (the
+// value is encoder:0), and the others by index. An output the loss does not read has a zero gradient.
+TEST_CASE("cli: run fetches the gradient of every output of a multi-output op", "[cli]") {
+  CliDir dir("run_grad_outputs");
+  std::vector<float> x(2 * 28 * 28);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 89) / 89.0f;
+  write_npy(dir / "x.npy", Tensor({2, 28, 28}, x));
+  std::string fetch;
+  const std::pair<const char*, const char*> names[] = {
+      {"encoder", "encoder"}, {"encoder:0", "encoder_0"}, {"encoder:1", "encoder_1"}, {"encoder:2", "encoder_2"}};
+  for (const auto& [name, file] : names) fetch += fmt::format(" --fetch {}/grad={}", name, dir / (std::string(file) + ".npy"));
+  CliResult r = run_flowgrad("run " + zoo + "lstm.yaml --input x=" + dir / "x.npy" + fetch);
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+  const Shape sequence = {2, 28, 128}, state = {2, 128};
+  CHECK(read_npy(dir / "encoder.npy").shape == sequence);
+  CHECK(read_npy(dir / "encoder_0.npy").shape == sequence);
+  CHECK(read_npy(dir / "encoder_1.npy").shape == state);
+  CHECK(read_npy(dir / "encoder_2.npy").shape == state);
+  Tensor first = to_tensor(read_npy(dir / "encoder.npy"), DType::f32), zeroth = to_tensor(read_npy(dir / "encoder_0.npy"), DType::f32);
+  CHECK(std::equal(first.f32(), first.f32() + first.numel(), zeroth.f32()));
+  Tensor code = to_tensor(read_npy(dir / "encoder_1.npy"), DType::f32);  // the code feeds the decoder
+  CHECK(std::any_of(code.f32(), code.f32() + code.numel(), [](float v) { return v != 0; }));
+}
+
 TEST_CASE("cli: gradcheck of a spec passes", "[cli]") {
   CliResult r = run_flowgrad("gradcheck " + zoo + "dense.yaml");
   INFO(r.output);
