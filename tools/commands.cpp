@@ -106,23 +106,22 @@ void Commands::add_to(CLI::App& app) {
   train_->add_option("--resume", resume_, "continue from this checkpoint")->check(CLI::ExistingFile);
   train_->add_flag("--quiet,-q", quiet_, "no progress output; the run folder's name and errors only");
 
-  auto trained = [this](CLI::App* cmd, bool required) {
+  auto trained = [this](CLI::App* cmd) {
     auto* checkpoint = cmd->add_option("--checkpoint", checkpoint_, "trained parameters (a checkpoint, .fgck)")->check(CLI::ExistingFile);
     auto* params = cmd->add_option("--params", weights_, "trained parameters as NPZ (flowgrad's or PyTorch's layout, see export)")
                        ->check(CLI::ExistingFile);
     checkpoint->excludes(params);
-    if (required) cmd->require_option(1);
   };
 
   eval_ = app.add_subcommand("eval", "the spec's losses over the test split, with trained parameters");
   spec_arg(eval_);
-  trained(eval_, false);
+  trained(eval_);
   eval_->add_option("--data", data_, "directory with the four IDX files");
   eval_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
 
   run_ = app.add_subcommand("run", "feed NPY tensors, fetch any named value (gradients too) as NPY");
   spec_arg(run_);
-  trained(run_, false);
+  trained(run_);
   run_->add_option("--param", params_, "NAME=FILE.npy: replaces a parameter");
   run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input")->required();
   run_->add_option("--fetch", fetches_, "NAME=FILE.npy: writes a value, e.g. reconstruction or encoding/kernel/grad")->required();
@@ -158,7 +157,7 @@ void Commands::add_to(CLI::App& app) {
 
   export_ = app.add_subcommand("export", "trained weights as NPZ (numpy, PyTorch) and the inference graph as ONNX");
   spec_arg(export_);
-  trained(export_, false);
+  trained(export_);
   export_->add_option("--npz", npz_, "write every parameter and state tensor here, by name");
   export_->add_option("--layout", layout_, "NPZ names and shapes: flowgrad, or torch (a module's state_dict)")
       ->check(CLI::IsMember({"flowgrad", "torch"}));

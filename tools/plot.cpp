@@ -268,6 +268,7 @@ PlotFrame line_plot(const std::string& path, const std::vector<PlotSeries>& seri
     if (!s.name.empty()) legend.push_back({s.name, s.color, s.dashed, s.line_width > 0, s.markers});
   }
   for (const PlotBoundary& b : options.boundaries) x_low = std::min(x_low, b.x), x_high = std::max(x_high, b.x);
+  if (options.x_from) x_low = std::min(x_low, *options.x_from), x_high = std::max(x_high, *options.x_from);
   const bool log = options.log_y.value_or(y_low > 0 && y_high / y_low >= 20) && positive_low < inf;
   const Axis y_axis = log ? log_axis(positive_low, y_high) : linear_axis(y_low, y_high, kYTicks);
   PlotFrame frame;

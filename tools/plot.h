@@ -35,6 +35,7 @@ struct PlotOptions {
   int width = 900, height = 540;  // pixels (points in SVG and PDF)
   std::string title, x_label, y_label;
   std::optional<bool> log_y;      // unset: log scale when the positive values span a factor of 20 or more
+  std::optional<double> x_from;   // the x axis reaches at least this far left (0 for epochs)
   std::vector<PlotBoundary> boundaries;
 };
 

@@ -32,7 +32,8 @@ void draw_loss_curves(const std::string& path, const std::string& title, const s
     return it == loss_names.end() ? std::string("loss") : it->second;
   };
   PlotOptions options{.title = title, .x_label = "epoch",
-                      .y_label = several || stages.empty() ? "loss per sample" : named(stages.front()) + ", per sample"};
+                      .y_label = several || stages.empty() ? "loss per sample" : named(stages.front()) + ", per sample",
+                      .x_from = 0.0};
   for (size_t k = 0; k < stages.size(); ++k) {
     const std::string& stage = stages[k];
     const Rgb color = several ? palette_color(static_cast<int64_t>(k)) : palette_color(0);

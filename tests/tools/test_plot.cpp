@@ -105,6 +105,7 @@ TEST_CASE("losses that span decades get a log axis, and stage boundaries are dra
     gray += png.at(static_cast<int>(std::lround(f.pixel_x(2.5))), y)[0] < 200;
   CHECK(gray > (f.bottom - f.top) / 4);
   CHECK_FALSE(line_plot(dir.file("linear.png"), series, {.log_y = false}).log_y);
+  CHECK(line_plot(dir.file("from_zero.png"), series, {.x_from = 0.0}).x_min < 0);  // epochs start at 0
 }
 
 TEST_CASE("plots are written as SVG and PDF by their extension", "[plot]") {
