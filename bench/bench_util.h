@@ -100,8 +100,8 @@ struct OneNode {
   Value input(const std::string& name, Shape shape, DType dtype = DType::f32) {
     return graph.input(name, std::move(shape), dtype, false);
   }
-  void compile(const std::vector<std::string>& fetch, int threads) {
-    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = fetch});
+  void compile(const std::vector<std::string>& fetch, int threads, std::optional<Isa> isa = std::nullopt) {
+    plan = std::make_unique<Plan>(graph, store, PlanOptions{.threads = threads, .fetch = fetch, .isa = isa});
   }
   // f32 inputs get `filled` values, others zero bytes (in a workspace: window index 0).
   void feed_own(const std::string& name, float scale = 1.f, double offset = -0.5) {

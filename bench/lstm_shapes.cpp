@@ -8,7 +8,8 @@
 //   - the whole training step of the autoencoder, with PyTorch's tuned figure (../shared/anchors) in the
 //     same run when python3-torch is present.
 // Prints ms per call (best and median of blocks; the machines are shared, the best is the steadier figure)
-// and GFLOP/s of the GEMMs our kernels do; asserts nothing. Per-node times of the whole step: --profile.
+// and GFLOP/s of the GEMMs our kernels do, for every instruction-set level of flowgrad's kernels the CPU
+// runs (or those --isa names); asserts nothing. Per-node times of the whole step: --profile.
 #include "bench_util.h"
 #include "torch_reference.h"
 
@@ -49,14 +50,14 @@ using bench::OneNode;
 // The lstm node and the lstm_grad node of one layer, the backward fed with the forward's outputs.
 struct LayerPlans {
   OneNode forward, backward;
-  LayerPlans(const Layer& l, int threads, int64_t batch_parts) {
+  LayerPlans(const Layer& l, int threads, int64_t batch_parts, Isa isa) {
     const Shape x = l.repeated ? Shape{batch, l.in} : Shape{batch, steps, l.in};
     const Shape w_x = {l.in, 4 * units}, w_h = {units, 4 * units}, b = {4 * units};
     AttrMap attrs{{"batch_parts", batch_parts}};
     if (l.repeated) attrs.set("steps", steps);
     forward.graph.add("lstm", {forward.input("x", x), forward.input("w_x", w_x), forward.input("w_h", w_h), forward.input("b", b)},
                       attrs, "layer");
-    forward.compile({"layer", "layer:1", "layer:2", "layer:3"}, threads);
+    forward.compile({"layer", "layer:1", "layer:2", "layer:3"}, threads, isa);
     for (const char* name : {"x", "w_x", "w_h", "b"}) forward.feed_own(name, name[0] == 'x' ? 1.f : 0.2f);
 
     std::vector<Value> inputs;
@@ -67,7 +68,7 @@ struct LayerPlans {
     for (const char* name : {"dy", "dh", "dc"})
       inputs.push_back(backward.input(name, inputs[static_cast<size_t>(name[1] == 'y' ? 4 : 5)].shape()));
     backward.graph.add("lstm_grad", inputs, attrs, "grad");
-    backward.compile({"grad"}, threads);
+    backward.compile({"grad"}, threads, isa);
     for (const char* name : {"x", "w_x", "w_h", "b", "layer", "layer:1", "layer:2", "layer:3"})
       backward.plan->feed(name, forward.plan->fetch(name));
     for (const char* name : {"dy", "dh", "dc"}) backward.feed_own(name, 0.1f);
@@ -132,7 +133,7 @@ Figures time_calls(const std::function<void()>& call, double seconds, int blocks
 }
 
 void print_row(const std::string& label, int threads, double flops, Figures ours, Figures one_slice, Figures plain) {
-  fmt::print("{:<22} {:>3} | {:>7.2f} {:>7.2f} {:>7.1f} | {:>7.2f} {:>7.2f} | {:>7.2f} {:>7.2f}\n", label, threads, ours.best,
+  fmt::print("{:<32} {:>3} | {:>7.2f} {:>7.2f} {:>7.1f} | {:>7.2f} {:>7.2f} | {:>7.2f} {:>7.2f}\n", label, threads, ours.best,
              ours.median, flops / (ours.best * 1e6), one_slice.best, one_slice.median, plain.best, plain.median);
   std::fflush(stdout);
 }
@@ -175,24 +176,31 @@ int main(int argc, char** argv) {
   app.add_option("--anchors", anchors, "PyTorch reference scripts (../shared/anchors)");
   app.add_flag("--no-reference", no_reference, "skip PyTorch's training step");
   app.add_flag("--profile", profile, "print the training step's schedule and per-node times");
+  std::vector<std::string> levels;
+  for (Isa isa : runnable_isas()) levels.push_back(std::string(isa_name(isa)));
+  app.add_option("--isa", levels, "instruction-set levels of flowgrad's kernels (default: every one this CPU runs)")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"baseline", "avx2", "avx512"}));
   CLI11_PARSE(app, argc, argv);
   register_builtin_ops();
 
   fmt::print("# batch {}, {} steps, {} units; ms per call, best/median of {} blocks of {} s; GFLOP/s of the GEMMs at best\n",
              batch, steps, units, blocks, seconds);
-  fmt::print("{:<22} {:>3} | {:>23} | {:>15} | {:>15}\n", "kernel", "thr", "2 slices: best median GF/s", "1 slice",
+  fmt::print("{:<32} {:>3} | {:>23} | {:>15} | {:>15}\n", "kernel", "thr", "2 slices: best median GF/s", "1 slice",
              "oneDNN lstm");
+  for (const std::string& level : levels)
   for (const Layer& layer : {Layer{"encoder 28->128", 28, false}, Layer{"decoder 128->128", 128, true}})
     for (int threads : thread_counts) {
-      LayerPlans ours(layer, threads, 2), one_slice(layer, threads, 1);
+      const Isa isa = checked_isa(*parse_isa(level));
+      LayerPlans ours(layer, threads, 2, isa), one_slice(layer, threads, 1, isa);
       omp_set_num_threads(threads);
       PlainPrimitives plain(layer);
       auto time = [&](OneNode& node) { return time_calls([&] { node.plan->run(); }, seconds, blocks); };
       auto plain_forward = [&] { plain.forward.execute(plain.stream, plain.forward_args); };
       auto plain_backward = [&] { plain.backward.execute(plain.stream, plain.backward_args); };
-      print_row(fmt::format("{} fwd", layer.name), threads, layer.gemm_flops(), time(ours.forward), time(one_slice.forward),
+      print_row(fmt::format("{} fwd {}", layer.name, level), threads, layer.gemm_flops(), time(ours.forward), time(one_slice.forward),
                 time_calls(plain_forward, seconds, blocks));
-      print_row(fmt::format("{} bwd", layer.name), threads, 2 * layer.gemm_flops(), time(ours.backward),
+      print_row(fmt::format("{} bwd {}", layer.name, level), threads, 2 * layer.gemm_flops(), time(ours.backward),
                 time(one_slice.backward), time_calls(plain_backward, seconds, blocks));
     }
 

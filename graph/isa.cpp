@@ -46,7 +46,7 @@ Isa checked_isa(Isa isa) {
   if (cpu_runs(isa)) return isa;
   std::vector<std::string_view> names;
   for (Isa runnable : runnable_isas()) names.push_back(isa_name(runnable));
-  fail(ErrorKind::unsupported, "this CPU cannot run the {} kernels; it runs {}", isa_name(isa), fmt::join(names, ", "));
+  fail(ErrorKind::spec, "this CPU cannot run the {} kernels; choose one it runs: {}", isa_name(isa), fmt::join(names, ", "));
 }
 
 }  // namespace flowgrad

@@ -20,7 +20,7 @@ bool cpu_runs(Isa isa);
 std::vector<Isa> runnable_isas();  // the levels this CPU runs, narrowest first
 Isa widest_isa();                  // the widest of them
 
-// `isa`, or an unsupported error that names the levels this CPU runs.
+// `isa`, or a usage error (ErrorKind::spec) that names the levels this CPU runs.
 Isa checked_isa(Isa isa);
 
 }  // namespace flowgrad

@@ -7,8 +7,10 @@
 namespace flowgrad::kernels {
 namespace {
 
-float gate_sigmoid(float x) { return 1.f / (1.f + fast::exp(-x)); }
-float gate_tanh(float x) { return 1.f - 2.f / (1.f + fast::exp(2.f * x)); }
+// Inlined by force: called five times a unit, GCC left them out of line, which kept the cell loops scalar
+// (the LSTM forward ran at half the speed of its backward).
+[[gnu::always_inline]] inline float gate_sigmoid(float x) { return 1.f / (1.f + fast::exp(-x)); }
+[[gnu::always_inline]] inline float gate_tanh(float x) { return 1.f - 2.f / (1.f + fast::exp(2.f * x)); }
 
 void lstm_forward(int64_t units, const float* __restrict z_h, const float* __restrict z_x, const float* __restrict b,
                   const float* __restrict c, float* __restrict gates, float* __restrict c_next,

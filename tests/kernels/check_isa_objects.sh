@@ -8,9 +8,17 @@
 #   3. avx2 and avx512: every vector instruction is VEX or EVEX encoded (a legacy SSE encoding means a
 #      function compiled for the baseline); baseline: none is;
 #   4. avx512: every function with packed float arithmetic uses zmm registers, but for the families listed
-#      in NARROW_BY_DESIGN below.
-# Usage: check_isa_objects.sh LEVEL OBJECT...   (LEVEL: baseline, avx2 or avx512)
+#      in NARROW_BY_DESIGN below;
+#   5. avx2 and avx512: no function does its float arithmetic in scalar instructions only: a loop left
+#      scalar, as around a helper GCC did not inline (the LSTM cells once ran so at a third of their speed).
+# Usage: check_isa_objects.sh [--sanitized] LEVEL OBJECT...   (LEVEL: baseline, avx2 or avx512)
+# --sanitized (sanitizer builds, whose instrumentation keeps some loops from vectorizing): rules 1-3 only.
 set -euo pipefail
+speed=1
+if [ "${1:-}" = --sanitized ]; then
+  speed=0
+  shift
+fi
 level=$1
 shift
 case $level in
@@ -41,20 +49,23 @@ for object in "$@"; do
     report "$name ($level): calls $symbol, defined outside the level's object"
   done < <(nm -C --undefined-only "$object" | awk '{ $1 = ""; sub(/^ /, ""); print }' | grep '^flowgrad::' || true)
   # 3 and 4, per function of the disassembly.
-  out=$(objdump -d --no-show-raw-insn -C "$object" | awk -v level="$level" -v object="$name" -v narrow=" $NARROW_BY_DESIGN " '
-    /^[0-9a-f]+ <.*>:$/ { finish(); fn = substr($0, index($0, "<")); legacy = vex = zmm = packed = 0; next }
+  out=$(objdump -d --no-show-raw-insn -C "$object" | awk -v level="$level" -v object="$name" -v speed="$speed" -v narrow=" $NARROW_BY_DESIGN " '
+    /^[0-9a-f]+ <.*>:$/ { finish(); fn = substr($0, index($0, "<")); legacy = vex = zmm = packed = scalar = 0; next }
     /\t/ {
       split($0, parts, "\t"); insn = parts[2]; mnemonic = insn; sub(/ .*/, "", mnemonic)
       if (insn ~ /%[xyz]mm/) { if (mnemonic ~ /^v/) vex++; else legacy++ }
       if (insn ~ /%zmm/) zmm++
       if (mnemonic ~ /^v?(fn?m(add|sub)[0-9]*|add|sub|mul|div|max|min|sqrt)ps$/) packed++
+      if (mnemonic ~ /^v?(fn?m(add|sub)[0-9]*|add|sub|mul|div)ss$/) scalar++
     }
     function finish() {
       if (fn == "") return
       if (level != "baseline" && legacy) printf "FAIL %s (%s): %s has %d legacy SSE instructions: compiled for the baseline\n", object, level, fn, legacy
       if (level == "baseline" && vex) printf "FAIL %s (%s): %s has %d VEX instructions\n", object, level, fn, vex
-      if (level == "avx512" && packed && !zmm && index(narrow, " " object " ") == 0)
+      if (level == "avx512" && speed && packed && !zmm && index(narrow, " " object " ") == 0)
         printf "FAIL %s (%s): %s does packed float arithmetic without zmm registers\n", object, level, fn
+      if (level != "baseline" && speed && scalar && !packed)
+        printf "FAIL %s (%s): %s does its float arithmetic in scalar instructions only: not vectorized\n", object, level, fn
     }
     END { finish() }')
   if [ -n "$out" ]; then
