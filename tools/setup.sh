@@ -2,9 +2,11 @@
 # Installs the Debian packages flowgrad needs to build, test and train, when they are missing.
 # Idempotent: does nothing (and needs no network) when everything is there.
 set -e
-# cairo draws the plots with DejaVu Sans; libzip reads and writes NPZ; nlohmann-json writes JSON.
+# cairo draws the plots with DejaVu Sans; libzip reads and writes NPZ; nlohmann-json writes JSON; Open MPI runs
+# data-parallel training (mpirun -np N flowgrad train).
 packages="cmake g++ make pkg-config libdnnl-dev ocl-icd-opencl-dev libtbb-dev libfmt-dev libyaml-cpp-dev catch2 libcli11-dev \
-libpng-dev zlib1g-dev graphviz dataset-fashion-mnist libcairo2-dev libfontconfig-dev fonts-dejavu-core libzip-dev nlohmann-json3-dev"
+libpng-dev zlib1g-dev graphviz dataset-fashion-mnist libcairo2-dev libfontconfig-dev fonts-dejavu-core libzip-dev nlohmann-json3-dev \
+libopenmpi-dev openmpi-bin"
 # Checked only by tests, which skip them when absent: Chromium renders report.html, python3-onnx checks the ONNX
 # export (and python3-numpy reads NPZ files). CI installs them: FLOWGRAD_CHECK_PACKAGES=1 sh tools/setup.sh.
 [ -n "$FLOWGRAD_CHECK_PACKAGES" ] && packages="$packages chromium python3-onnx python3-numpy"
