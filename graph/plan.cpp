@@ -81,6 +81,7 @@ struct Plan::Impl {
   std::vector<Step> steps;
   std::vector<Stage> stages;
   std::vector<void*> value_ptrs;  // by value id; null for values that are not kept
+  std::vector<size_t> ready_stage;  // by value id: the stage that computes it (node outputs of live steps)
   bool uses_tbb = false;          // some stage runs side by side, or some node has several threads
   std::vector<bool> fed;
   std::vector<int> required_inputs;  // graph inputs some live node reads: run() checks they were fed
@@ -106,13 +107,14 @@ struct Plan::Impl {
     ++step.runs;
   }
 
-  void run(uint64_t step_number) {
-    if (!uses_tbb) return run_stages(step_number);  // entering the arena costs more than nothing
-    arena.execute([&] { run_stages(step_number); });
+  void run(uint64_t step_number, const std::function<void(size_t)>& after_stage) {
+    if (!uses_tbb) return run_stages(step_number, after_stage);  // entering the arena costs more than nothing
+    arena.execute([&] { run_stages(step_number, after_stage); });
   }
 
-  void run_stages(uint64_t step_number) {
-    for (Stage& stage : stages) {
+  void run_stages(uint64_t step_number, const std::function<void(size_t)>& after_stage) {
+    for (size_t index = 0; index < stages.size(); ++index) {
+      Stage& stage = stages[index];
       if (!stage.concurrent) {
         for (size_t s : stage.light) run_step(steps[s], step_number);
       } else {
@@ -124,6 +126,7 @@ struct Plan::Impl {
             tbb::simple_partitioner());
       }
       for (size_t s : stage.heavy) run_step(steps[s], step_number);
+      if (after_stage) after_stage(index);
     }
   }
 
@@ -177,7 +180,7 @@ void Plan::Impl::compile() {
   if (options.fetch_everything) wanted.assign(num_values, true);
   std::vector<bool> live(nodes.size(), false);
   for (size_t n = nodes.size(); n-- > 0;) {
-    bool needed = !nodes[n].op->mutates.empty();
+    bool needed = options.updates && !nodes[n].op->mutates.empty();
     for (int id : nodes[n].outputs) needed = needed || wanted[static_cast<size_t>(id)];
     if (!needed) continue;
     live[n] = true;
@@ -233,6 +236,10 @@ void Plan::Impl::compile() {
     level[n] = l;
     num_levels = std::max(num_levels, l + 1);
   }
+  ready_stage.assign(num_values, 0);
+  for (size_t n = 0; n < nodes.size(); ++n)
+    if (live[n] || fused_into[n] >= 0)
+      for (int id : nodes[n].outputs) ready_stage[static_cast<size_t>(id)] = level[n];
 
   // Kernels and allotments. Creating a primitive can take milliseconds (oneDNN JIT-compiles it), so nodes
   // get their kernels side by side on the plan's arena; each kernel depends only on its node, so the plan
@@ -351,10 +358,21 @@ void Plan::feed(const std::string& input, const void* data) {
   impl_->fed[static_cast<size_t>(v.id())] = true;
 }
 
-void Plan::run(uint64_t step) {
+void Plan::run(uint64_t step) { run(step, {}); }
+
+void Plan::run(uint64_t step, const std::function<void(size_t)>& after_stage) {
   for (int id : impl_->required_inputs)
     if (!impl_->fed[static_cast<size_t>(id)]) fail(ErrorKind::runtime, "input '{}' was not fed", impl_->graph.info(id).name);
-  impl_->run(step);
+  impl_->run(step, after_stage);
+}
+
+size_t Plan::stage_count() const { return impl_->stages.size(); }
+
+size_t Plan::ready_after(const std::string& name) const {
+  const int id = impl_->graph[name].id();
+  if (!impl_->value_ptrs[static_cast<size_t>(id)] || impl_->graph.info(id).producer < 0)
+    fail(ErrorKind::runtime, "'{}' is not a value this plan computes and keeps: list it in PlanOptions::fetch", name);
+  return impl_->ready_stage[static_cast<size_t>(id)];
 }
 
 const float* Plan::fetch(const std::string& name) const {

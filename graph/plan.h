@@ -13,6 +13,7 @@
 #include "graph/isa.h"
 #include "graph/tensor.h"
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@ struct PlanOptions {
   double heavy_flops = 4.0e6;
   double heavy_bytes = 1.5e6;        // inputs plus outputs
   bool profile = false;              // time every node (adds two clock reads per node)
+  // Whether nodes that update values in place (optimizer steps) run. Without them, a plan of a training graph
+  // computes just the fetched gradients: a data-parallel step sums them over processes before a second plan,
+  // fed the sums (feed), applies the updates (tools/distributed.h).
+  bool updates = true;
   // The instruction-set level of the hand-written kernels (graph/isa.h): the widest this CPU runs unless set.
   std::optional<Isa> isa;
 };
@@ -52,6 +57,12 @@ class Plan {
   void feed(const std::string& input, const void* data);
   // Runs every stage. `step` seeds random ops (dropout, noise) so that a step can be replayed exactly.
   void run(uint64_t step = 0);
+  // The same, calling after_stage(s) on the calling thread once stage s is done: the values ready after it
+  // (ready_after) can be read, e.g. sent to other processes while later stages compute.
+  void run(uint64_t step, const std::function<void(size_t stage)>& after_stage);
+  size_t stage_count() const;
+  // The stage after which a fetched value holds its result.
+  size_t ready_after(const std::string& name) const;
 
   // A value's buffer after run(): node outputs (kept when fetched), inputs, params or state.
   const float* fetch(const std::string& name) const;

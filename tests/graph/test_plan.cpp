@@ -386,3 +386,41 @@ TEST_CASE("orthogonal initialization is bitwise the textbook modified Gram-Schmi
       }
   }
 }
+
+// A data-parallel step's pieces (tools/distributed.h): a plan without the in-place updates computes the
+// gradients and leaves the parameters alone, and tells after which stage each gradient is final.
+TEST_CASE("a plan without updates computes gradients, reporting each stage as it ends", "[plan][stages]") {
+  register_builtin_ops();
+  Graph g("stages");
+  Value x = g.input("x", {4, 3});
+  Value w1 = g.param("w1", {3, 5}, Init::glorot_uniform(3, 5));
+  Value w2 = g.param("w2", {5, 2}, Init::glorot_uniform(5, 2));
+  Value loss = mean(square(dense(dense(x, w1, std::nullopt, Activation::tanh), w2, std::nullopt)));
+  g.add_alias("loss", loss);
+  auto grads = gradients(loss, {w1, w2});
+  const float before = [&] {
+    ParamStore probe;
+    probe.materialize(g, 1);
+    return probe.get("w1").f32()[0];
+  }();
+  ParamStore store;
+  store.materialize(g, 1);
+  g.add("sgd_update", {w1, grads[0], g.state("w1/velocity", {3, 5}, Init::zeros()), g.input("lr", {}, DType::f32, false)});
+  store.materialize(g, 1);
+  const std::vector<std::string> fetched = {grads[0].name(), grads[1].name()};
+  Plan plan(g, store, {.threads = 1, .fetch = fetched, .updates = false});
+  std::vector<float> xs(12, 0.5f);
+  plan.feed("x", xs.data());
+  std::vector<size_t> seen;
+  std::vector<float> at_ready(2);
+  plan.run(0, [&](size_t stage) {
+    seen.push_back(stage);
+    for (size_t i = 0; i < 2; ++i)
+      if (plan.ready_after(fetched[i]) == stage) at_ready[i] = plan.fetch(fetched[i])[0];
+  });
+  REQUIRE(seen.size() == plan.stage_count());
+  for (size_t s = 0; s < seen.size(); ++s) CHECK(seen[s] == s);
+  for (size_t i = 0; i < 2; ++i) CHECK(at_ready[i] == plan.fetch(fetched[i])[0]);
+  CHECK(plan.ready_after(fetched[1]) < plan.ready_after(fetched[0]));  // w2's gradient comes first
+  CHECK(store.get("w1").f32()[0] == before);  // no update ran (and lr was never needed)
+}
