@@ -3,6 +3,8 @@
 #include "ops/kernels/isa_unit.h"
 #include "ops/kernels/activation_loops.h"
 
+#include "ops/kernels/activate_row.h"
+
 namespace flowgrad::kernels {
 namespace {
 
@@ -26,11 +28,17 @@ void tanh(const float* g, const float* y, float* out, int64_t n, float) {
   grad_span(g, y, out, n, [](float gi, float yi) { return gi * (1 - yi * yi); });
 }
 
+void bias_activate(float* data, int64_t n, float bias, Activation activation, float alpha) {
+  if (bias != 0)
+    for (int64_t i = 0; i < n; ++i) data[i] += bias;
+  activate_row(data, n, activation, alpha);
+}
+
 }  // namespace
 
 template <>
 const ActivationLoops& activation_loops<kIsa>() {
-  static constexpr ActivationLoops loops{relu, leaky_relu, elu, sigmoid, tanh};
+  static constexpr ActivationLoops loops{relu, leaky_relu, elu, sigmoid, tanh, bias_activate};
   return loops;
 }
 

@@ -1,5 +1,6 @@
-// The activations' gradient loops for ops/unary.cpp's activation_grad, g * f'(y), one table per
-// instruction-set level (ops/kernels/activation_loops.cpp, compiled per level; ops/kernels/isa.h).
+// The activations' loops: the gradients g * f'(y) of ops/unary.cpp's activation_grad, and a forward pass with
+// a bias for kernels that apply both after a primitive, one table per instruction-set level
+// (ops/kernels/activation_loops.cpp, compiled per level; ops/kernels/isa.h).
 #pragma once
 
 #include "ops/activation_kind.h"
@@ -15,6 +16,8 @@ using ActivationGradSpan = void (*)(const float* g, const float* y, float* out, 
 
 struct ActivationLoops {
   ActivationGradSpan relu, leaky_relu, elu, sigmoid, tanh;
+  // data[i] = f(data[i] + bias) for n floats (one image plane of a channel); alpha as above.
+  void (*bias_activate)(float* data, int64_t n, float bias, Activation activation, float alpha);
   // The span for an activation; null for those with no loop here (linear, softplus).
   ActivationGradSpan grad_span(Activation activation) const {
     switch (activation) {

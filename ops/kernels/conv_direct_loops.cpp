@@ -7,7 +7,7 @@
 #include "ops/kernels/isa_unit.h"
 #include "ops/kernels/conv_direct_loops.h"
 
-#include "ops/fast_math.h"
+#include "ops/kernels/activate_row.h"
 
 #include <algorithm>
 #include <cmath>
@@ -69,31 +69,6 @@ template <class S>
     int64_t i = 0;
     for (; i + S::lanes <= width; i += S::lanes) std::memcpy(dst + i, src + i, sizeof(typename S::Vec));
     for (; i < width; ++i) dst[i] = src[i];
-  }
-}
-
-// The activation on a finished row, in float (fast_math's exp) so that the loops vectorize.
-[[gnu::always_inline]] inline void activate_row(float* row, int64_t n, Activation activation, float alpha) {
-  switch (activation) {
-    case Activation::linear: return;
-    case Activation::relu:
-      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : 0;
-      return;
-    case Activation::leaky_relu:
-      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : alpha * row[i];
-      return;
-    case Activation::elu:
-      for (int64_t i = 0; i < n; ++i) row[i] = row[i] > 0 ? row[i] : alpha * (fast::exp(std::min(row[i], 0.f)) - 1);
-      return;
-    case Activation::sigmoid:
-      for (int64_t i = 0; i < n; ++i) row[i] = 1 / (1 + fast::exp(-row[i]));
-      return;
-    case Activation::tanh:
-      for (int64_t i = 0; i < n; ++i) row[i] = 1 - 2 / (fast::exp(2 * row[i]) + 1);
-      return;
-    case Activation::softplus:
-      for (int64_t i = 0; i < n; ++i) row[i] = std::max(row[i], 0.f) + fast::log(1 + fast::exp(-std::abs(row[i])));
-      return;
   }
 }
 

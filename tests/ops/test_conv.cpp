@@ -115,6 +115,12 @@ TEST_CASE("conv on oneDNN's kernels against reference and finite differences", "
       {"conv2d_transpose", {1, 5, 4, 4}, {5, 6, 3, 3}, true, {{"padding", std::string("same")}, {"activation", std::string("relu")}},
        "relu"},
       {"conv2d_transpose", {1, 6, 3, 3}, {6, 5, 3, 3}, false, {{"dilation", int64_t{2}}}, "dilation 2"},
+      // Bias and activation after the primitive (ops/conv_kernels.cpp): planes of each channel, batch 2.
+      {"conv2d_transpose", {2, 6, 3, 3}, {6, 5, 3, 3}, true,
+       {{"stride", int64_t{2}}, {"padding", std::string("same")}, {"activation", std::string("elu")}}, "stride 2, bias, elu"},
+      {"conv2d_transpose", {2, 8, 3, 3}, {8, 5, 3, 3}, true,
+       {{"groups", int64_t{2}}, {"padding", std::string("same")}, {"activation", std::string("leaky_relu")}, {"alpha", 0.2}},
+       "groups 2, bias, leaky_relu 0.2"},
   });
   rows.push_back({.op = "conv2d_backward_data", .inputs = {{{1, 6, 5, 4}}, {{6, 5, 3, 3}}}, .attrs = data});
   rows.push_back({.op = "conv2d_backward_weights", .inputs = {{{1, 6, 5, 4}}, {{1, 5, 5, 4}}}, .attrs = weights});
