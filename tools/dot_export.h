@@ -13,9 +13,10 @@ struct DotFiles {
   std::string svg;  // the rendered SVG; empty when Graphviz is not installed or rendering was not asked for
 };
 
-// Renders `dot_path` to `svg_path` with `dot -Tsvg` (looked up on PATH; run directly, no shell), through a
-// temporary file renamed into place. Returns false, writing nothing, when no `dot` program can be found;
-// throws an io error when `dot` cannot be started for another reason, fails or is killed.
+// Renders `dot_path` to `svg_path` with `dot -Tsvg` (looked up on PATH; run directly, no shell), reading the
+// SVG from its output and writing it with write_file_atomically. Returns false, writing nothing, when no
+// `dot` program can be found; throws an io error when `dot` cannot be started for another reason, fails or
+// is killed, or the SVG cannot be written; throws Interrupted when Ctrl-C or SIGTERM asked to stop meanwhile.
 bool render_svg(const std::string& dot_path, const std::string& svg_path);
 
 // Writes to_dot(graph, options) to `path` atomically and, with `svg`, renders it next to it (the same path

@@ -14,7 +14,9 @@ class RunReport {
  public:
   RunReport(std::string folder, std::string model);
   void note(std::string line);
-  void add_epoch(const std::string& stage, const EpochStats& stats);
+  // Records an epoch and, with `write_files`, rewrites both files (after every trained epoch, so that an
+  // interrupted run keeps what it measured; epochs restored from a checkpoint are recorded without).
+  void add_epoch(const std::string& stage, const EpochStats& stats, bool write_files = true);
   void write() const;  // creates the folder; rewrites both files
 
  private:
