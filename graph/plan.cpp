@@ -305,7 +305,7 @@ void Plan::Impl::compile() {
   std::vector<size_t> offsets;
   stats.arena_bytes = place_buffers(sizes, lives, offsets);
   for (size_t s : sizes) stats.naive_bytes += s;
-  arena_memory = aligned_buffer(stats.arena_bytes);
+  arena_memory = aligned_buffer(stats.arena_bytes, "the plan's buffers (node outputs and scratch)");
 
   value_ptrs.assign(num_values, nullptr);
   fed.assign(num_values, false);

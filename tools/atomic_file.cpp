@@ -52,9 +52,8 @@ void remove_stale_temporaries(const fs::path& path) {
 // Creates a new file next to `path` under a name nobody else uses; returns its descriptor and name.
 int create_temporary(const fs::path& path, std::string& name) {
   static std::atomic<unsigned> counter{0};
-  const fs::path directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
   for (int attempt = 0;; ++attempt) {
-    name = (directory / fmt::format("{}{}-{}", temporary_prefix(path), ::getpid(), counter++)).string();
+    name = path.parent_path() / fmt::format("{}{}-{}", temporary_prefix(path), ::getpid(), counter++);
     const int fd = ::open(name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (fd >= 0) return fd;
     // A name taken by someone else (planted, or a crashed writer whose pid came back) is skipped, never opened.

@@ -36,9 +36,9 @@ constexpr const char* kInstallHint =
 // deflate cannot compress better than about 1032:1, so a gzip file of n bytes inflates to at most this
 // many; a header that declares more is corrupt, and we say so before trying to allocate it.
 constexpr uint64_t kMaxDeflateRatio = 1032;
-// Up to this ratio a gzip file's declared size is allocated up front (the MNIST files compress 2-5:1);
-// beyond it, memory grows only with what actually inflates, so a small file whose header claims a huge
-// payload costs little before it turns out truncated.
+// Up to this ratio a gzip file's declared size is believed and allocated (the MNIST files compress 2-5:1);
+// a file that claims more is inflated once without keeping anything first, so that a small file whose header
+// claims a huge payload costs no memory when it turns out truncated or corrupt.
 constexpr uint64_t kTrustedDeflateRatio = 8;
 
 // Decompressed bytes handed to the consumer at a time: big enough to amortise the zlib call, small enough
@@ -79,10 +79,19 @@ class IdxReader {
   const std::string& path() const { return path_; }
   const Shape& dims() const { return dims_; }
   uint64_t payload_bytes() const { return payload_bytes_; }
-  // What may be allocated before the data arrives: all of a raw file's payload (its size matched the file's),
-  // at most kTrustedDeflateRatio times a gzip file's size.
-  uint64_t trusted_bytes() const {
-    return gz_ ? std::min(payload_bytes_, file_bytes_ * kTrustedDeflateRatio) : payload_bytes_;
+  // The payload's size, once it can be allocated: a raw file's was checked against the file's size; a gzip
+  // file that claims more than kTrustedDeflateRatio times its own size is first inflated through a small
+  // buffer (read_payload's checks included), so that only a stream that really holds the payload gets
+  // memory for it.
+  uint64_t verified_payload_bytes() {
+    if (gz_ && !verified_ && payload_bytes_ > file_bytes_ * kTrustedDeflateRatio) {
+      read_payload([](uint64_t, std::span<const uint8_t>) {});
+      std::vector<uint8_t> header(header_bytes_);
+      if (gzrewind(gz_.get()) != 0 || read(header.data(), header.size()) != header.size())
+        fail(ErrorKind::io, "cannot re-read the gzip file '{}'", path_);
+    }
+    verified_ = true;
+    return payload_bytes_;
   }
 
   // Streams the whole payload to `consume` in chunks (offset of the chunk within the payload, bytes), then
@@ -203,8 +212,8 @@ class IdxReader {
       dims_.push_back(static_cast<int64_t>(dim));
       total = (dim != 0 && total > kLimit / dim) ? kLimit + 1 : total * dim;
     }
-    const uint64_t header_bytes = 4 + raw_dims.size();
-    const uint64_t capacity = gz_ ? file_bytes_ * kMaxDeflateRatio : file_bytes_ - header_bytes;
+    header_bytes_ = 4 + raw_dims.size();
+    const uint64_t capacity = gz_ ? file_bytes_ * kMaxDeflateRatio : file_bytes_ - header_bytes_;
     if (total > capacity) {
       fail(ErrorKind::io,
            "IDX file '{}' is truncated or its header is corrupt: dims {} need {} data bytes but the "
@@ -227,7 +236,9 @@ class IdxReader {
   std::unique_ptr<std::FILE, FileCloser> raw_;
   std::unique_ptr<gzFile_s, GzCloser> gz_;
   Shape dims_;
+  size_t header_bytes_ = 0;
   uint64_t payload_bytes_ = 0;
+  bool verified_ = false;
 };
 
 // Reserves room for n values in `values`, on transparent huge pages where the kernel allows it. Filling
@@ -250,7 +261,7 @@ void reserve_huge_pages(std::vector<T>& values, size_t n) {
 
 // Images are decompressed chunk by chunk into their bytes, each chunk scaled to floats while it is in cache.
 void read_images(IdxReader& reader, Dataset& data) {
-  const auto n = static_cast<size_t>(reader.trusted_bytes());
+  const auto n = static_cast<size_t>(reader.verified_payload_bytes());
   reserve_huge_pages(data.bytes, n);
   reserve_huge_pages(data.samples, n);
   reader.read_payload([&](uint64_t offset, std::span<const uint8_t> bytes) {
@@ -297,7 +308,7 @@ IdxArray read_idx(const std::string& path) {
   IdxReader reader(path);
   IdxArray array;
   array.dims = reader.dims();
-  reserve_huge_pages(array.data, static_cast<size_t>(reader.trusted_bytes()));
+  reserve_huge_pages(array.data, static_cast<size_t>(reader.verified_payload_bytes()));
   reader.read_payload([&](uint64_t, std::span<const uint8_t> bytes) {
     array.data.insert(array.data.end(), bytes.begin(), bytes.end());
   });
@@ -333,7 +344,7 @@ Dataset load_idx_pair(const std::string& images_path, const std::string& labels_
   data.source = images_path;
   check_samples(data, images_path);
   read_images(images, data);
-  data.labels.reserve(static_cast<size_t>(labels.trusted_bytes()));
+  data.labels.reserve(static_cast<size_t>(labels.verified_payload_bytes()));
   labels.read_payload([&](uint64_t, std::span<const uint8_t> bytes) {
     data.labels.insert(data.labels.end(), bytes.begin(), bytes.end());
   });

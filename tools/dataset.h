@@ -28,7 +28,8 @@ void scale_bytes(std::span<const uint8_t> bytes, float* values);
 // Throws Error(io) naming the file when it is missing, unreadable, truncated, has trailing bytes, a corrupt
 // or truncated gzip stream (its CRC-32 trailer included), a bad magic, or an element type other than
 // unsigned byte. The declared size is checked against the file's before anything is allocated, and a gzip
-// file's memory grows with the data that actually inflates beyond 8 times the file's size.
+// file that claims more than 8 times its own size is inflated once, keeping nothing, before memory is
+// allocated for it: a truncated or corrupt file costs about 1 MiB, whatever its header claims.
 IdxArray read_idx(const std::string& path);
 
 // A labelled set of samples, all of one shape.

@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -195,4 +196,35 @@ TEST_CASE("a checkpoint of another spec or model is refused with the reason", "[
                "not in the model: adam/step, half, mask, unused", "dense/kernel (checkpoint [3, 4], model [4, 3])"});
   // Nothing was copied, not even the tensors that matched.
   CHECK(std::memcmp(other.get("dense/bias").data(), before.data(), before.size()) == 0);
+}
+
+TEST_CASE("issue 16.6: metadata that is missing or not a number is an io error naming the file and the key", "[checkpoint][hostile]") {
+  TempDir dir("checkpoint");
+  CheckpointMeta meta = sample_meta();
+  meta.extra = {{"batches", "12"}, {"negative", "-3"}, {"words", "many"}, {"loss_sum", "0x1.8p+1"}, {"diverged", "nan"},
+                {"half", "0x1p"}};
+  save_checkpoint(dir.file("meta.ckpt"), meta, sample_store(1));
+  const Checkpoint checkpoint = load_checkpoint(dir.file("meta.ckpt"));
+  CHECK(checkpoint.count("batches") == 12);
+  CHECK(checkpoint.number("loss_sum") == 3.0);
+  CHECK(std::isnan(checkpoint.number("diverged")));  // a diverged loss is still a record
+  check_error(error_from([&] { (void)checkpoint.count("samples"); }), ErrorKind::io,
+              {"meta.ckpt", "lacks the entry 'samples'"});
+  check_error(error_from([&] { (void)checkpoint.count("negative"); }), ErrorKind::io, {"meta.ckpt", "'-3', not a count"});
+  check_error(error_from([&] { (void)checkpoint.count("words"); }), ErrorKind::io, {"'many', not a count"});
+  check_error(error_from([&] { (void)checkpoint.number("half"); }), ErrorKind::io, {"'0x1p', not a number"});
+}
+
+TEST_CASE("a checkpoint's tensors and position obey the size rule", "[checkpoint][hostile]") {
+  TempDir dir("checkpoint");
+  ParamStore deep;
+  deep.create("deep", TensorType{Shape(9, 1), DType::f32});  // rank 9: no graph value has it
+  save_checkpoint(dir.file("deep.ckpt"), sample_meta(), deep);
+  check_error(error_from([&] { load_checkpoint(dir.file("deep.ckpt")); }), ErrorKind::io,
+              {"deep.ckpt", "is corrupt", "tensor 'deep'", "rank 9 is above the limit"});
+  CheckpointMeta backwards = sample_meta();
+  backwards.step = -5;
+  save_checkpoint(dir.file("back.ckpt"), backwards, sample_store(1));
+  check_error(error_from([&] { load_checkpoint(dir.file("back.ckpt")); }), ErrorKind::io,
+              {"back.ckpt", "step -5", "cannot be negative"});
 }
