@@ -124,13 +124,11 @@ class Run {
     Checkpoint resume;
     if (!options_.resume.empty()) resume = load_checkpoint(options_.resume, spec_.hash);
     DatasetSplits data = load_training_data(config_.data, options_.data_dir);
-    for (const StageConfig& stage : config_.stages) {
-      if (!stage.data_from.empty()) continue;  // its input is fed the output, which the spec loader checked
-      for (const Dataset* split : {&data.train, &data.test}) {
-        const std::string what = fmt::format("the {} samples of '{}'", split == &data.train ? "train" : "test", split->source);
-        check_samples_fit(*split, spec_.graph, config_.data.input, what);
-        if (config_.data.noise != DataConfig::Noise::none) check_samples_fit(*split, spec_.graph, config_.data.noisy_input, what);
-      }
+    // Every stage reads the data through its input, directly or to compute a data_from output.
+    for (const Dataset* split : {&data.train, &data.test}) {
+      const std::string what = fmt::format("the {} samples of '{}'", split == &data.train ? "train" : "test", split->source);
+      check_samples_fit(*split, spec_.graph, config_.data.input, what);
+      if (config_.data.noise != DataConfig::Noise::none) check_samples_fit(*split, spec_.graph, config_.data.noisy_input, what);
     }
 
     // Every stage's parameters and optimizer state exist from the start, so every checkpoint holds the same

@@ -1,9 +1,17 @@
 #!/bin/sh
 # Installs the Debian packages flowgrad needs to build, test and train, when they are missing.
 # Idempotent: does nothing (and needs no network) when everything is there.
+#   sh tools/setup.sh         what the README's commands need
+#   sh tools/setup.sh fuzz    also clang and its runtime libraries, for the libFuzzer targets (fuzz/run.sh)
 set -e
 packages="cmake g++ make pkg-config libdnnl-dev ocl-icd-opencl-dev libtbb-dev libfmt-dev libyaml-cpp-dev catch2 libcli11-dev \
 libpng-dev zlib1g-dev graphviz dataset-fashion-mnist"
+for extra in "$@"; do
+  case "$extra" in
+    fuzz) packages="$packages clang-14 libclang-rt-14-dev" ;;
+    *) echo "tools/setup.sh: unknown extra '$extra' (known: fuzz)" >&2; exit 2 ;;
+  esac
+done
 [ -n "$FLOWGRAD_EXTRA_PACKAGES" ] && packages="$packages $FLOWGRAD_EXTRA_PACKAGES"
 missing=""
 for p in $packages; do
