@@ -3,6 +3,7 @@
 // tensor headers, metadata) is what a hostile writer controls. Loaded checkpoints are also restored into a
 // store of their own tensors and their metadata read as the runner reads it.
 #include "fuzz_file.h"
+#include "graph/error.h"
 #include "tools/checkpoint.h"
 
 #include <zlib.h>

@@ -1,6 +1,7 @@
 // CSV datasets. The first byte picks the options (separator, header detection, label column by index or
 // by name); the rest is the file.
 #include "fuzz_file.h"
+#include "graph/error.h"
 #include "tools/csv.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -2,6 +2,7 @@
 // how the rest becomes one: compressed as it is (a valid stream of fuzzed IDX content), then cut short by
 // up to 31 bytes (a lost trailer, a cut download) and/or with one byte flipped; or taken as the file itself.
 #include "fuzz_file.h"
+#include "graph/error.h"
 #include "tools/dataset.h"
 
 #include <zlib.h>

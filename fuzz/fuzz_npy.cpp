@@ -1,6 +1,7 @@
 // .npy files: the header parser, the size checks against the file, conversion to tensors of every dtype,
 // and loading as a dataset (samples, and the same file as labels).
 #include "fuzz_file.h"
+#include "graph/error.h"
 #include "tools/npy.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -2,6 +2,7 @@
 // the train section, the summary, the inference form and the training graph of the first stage. A spec may
 // be refused with flowgrad::Error; any other exception, a crash or a sanitizer report is a bug.
 #include "autodiff/training.h"
+#include "graph/error.h"
 #include "tools/spec.h"
 #include "tools/train_config.h"
 

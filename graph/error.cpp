@@ -37,8 +37,20 @@ std::string with_location(const std::string& message, const SourceLocation& wher
   return where.known() ? fmt::format("{}: {}", where.str(), message) : message;
 }
 
+// What a message may quote is bounded by its input (a 4 MiB spec could be one key), so a message is kept
+// to a size a terminal shows: escaped, and cut after kMaxMessageBytes.
+constexpr size_t kMaxMessageBytes = 4096;
+
+std::string shown(std::string_view text) {
+  std::string out = escape_controls(text);
+  if (out.size() <= kMaxMessageBytes) return out;
+  size_t cut = kMaxMessageBytes;
+  while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;  // not inside a UTF-8 sequence
+  return fmt::format("{}... ({} more bytes)", out.substr(0, cut), out.size() - cut);
+}
+
 std::vector<std::string> escaped(std::vector<std::string> lines) {
-  for (std::string& line : lines) line = escape_controls(line);
+  for (std::string& line : lines) line = shown(line);
   return lines;
 }
 
@@ -92,7 +104,7 @@ std::string escape_controls(std::string_view text) {
 }
 
 Error::Error(ErrorKind kind, std::string message, SourceLocation where, std::vector<std::string> notes)
-    : Error(kind, escape_controls(message), escaped(std::move(notes)), std::move(where), true) {}
+    : Error(kind, shown(message), escaped(std::move(notes)), std::move(where), true) {}
 
 Error::Error(ErrorKind kind, std::string headline, std::vector<std::string> notes, SourceLocation where, bool)
     : std::runtime_error(with_location(joined(headline, notes), where)),
@@ -106,7 +118,7 @@ Error Error::at(SourceLocation where) const { return Error(kind_, headline_, not
 
 Error Error::with_notes(const std::vector<std::string>& more) const {
   std::vector<std::string> notes = notes_;
-  for (const std::string& note : more) notes.push_back(escape_controls(note));
+  for (const std::string& note : more) notes.push_back(shown(note));
   return Error(kind_, headline_, std::move(notes), where_, true);
 }
 

@@ -25,7 +25,8 @@ struct SourceLocation {
 };
 
 // Messages often quote what a user wrote (a key, a file name, a header); Error escapes control characters
-// in them (escape_controls), so a hostile spec or file cannot drive the terminal that shows the message.
+// in them (escape_controls), so a hostile spec or file cannot drive the terminal that shows the message,
+// and cuts a message (and each note) after 4 KiB, however much it quotes.
 class Error : public std::runtime_error {
  public:
   // `notes` are further lines printed under the message, each indented (e.g. the shapes of an op's inputs).

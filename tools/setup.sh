@@ -2,13 +2,13 @@
 # Installs the Debian packages flowgrad needs to build, test and train, when they are missing.
 # Idempotent: does nothing (and needs no network) when everything is there.
 #   sh tools/setup.sh         what the README's commands need
-#   sh tools/setup.sh fuzz    also clang and its runtime libraries, for the libFuzzer targets (fuzz/run.sh)
+#   sh tools/setup.sh fuzz    also libFuzzer (in clang's runtime libraries), for the fuzz targets (fuzz/run.sh)
 set -e
 packages="cmake g++ make pkg-config libdnnl-dev ocl-icd-opencl-dev libtbb-dev libfmt-dev libyaml-cpp-dev catch2 libcli11-dev \
 libpng-dev zlib1g-dev graphviz dataset-fashion-mnist"
 for extra in "$@"; do
   case "$extra" in
-    fuzz) packages="$packages clang-14 libclang-rt-14-dev" ;;
+    fuzz) packages="$packages libclang-rt-14-dev" ;;
     *) echo "tools/setup.sh: unknown extra '$extra' (known: fuzz)" >&2; exit 2 ;;
   esac
 done

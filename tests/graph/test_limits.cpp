@@ -100,4 +100,8 @@ TEST_CASE("issue 16.9: messages escape control characters", "[graph][errors]") {
   CHECK(e.message() == "unknown key 'k\\x1b[2J'\n  note \\x07");
   const Error moved = e.with_notes({"more"}).at(SourceLocation{"b.yaml", 1, 1});
   CHECK(std::string(moved.what()) == "b.yaml:1:1: unknown key 'k\\x1b[2J'\n  note \\x07\n  more");
+
+  const Error long_key(ErrorKind::spec, "unknown key '" + std::string(100000, 'k') + "'");
+  CHECK(long_key.message().size() < 4200);
+  CHECK_THAT(long_key.message(), Contains("... (95918 more bytes)"));
 }
