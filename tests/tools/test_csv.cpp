@@ -128,7 +128,7 @@ TEST_CASE("issue 16.4: a line of 20 million empty cells costs no more than the l
   check_error(error_from([&] { load_csv_dataset(path, no_header); }), ErrorKind::io, {"commas.csv:1:1", "cell 1 is empty"});
   getrusage(RUSAGE_SELF, &usage);
   INFO("peak " << before / 1024 << " MB before loading, " << usage.ru_maxrss / 1024 << " MB after");
-  CHECK(usage.ru_maxrss - before < 64 * 1024);
+  CHECK(usage.ru_maxrss - before < 160 * 1024);  // the line, grown by doubling, and under ASan its quarantine
 }
 
 TEST_CASE("a cell's text is shortened in messages", "[csv]") {
