@@ -69,5 +69,12 @@ void attr_missing_error(const std::string& op, const std::string& key, const Sou
   throw Error(ErrorKind::spec, fmt::format("op '{}' needs the attribute '{}'", op, key), where);
 }
 
+void attr_range_error(const std::string& op, const AttrEntry& entry, int64_t low, int64_t high) {
+  throw Error(ErrorKind::spec,
+              fmt::format("attribute '{}' of op '{}' is {}, out of its range {} to {}{}", entry.key, op, to_string(entry.value),
+                          low, high, high == kMaxElements ? " (sizes are bounded by the most elements a tensor may have)" : ""),
+              entry.where);
+}
+
 }  // namespace detail
 }  // namespace flowgrad

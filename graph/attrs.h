@@ -8,8 +8,11 @@
 #pragma once
 
 #include "graph/error.h"
+#include "graph/types.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -59,6 +62,19 @@ namespace detail {
                                      const std::vector<std::string>& known);
 [[noreturn]] void attr_missing_error(const std::string& op, const std::string& key,
                                      const SourceLocation& where);
+[[noreturn]] void attr_range_error(const std::string& op, const AttrEntry& entry, int64_t low, int64_t high);
+
+// Integer attributes are sizes, indices, counts or seeds. The first three are bounded by the size rule
+// (graph/types.h), which keeps shape arithmetic on them from overflowing; seeds (unsigned 64-bit fields)
+// take any value that is not negative.
+template <class T>
+int64_t checked_attr_int(const std::string& op, const AttrEntry& e, int64_t value) {
+  constexpr bool seed = std::is_same_v<T, uint64_t>;
+  const int64_t low = seed ? 0 : std::max<int64_t>(-kMaxElements, std::numeric_limits<T>::min());
+  const int64_t high = seed ? std::numeric_limits<int64_t>::max() : std::min<int64_t>(kMaxElements, std::numeric_limits<T>::max());
+  if (value < low || value > high) attr_range_error(op, e, low, high);
+  return value;
+}
 
 template <class T>
 struct is_optional : std::false_type {};
@@ -83,7 +99,7 @@ void decode_value(const std::string& op, const AttrEntry& e, T& out) {
       if (*s == names[i]) return void(out = static_cast<T>(i));
     attr_enum_error(op, e, names);
   } else if constexpr (std::is_integral_v<T>) {
-    if (auto* i = std::get_if<int64_t>(&v)) return void(out = static_cast<T>(*i));
+    if (auto* i = std::get_if<int64_t>(&v)) return void(out = static_cast<T>(checked_attr_int<T>(op, e, *i)));
     attr_type_error(op, e, "an integer");
   } else if constexpr (std::is_floating_point_v<T>) {
     if (auto* d = std::get_if<double>(&v)) return void(out = static_cast<T>(*d));
@@ -93,8 +109,11 @@ void decode_value(const std::string& op, const AttrEntry& e, T& out) {
     if (auto* s = std::get_if<std::string>(&v)) return void(out = *s);
     attr_type_error(op, e, "a string");
   } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
-    if (auto* l = std::get_if<std::vector<int64_t>>(&v)) return void(out = *l);
-    if (auto* i = std::get_if<int64_t>(&v)) return void(out = {*i});
+    if (auto* l = std::get_if<std::vector<int64_t>>(&v)) {
+      for (int64_t i : *l) checked_attr_int<int64_t>(op, e, i);
+      return void(out = *l);
+    }
+    if (auto* i = std::get_if<int64_t>(&v)) return void(out = {checked_attr_int<int64_t>(op, e, *i)});
     attr_type_error(op, e, "a list of integers");
   } else if constexpr (std::is_same_v<T, std::vector<double>>) {
     if (auto* l = std::get_if<std::vector<double>>(&v)) return void(out = *l);

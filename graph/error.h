@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <stdexcept>
+#include <string_view>
 #include <vector>
 #include <string>
 
@@ -23,18 +24,34 @@ struct SourceLocation {
   std::string str() const;
 };
 
+// Messages often quote what a user wrote (a key, a file name, a header); Error escapes control characters
+// in them (escape_controls), so a hostile spec or file cannot drive the terminal that shows the message,
+// and cuts a message (and each note) after 4 KiB, however much it quotes.
 class Error : public std::runtime_error {
  public:
-  Error(ErrorKind kind, std::string message, SourceLocation where = {});
+  // `notes` are further lines printed under the message, each indented (e.g. the shapes of an op's inputs).
+  Error(ErrorKind kind, std::string message, SourceLocation where = {}, std::vector<std::string> notes = {});
   ErrorKind kind() const { return kind_; }
   const SourceLocation& where() const { return where_; }
-  const std::string& message() const { return message_; }  // without the location prefix
+  const std::string& message() const { return message_; }  // escaped, notes included, without the location prefix
+  const std::vector<std::string>& notes() const { return notes_; }
+  // The same error at another place, or with more notes.
+  Error at(SourceLocation where) const;
+  Error with_notes(const std::vector<std::string>& more) const;
 
  private:
+  Error(ErrorKind kind, std::string headline, std::vector<std::string> notes, SourceLocation where, bool escaped);
   ErrorKind kind_;
+  std::string headline_;  // the message without its notes
+  std::vector<std::string> notes_;
   std::string message_;
   SourceLocation where_;
 };
+
+// `text` with every control character written as an escape: C0 controls and DEL as \n, \t, \r or \xNN,
+// C1 controls (U+0080 to U+009F) as \uNNNN, and bytes that are not UTF-8 as \xNN. Printable text,
+// backslashes included, is unchanged, so escaping twice changes nothing.
+std::string escape_controls(std::string_view text);
 
 template <class... Args>
 [[noreturn]] void fail(ErrorKind kind, fmt::format_string<Args...> format, Args&&... args) {

@@ -49,15 +49,24 @@ static ValueInfo make_value(std::string name, TensorType type, ValueKind kind) {
   return v;
 }
 
-static void check_shape(const Shape& shape, const std::string& name, const SourceLocation& where) {
-  for (int64_t d : shape)
-    if (d <= 0)
-      throw Error(ErrorKind::shape, fmt::format("'{}' has shape {}: every dimension must be positive", name,
-                                                to_string(shape)), where);
+// Every value obeys the size rule (graph/types.h), checked as it is created or re-inferred, so shape rules,
+// the planner and kernels only ever see shapes whose sizes cannot overflow.
+static void check_shape(const Shape& shape, const std::string& what, const SourceLocation& where) {
+  const std::string violation = size_rule_violation(shape);
+  if (!violation.empty())
+    throw Error(ErrorKind::shape, fmt::format("{} has shape {}: {}", what, to_string(shape), violation), where);
+}
+
+static void check_outputs(const Node& node, const std::vector<TensorType>& types) {
+  for (size_t i = 0; i < types.size(); ++i)
+    check_shape(types[i].shape,
+                types.size() == 1 ? fmt::format("node '{}' (op '{}')", node.name, node.op->name)
+                                  : fmt::format("output {} of node '{}' (op '{}')", i, node.name, node.op->name),
+                node.where);
 }
 
 Value Graph::input(std::string name, Shape shape, DType dtype, bool batched, SourceLocation where) {
-  check_shape(shape, name, where);
+  check_shape(shape, fmt::format("input '{}'", name), where);
   if (batched && shape.empty())
     throw Error(ErrorKind::shape, fmt::format("batched input '{}' needs a batch dimension", name), where);
   ValueInfo v = make_value(std::move(name), {std::move(shape), dtype}, ValueKind::input);
@@ -67,7 +76,7 @@ Value Graph::input(std::string name, Shape shape, DType dtype, bool batched, Sou
 }
 
 Value Graph::param(std::string name, Shape shape, Init init, bool trainable, SourceLocation where) {
-  check_shape(shape, name, where);
+  check_shape(shape, fmt::format("parameter '{}'", name), where);
   ValueInfo v = make_value(std::move(name), {std::move(shape), DType::f32}, ValueKind::param);
   v.init = init;
   v.trainable = trainable;
@@ -76,7 +85,7 @@ Value Graph::param(std::string name, Shape shape, Init init, bool trainable, Sou
 }
 
 Value Graph::state(std::string name, Shape shape, Init init, SourceLocation where) {
-  check_shape(shape, name, where);
+  check_shape(shape, fmt::format("state '{}'", name), where);
   ValueInfo v = make_value(std::move(name), {std::move(shape), DType::f32}, ValueKind::state);
   v.init = init;
   v.trainable = false;
@@ -101,7 +110,7 @@ std::vector<TensorType> Graph::infer(const Node& node, const std::string& op) co
     return node.op->infer(ctx, node.typed);
   } catch (const Error& e) {
     if (e.where().known() || !node.where.known()) throw;
-    throw Error(e.kind(), e.message(), node.where);
+    throw e.at(node.where);
   }
 }
 
@@ -134,6 +143,7 @@ std::vector<Value> Graph::add(const std::string& op_name, const std::vector<Valu
   node.where = where;
   node.scope = current_scope();
   std::vector<TensorType> out_types = infer(node, op_name);
+  check_outputs(node, out_types);
 
   int node_index = static_cast<int>(nodes_.size());
   std::vector<Value> outs;
@@ -220,13 +230,34 @@ int64_t Graph::batch() const {
   return 0;
 }
 
+std::vector<std::string> Graph::inputs_needed(int value) const {
+  std::vector<bool> seen(values_.size(), false);
+  std::vector<int> pending = {value};
+  while (!pending.empty()) {
+    const int id = pending.back();
+    pending.pop_back();
+    if (seen[static_cast<size_t>(id)]) continue;
+    seen[static_cast<size_t>(id)] = true;
+    if (const int producer = values_[static_cast<size_t>(id)].producer; producer >= 0)
+      for (int input : nodes_[static_cast<size_t>(producer)].inputs) pending.push_back(input);
+  }
+  std::vector<std::string> names;
+  for (size_t id = 0; id < values_.size(); ++id)
+    if (seen[id] && values_[id].kind == ValueKind::input) names.push_back(values_[id].name);
+  return names;
+}
+
 Graph Graph::with_batch(int64_t batch) const {
   if (batch <= 0) fail(ErrorKind::shape, "batch size must be positive, got {}", batch);
   Graph g(*this);
   for (auto& v : g.values_)
-    if (v.kind == ValueKind::input && v.batched) v.type.shape[0] = batch;
+    if (v.kind == ValueKind::input && v.batched) {
+      v.type.shape[0] = batch;
+      check_shape(v.type.shape, fmt::format("input '{}' at batch {}", v.name, batch), v.where);
+    }
   for (const Node& node : g.nodes_) {
     std::vector<TensorType> types = g.infer(node, node.op->name);
+    check_outputs(node, types);
     for (size_t i = 0; i < types.size(); ++i) g.values_[static_cast<size_t>(node.outputs[i])].type = types[i];
   }
   return g;

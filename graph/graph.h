@@ -151,6 +151,8 @@ class Graph {
   std::string current_scope() const;
 
   int64_t batch() const;                    // the batch size of batched inputs; 0 when there are none
+  // The names of the inputs that computing `value` reads, in the order they were declared.
+  std::vector<std::string> inputs_needed(int value) const;
   Graph with_batch(int64_t batch) const;    // the same graph with every shape re-inferred
   // The graph as it runs outside training (test losses, predictions): each node in its op's InferenceForm
   // (graph/inference.cpp). Names, outputs and aliases are kept; a value that only exists in training (the

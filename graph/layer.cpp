@@ -8,6 +8,9 @@ LayerRegistry& layer_registry() {
 }
 
 Init with_fans(Init init, const Shape& shape) {
+  // A shape that breaks the size rule gets no fans (their products could overflow): creating the
+  // parameter reports it, at its place in the spec.
+  if (!size_rule_violation(shape).empty()) return init;
   int64_t receptive = 1;
   for (size_t d = 2; d < shape.size(); ++d) receptive *= shape[d];
   if (shape.size() == 0) init.fan_in = init.fan_out = 1;

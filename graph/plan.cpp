@@ -312,7 +312,7 @@ void Plan::Impl::compile() {
   std::vector<size_t> offsets;
   stats.arena_bytes = place_buffers(sizes, lives, offsets);
   for (size_t s : sizes) stats.naive_bytes += s;
-  arena_memory = aligned_buffer(stats.arena_bytes);
+  arena_memory = aligned_buffer(stats.arena_bytes, "the plan's buffers (node outputs and scratch)");
 
   value_ptrs.assign(num_values, nullptr);
   fed.assign(num_values, false);
@@ -344,8 +344,14 @@ void Plan::Impl::compile() {
   stats.threads = threads;
 }
 
+static PlanOptions checked(PlanOptions options) {
+  if (options.threads < 0 || options.threads > kMaxThreads)
+    fail(ErrorKind::spec, "a plan runs on 0 (every core) to {} threads, not {}", kMaxThreads, options.threads);
+  return options;
+}
+
 Plan::Plan(const Graph& graph, ParamStore& store, PlanOptions options)
-    : impl_(std::make_unique<Impl>(graph, store, std::move(options))) {
+    : impl_(std::make_unique<Impl>(graph, store, checked(std::move(options)))) {
   impl_->compile();
 }
 
@@ -356,6 +362,13 @@ void Plan::feed(const std::string& input, const void* data) {
   if (v.info().kind != ValueKind::input) fail(ErrorKind::runtime, "'{}' is not an input of the graph", input);
   impl_->value_ptrs[static_cast<size_t>(v.id())] = const_cast<void*>(data);
   impl_->fed[static_cast<size_t>(v.id())] = true;
+}
+
+void Plan::feed(const std::string& input, const void* data, size_t bytes) {
+  const TensorType& type = impl_->graph[input].type();
+  if (bytes != type.bytes())
+    fail(ErrorKind::shape, "input '{}' takes {} ({} bytes), but {} bytes were fed", input, to_string(type), type.bytes(), bytes);
+  feed(input, data);
 }
 
 void Plan::run(uint64_t step) { run(step, {}); }

@@ -20,8 +20,12 @@
 
 namespace flowgrad {
 
+// The most threads a plan runs on (docs/spec.md, "Limits"): far more than the cores of any machine this
+// targets, and few enough for libgomp and TBB, which crash or exhaust memory on hundreds of thousands.
+inline constexpr int kMaxThreads = 1024;
+
 struct PlanOptions {
-  int threads = 0;                   // 0: every core
+  int threads = 0;                   // 0: every core; at most kMaxThreads
   std::vector<std::string> fetch;    // values to keep readable after run(); nodes nothing needs are dropped
   bool fetch_everything = false;     // keep every value (debugging, gradient checks)
   // Nodes above either threshold get all threads; below both, a second thread costs more than it brings
@@ -53,8 +57,10 @@ class Plan {
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
-  // Binds an input to caller-owned memory (no copy); it must stay valid through run().
+  // Binds an input to caller-owned memory (no copy); it must stay valid through run() and hold the input's
+  // bytes. The second form checks that: it throws Error(shape) when `bytes` is not the input's size.
   void feed(const std::string& input, const void* data);
+  void feed(const std::string& input, const void* data, size_t bytes);
   // Runs every stage. `step` seeds random ops (dropout, noise) so that a step can be replayed exactly.
   void run(uint64_t step = 0);
   // The same, calling after_stage(s) on the calling thread once stage s is done: the values ready after it

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstring>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <vector>
 
 namespace flowgrad {
@@ -29,19 +30,25 @@ void AlignedFree::operator()(void* p) const {
   else if (owned) std::free(p);
 }
 
-std::unique_ptr<std::byte, AlignedFree> aligned_buffer(size_t bytes) {
+std::unique_ptr<std::byte, AlignedFree> aligned_buffer(size_t bytes, const char* what) {
+  // A mapping larger than the machine's memory may still succeed (the kernel overcommits), and its first
+  // touches would then end the process, or another one, for lack of memory: refuse it while it is an error.
+  static const size_t physical = static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  if (bytes > physical)
+    fail(ErrorKind::runtime, "{} need {:.1f} GiB, more than the {:.1f} GiB of memory this machine has; use a smaller "
+         "batch or model", what, static_cast<double>(bytes) / (1 << 30), static_cast<double>(physical) / (1 << 30));
   size_t rounded = round_up_64(std::max<size_t>(bytes, 1));
   if (rounded >= mapping_threshold) {
     rounded = (rounded + huge_page - 1) / huge_page * huge_page;
     void* p = mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) fail(ErrorKind::runtime, "out of memory mapping {} bytes", rounded);
+    if (p == MAP_FAILED) fail(ErrorKind::runtime, "out of memory: {} need {} bytes", what, rounded);
 #ifdef MADV_HUGEPAGE
     madvise(p, rounded, MADV_HUGEPAGE);  // advice only: without it the buffer works on small pages
 #endif
     return std::unique_ptr<std::byte, AlignedFree>(static_cast<std::byte*>(p), AlignedFree{.mapped_bytes = rounded});
   }
   void* p = std::aligned_alloc(64, rounded);
-  if (!p) fail(ErrorKind::runtime, "out of memory allocating {} bytes", rounded);
+  if (!p) fail(ErrorKind::runtime, "out of memory: {} need {} bytes", what, rounded);
   std::memset(p, 0, rounded);
   return std::unique_ptr<std::byte, AlignedFree>(static_cast<std::byte*>(p));
 }
@@ -159,7 +166,7 @@ void ParamStore::materialize(const Graph& graph, uint64_t seed) {
   if (missing.empty()) return;
   // One slab for all of them: first touches of many separate small buffers fault page by page, while one
   // large buffer goes on huge pages (see aligned_buffer).
-  std::byte* slab = slabs_.emplace_back(aligned_buffer(slab_bytes)).get();
+  std::byte* slab = slabs_.emplace_back(aligned_buffer(slab_bytes, "the parameters and optimizer state")).get();
   std::vector<Tensor*> created;
   for (const ValueInfo* v : missing) {
     auto [it, inserted] = tensors_.try_emplace(v->name, Tensor(v->type, slab));

@@ -22,7 +22,9 @@ struct AlignedFree {
 constexpr size_t round_up_64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 // A 64-byte aligned buffer, zero-initialized. Large ones are mappings that take memory only when touched.
-std::unique_ptr<std::byte, AlignedFree> aligned_buffer(size_t bytes);
+// Throws Error(runtime), naming `what` ("the parameters and optimizer state"), when `bytes` exceed the
+// machine's physical memory or cannot be had.
+std::unique_ptr<std::byte, AlignedFree> aligned_buffer(size_t bytes, const char* what = "a tensor's elements");
 
 class Tensor {
  public:

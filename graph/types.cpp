@@ -1,5 +1,7 @@
 #include "graph/types.h"
 
+#include "graph/error.h"
+
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
@@ -27,7 +29,35 @@ size_t size_of(DType dtype) {
 
 int64_t numel(const Shape& shape) {
   int64_t n = 1;
-  for (int64_t d : shape) n *= d;
+  for (int64_t d : shape)
+    if (d < 0 || __builtin_mul_overflow(n, d, &n))
+      fail(ErrorKind::shape, "shape {} has {}; a tensor has at most {} elements", to_string(shape),
+           d < 0 ? "a negative dimension" : "more elements than an int64 counts", kMaxElements);
+  return n;
+}
+
+std::string size_rule_violation(const Shape& shape, bool allow_empty) {
+  if (shape.size() > static_cast<size_t>(kMaxRank))
+    return fmt::format("rank {} is above the limit of {}", shape.size(), kMaxRank);
+  int64_t n = 1;
+  for (size_t axis = 0; axis < shape.size(); ++axis) {
+    if (shape[axis] < (allow_empty ? 0 : 1))
+      return fmt::format("dimension {} is {}; every dimension must be at least {}", axis, shape[axis], allow_empty ? 0 : 1);
+    if (shape[axis] > kMaxElements || (n *= shape[axis]) > kMaxElements)  // n <= 2^31 before, so no overflow
+      return fmt::format("more than {} elements, the most a tensor may have", kMaxElements);
+  }
+  return {};
+}
+
+void check_size_rule(const Shape& shape, const std::string& what) {
+  const std::string violation = size_rule_violation(shape);
+  if (!violation.empty()) fail(ErrorKind::shape, "{} has shape {}: {}", what, to_string(shape), violation);
+}
+
+int64_t checked_size(int64_t a, int64_t b, const std::string& what) {
+  int64_t n = 0;
+  if (a < 0 || b < 0 || __builtin_mul_overflow(a, b, &n) || n > kMaxElements)
+    fail(ErrorKind::shape, "{} would be {} x {}, above the limit of {} elements for a tensor", what, a, b, kMaxElements);
   return n;
 }
 

@@ -15,7 +15,26 @@ size_t size_of(DType dtype);
 
 using Shape = std::vector<int64_t>;
 
+// The size rule. Every tensor a graph holds, and every array a loader or a checkpoint declares, has a rank of
+// at most kMaxRank and dimensions of at least 1 whose product is at most kMaxElements (docs/spec.md,
+// "Limits"). 2^31 - 1 keeps every element index within an int and the product of any two tensors' sizes
+// (a GEMM's or a convolution's multiply-adds) within an int64_t, so neither shape rules nor kernels can
+// overflow on a shape that passed. Integer attributes and spec sizes are bounded by kMaxElements too.
+inline constexpr int kMaxRank = 8;
+inline constexpr int64_t kMaxElements = (int64_t{1} << 31) - 1;
+
+// The product of the dimensions. Throws Error(shape) when it does not fit an int64_t or a dimension is
+// negative; it never overflows.
 int64_t numel(const Shape& shape);
+// Empty when `shape` obeys the size rule, else what breaks it, e.g. "dimension 1 is 0". With `allow_empty`,
+// dimensions of 0 pass (an empty tensor, which a ParamStore may hold though no graph value can), each other
+// dimension still being at most kMaxElements.
+std::string size_rule_violation(const Shape& shape, bool allow_empty = false);
+// Throws Error(shape) "<what> has shape [...]: <violation>" unless `shape` obeys the size rule.
+void check_size_rule(const Shape& shape, const std::string& what);
+// a * b for sizes computed by shape rules and layers (4 * units); throws Error(shape) naming `what` when a
+// factor is negative or the product exceeds kMaxElements.
+int64_t checked_size(int64_t a, int64_t b, const std::string& what);
 std::string to_string(const Shape& shape);
 
 struct TensorType {

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
 #include <yaml-cpp/depthguard.h>
 
@@ -235,16 +234,33 @@ YamlDocument parse_yaml(std::string text, std::string file, const YamlLimits& li
 YamlDocument load_yaml_file(const std::string& path, const YamlLimits& limits) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(ErrorKind::io, "cannot open spec '{}': no such file or not readable", path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
+  // At most one byte beyond the limit is read, so a huge file (or /dev/zero) is refused without reading it.
+  std::string text(limits.max_bytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) fail(ErrorKind::io, "cannot read spec '{}'", path);
-  return parse_yaml(buffer.str(), path, limits);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > limits.max_bytes)
+    throw Error(ErrorKind::spec, fmt::format("the spec is larger than {} bytes, the limit for specs", limits.max_bytes),
+                SourceLocation{path, 1, 1});
+  return parse_yaml(std::move(text), path, limits);
 }
 
 int64_t read_int(const YAML::Node& node, const std::string& file, const std::string& what) {
   int64_t v = 0;
   const std::string* s = plain_scalar(node);
   if (!s || !parse_int(*s, v)) expected(node, file, what, "an integer");
+  return v;
+}
+
+int64_t read_size(const YAML::Node& node, const std::string& file, const std::string& what, int64_t min) {
+  const int64_t v = read_int(node, file, what);
+  if (v < min)
+    throw Error(ErrorKind::spec, fmt::format("{} must be {}, got {}", what, min > 0 ? "positive" : "zero or more", v),
+                location_of(node, file));
+  if (v > kMaxElements)
+    throw Error(ErrorKind::spec,
+                fmt::format("{} is {}, above the limit of {} (the most elements a tensor may have)", what, v, kMaxElements),
+                location_of(node, file));
   return v;
 }
 

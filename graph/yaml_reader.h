@@ -5,6 +5,7 @@
 
 #include "graph/attrs.h"
 #include "graph/error.h"
+#include "graph/types.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -43,6 +44,10 @@ std::string describe_node(const YAML::Node& node);
 int64_t read_int(const YAML::Node& node, const std::string& file, const std::string& what);
 double read_double(const YAML::Node& node, const std::string& file, const std::string& what);
 bool read_bool(const YAML::Node& node, const std::string& file, const std::string& what);
+// A size or a count written in a spec (a dimension, units, a batch, epochs): an integer of at least `min`
+// (1 or 0) and at most kMaxElements, the size rule's bound (graph/types.h), so that arithmetic on sizes
+// cannot overflow. Throws Error(spec) at the node: "<what> must be positive, got 0".
+int64_t read_size(const YAML::Node& node, const std::string& file, const std::string& what, int64_t min = 1);
 std::string read_string(const YAML::Node& node, const std::string& file, const std::string& what);
 // Throws Error(spec) at `where` unless `name` is a non-empty string of letters, digits, '_', '-', '.',
 // and '/' where `path` is true.

@@ -142,6 +142,10 @@ Geometry resolve(const Window2d& w, const Shape& x, const ShapeContext* c) {
                               g.kernel_w, g.in_h, g.in_w, padded_h, padded_w));
   g.out_h = (padded_h - g.kernel_h) / g.stride_h + 1;
   g.out_w = (padded_w - g.kernel_w) / g.stride_w + 1;
+  // Checked here, before the workspace's oneDNN descriptor is built from it: padding can make the output
+  // larger than the input, and the descriptor's strides would overflow on a shape beyond the size rule.
+  if (const std::string violation = size_rule_violation(g.output()); !violation.empty())
+    shape_fail(c, fmt::format("the output would have shape {}: {}", to_string(g.output()), violation));
   return g;
 }
 

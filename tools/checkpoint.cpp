@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
+#include <cstdlib>
 #include <bit>
 #include <cerrno>
 #include <cstdio>
@@ -168,6 +170,8 @@ Tensor read_tensor(ByteReader& reader, const std::string& path, const std::strin
       fail(ErrorKind::io, "checkpoint '{}' is corrupt: tensor '{}' declares more data than the file holds", path, name);
     }
   }
+  if (const std::string violation = size_rule_violation(type.shape, /*allow_empty=*/true); !violation.empty())
+    fail(ErrorKind::io, "checkpoint '{}' is corrupt: tensor '{}' has shape {}: {}", path, name, to_string(type.shape), violation);
   Tensor tensor(type);
   std::memcpy(tensor.data(), reader.take(static_cast<size_t>(bytes)), static_cast<size_t>(bytes));
   return tensor;
@@ -243,6 +247,10 @@ Checkpoint load_checkpoint(const std::string& path, std::optional<uint64_t> expe
     fail(ErrorKind::io, "checkpoint '{}' is corrupt: {} unexplained bytes follow its last tensor", path,
          reader.remaining());
   }
+  if (meta.step < 0 || meta.epoch < 0 || meta.stage_index < 0) {
+    fail(ErrorKind::io, "checkpoint '{}' is corrupt: it records step {}, epoch {} and stage {}, which cannot be negative",
+         path, meta.step, meta.epoch, meta.stage_index);
+  }
   if (expected_spec_hash && *expected_spec_hash != meta.spec_hash) {
     fail(ErrorKind::io,
          "checkpoint '{}' was written for a different model spec (spec hash 0x{:016x}, this spec has 0x{:016x}); "
@@ -250,6 +258,36 @@ Checkpoint load_checkpoint(const std::string& path, std::optional<uint64_t> expe
          path, meta.spec_hash, *expected_spec_hash);
   }
   return checkpoint;
+}
+
+namespace {
+
+const std::string& extra_entry(const Checkpoint& checkpoint, const std::string& key, const char* what) {
+  auto it = checkpoint.meta.extra.find(key);
+  if (it == checkpoint.meta.extra.end())
+    fail(ErrorKind::io, "checkpoint '{}' is corrupt: it lacks the entry '{}' ({}) that flowgrad writes", checkpoint.path,
+         key, what);
+  return it->second;
+}
+
+}  // namespace
+
+int64_t Checkpoint::count(const std::string& key) const {
+  const std::string& text = extra_entry(*this, key, "a count");
+  int64_t value = -1;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size() || value < 0)
+    fail(ErrorKind::io, "checkpoint '{}' is corrupt: its entry '{}' is '{}', not a count", path, key, text);
+  return value;
+}
+
+double Checkpoint::number(const std::string& key) const {
+  const std::string& text = extra_entry(*this, key, "a number");
+  char* end = nullptr;
+  const double value = text.empty() ? 0 : std::strtod(text.c_str(), &end);  // strtod reads the hex floats we write
+  if (text.empty() || end != text.c_str() + text.size())  // nan and inf stay: a diverged loss is still a record
+    fail(ErrorKind::io, "checkpoint '{}' is corrupt: its entry '{}' is '{}', not a number", path, key, text);
+  return value;
 }
 
 void restore_checkpoint(const Checkpoint& checkpoint, ParamStore& store) {

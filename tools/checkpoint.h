@@ -38,6 +38,11 @@ struct Checkpoint {
   std::string path;  // the file it was loaded from, for error messages
   CheckpointMeta meta;
   std::map<std::string, Tensor> tensors;
+  // meta.extra[key] read as what the writer stored: a decimal integer of at least 0, or a number (decimal
+  // or hex float, nan and inf included). A missing or malformed entry throws Error(io) naming the file and the key, as a
+  // checkpoint whose checksum holds but whose contents were not written by flowgrad.
+  int64_t count(const std::string& key) const;
+  double number(const std::string& key) const;
 };
 
 // Writes every tensor of `store` and `meta` to `path` atomically (see write_file_atomically): after a
@@ -45,7 +50,8 @@ struct Checkpoint {
 // Throws Error(io) naming the file when it cannot be written.
 void save_checkpoint(const std::string& path, const CheckpointMeta& meta, const ParamStore& store);
 
-// Reads and verifies a checkpoint: magic, format version, size, checksum, then structure. With
+// Reads and verifies a checkpoint: magic, format version, size, checksum, then structure: every tensor obeys
+// the size rule (graph/types.h), and step, epoch and stage index are not negative. With
 // `expected_spec_hash`, also that the checkpoint was written for that spec. Throws Error(io) naming the
 // file and saying what is wrong (not a checkpoint, newer version, truncated, corrupt, different spec).
 Checkpoint load_checkpoint(const std::string& path, std::optional<uint64_t> expected_spec_hash = std::nullopt);

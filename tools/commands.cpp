@@ -6,6 +6,7 @@
 #include "graph/layer.h"
 #include "graph/random.h"
 #include "graph/reference.h"
+#include "tools/atomic_file.h"
 #include "tools/benchmark.h"
 #include "tools/checkpoint.h"
 #include "tools/dot_export.h"
@@ -94,13 +95,15 @@ Tensor input_tensor(const NpyArray& array, DType dtype) {
 
 void Commands::add_to(CLI::App& app) {
   auto spec_arg = [this](CLI::App* cmd) { cmd->add_option("spec", spec_, "the model spec (YAML)")->required()->check(CLI::ExistingFile); };
+  // Sizes and counts are bounded like a spec's (graph/types.h, graph/plan.h).
+  const CLI::Range threads_range(0, kMaxThreads), size_range(int64_t{1}, kMaxElements);
 
   train_ = app.add_subcommand("train", "train a spec and write a run folder (metrics, pictures, checkpoint)");
   spec_arg(train_);
   train_->add_option("--data", data_, "directory with the four IDX files (replaces the spec's)");
-  train_->add_option("--epochs", epochs_, "total epochs per stage (a resumed run trains up to this many)")->check(CLI::PositiveNumber);
-  train_->add_option("--batch", batch_, "batch size (replaces the spec's)")->check(CLI::PositiveNumber);
-  train_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+  train_->add_option("--epochs", epochs_, "total epochs per stage (a resumed run trains up to this many)")->check(size_range);
+  train_->add_option("--batch", batch_, "batch size (replaces the spec's)")->check(size_range);
+  train_->add_option("--threads", threads_, "threads (0: every core)")->check(threads_range);
   train_->add_option("--seed", seed_, "seed for initialization, shuffling and noise");
   train_->add_option("--out", out_, "the run folder (default runs/<name>-<timestamp>)");
   train_->add_option("--resume", resume_, "continue from this checkpoint")->check(CLI::ExistingFile);
@@ -117,7 +120,7 @@ void Commands::add_to(CLI::App& app) {
   spec_arg(eval_);
   trained(eval_);
   eval_->add_option("--data", data_, "directory with the four IDX files");
-  eval_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+  eval_->add_option("--threads", threads_, "threads (0: every core)")->check(threads_range);
 
   run_ = app.add_subcommand("run", "feed NPY tensors, fetch any named value (gradients too) as NPY");
   spec_arg(run_);
@@ -126,7 +129,7 @@ void Commands::add_to(CLI::App& app) {
   run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input")->required();
   run_->add_option("--fetch", fetches_, "NAME=FILE.npy: writes a value, e.g. reconstruction or encoding/kernel/grad")->required();
   run_->add_option("--seed", seed_, "seed for the spec's initializers and random ops");
-  run_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+  run_->add_option("--threads", threads_, "threads (0: every core)")->check(threads_range);
 
   summary_ = app.add_subcommand("summary", "a table of layers, output shapes and parameter counts");
   spec_arg(summary_);
@@ -143,8 +146,8 @@ void Commands::add_to(CLI::App& app) {
 
   bench_ = app.add_subcommand("bench", "steady-state training step time, throughput and memory");
   spec_arg(bench_);
-  bench_->add_option("--batch", batch_, "batch size (default: the spec's)")->check(CLI::PositiveNumber);
-  bench_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+  bench_->add_option("--batch", batch_, "batch size (default: the spec's)")->check(size_range);
+  bench_->add_option("--threads", threads_, "threads (0: every core)")->check(threads_range);
   bench_->add_flag("--json", json_, "print one JSON object");
   bench_->add_flag("--profile", profile_, "also print the schedule and each node's share of the step time");
   bench_->add_flag("--runner", runner_, "also time the training loop of 'flowgrad train' against the bare step");
@@ -185,7 +188,7 @@ int Commands::run() {
     fmt::print(stderr, "flowgrad: error: {}\n", e.what());
     return exit_code(e.kind());
   } catch (const std::exception& e) {
-    fmt::print(stderr, "flowgrad: error: {}\n", e.what());
+    fmt::print(stderr, "flowgrad: error: {}\n", escape_controls(e.what()));
     return 1;
   }
 }
@@ -215,9 +218,21 @@ int Commands::eval() {
   ParamStore store;
   store.materialize(spec.graph, config.seed);
   load_trained(spec, spec.graph, store);
+  std::vector<std::string> fed = {config.data.input};
+  if (config.data.noise != DataConfig::Noise::none) fed.push_back(config.data.noisy_input);
+  for (const std::string& input : fed)
+    check_samples_fit(data.test, spec.graph, input, fmt::format("the test samples of '{}'", data.test.source));
   fmt::print("{} on {} ({} test samples), parameters from {}\n", spec.name, data.source, data.test.count,
              checkpoint_.empty() ? weights_ : checkpoint_);
   for (const std::string& loss : spec.losses) {
+    // A stage's loss may read an input that only its data_from output feeds; the data alone cannot evaluate it.
+    const std::vector<std::string> reads = spec.graph.inputs_needed(spec.graph[loss].id());
+    auto unfed = std::find_if(reads.begin(), reads.end(),
+                              [&](const std::string& input) { return std::find(fed.begin(), fed.end(), input) == fed.end(); });
+    if (unfed != reads.end()) {
+      fmt::print("test {}: skipped (it reads input '{}', which the data does not feed)\n", loss, *unfed);
+      continue;
+    }
     StageConfig stage;
     stage.loss = loss;
     const TrainerOptions options = trainer_options(config, stage);
@@ -232,8 +247,9 @@ int Commands::run_graph() {
   for (const std::string& assignment : inputs_) {
     auto [name, file] = split_assignment(assignment, "--input");
     NpyArray array = read_npy(file);
+    check_tensor_shape(array);  // before its first dimension becomes the batch the spec is built for
     if (batch == 0 && !array.shape.empty()) batch = array.shape[0];
-    fed.emplace(name, std::move(array));
+    if (!fed.emplace(name, std::move(array)).second) fail(ErrorKind::spec, "--input {}: '{}' is fed twice", assignment, name);
   }
   Spec spec = load_spec(spec_, {.batch = batch});
   Graph& graph = spec.graph;
@@ -267,20 +283,28 @@ int Commands::run_graph() {
     std::copy_n(static_cast<const std::byte*>(value.data()), target.type().bytes(), static_cast<std::byte*>(target.data()));
   }
   std::vector<std::string> names;
-  for (const auto& [name, file] : fetches) names.push_back(graph[name].name());
-  Plan plan(graph, store, {.threads = threads_ < 0 ? 0 : threads_, .fetch = names});
-  std::vector<Tensor> fed_tensors;
+  for (const auto& [name, file] : fetches) {
+    names.push_back(graph[name].name());
+    for (const std::string& input : graph.inputs_needed(graph[name].id()))
+      if (!fed.count(input))
+        fail(ErrorKind::spec, "--fetch {}: '{}' reads input '{}'; feed it with --input {}=FILE.npy", name, name, input, input);
+  }
+  std::vector<std::pair<std::string, Tensor>> fed_tensors;
   for (const auto& [name, array] : fed) {
     Value input = graph[name];
     if (input.info().kind != ValueKind::input) fail(ErrorKind::spec, "--input {}: '{}' is not an input of the spec", name, name);
     Tensor t = input_tensor(array, input.type().dtype);
     if (t.type() != input.type())
-      fail(ErrorKind::shape, "--input {}: the spec takes {}, the file has {}", name, to_string(input.type()), to_string(t.type()));
-    fed_tensors.push_back(std::move(t));
-    plan.feed(name, fed_tensors.back().data());
+      throw Error(ErrorKind::shape,
+                  fmt::format("--input {}: input '{}' takes {}, but '{}' holds {}", name, name, to_string(input.type()),
+                              array.source, to_string(t.type())),
+                  input.info().where);
+    fed_tensors.emplace_back(name, std::move(t));
   }
+  Plan plan(graph, store, {.threads = threads_ < 0 ? 0 : threads_, .fetch = names});
+  for (const auto& [name, tensor] : fed_tensors) plan.feed(name, tensor.data(), tensor.type().bytes());
   plan.run(0);
-  for (const auto& [name, file] : fetches) write_npy(file, plan.fetch_copy(graph[name].name()));
+  for (const auto& [name, file] : fetches) write_npy(resolve_named_output(file), plan.fetch_copy(graph[name].name()));
   return 0;
 }
 
@@ -306,7 +330,7 @@ int Commands::dot() {
     fmt::print("{}", to_dot(graph, options));
     return 0;
   }
-  const std::vector<std::string> written = write_graph_file(graph, out_, options);
+  const std::vector<std::string> written = write_graph_file(graph, resolve_named_output(out_), options);
   fmt::print(stderr, "wrote {}\n", fmt::join(written, " and "));
   return 0;
 }

@@ -30,7 +30,8 @@ struct CsvOptions {
 // double-quoted; blank lines and a UTF-8 byte order mark are skipped; lines may end in "\r\n".
 // Throws Error(io) with the file:line:column of the first problem: a cell that is empty or not a finite
 // number, a label that is not a whole number in int32 range, a row whose cell count differs from the first
-// row's, a label column that is out of range or not among the header names, or a file with no data rows.
+// row's, a label column that is out of range or not among the header names, a line longer than 64 MiB, or
+// a file with no data rows. The file is read line by line: memory holds one line and the values so far.
 // Invalid options (an unknown separator, both label_index and label_name, label_name without a header)
 // also throw Error(io).
 Dataset load_csv_dataset(const std::string& path, const CsvOptions& options = {});

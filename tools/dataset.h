@@ -26,7 +26,10 @@ void scale_bytes(std::span<const uint8_t> bytes, float* values);
 
 // Reads one IDX file of unsigned bytes.
 // Throws Error(io) naming the file when it is missing, unreadable, truncated, has trailing bytes, a corrupt
-// gzip stream or a bad magic; Error(unsupported) for a valid IDX element type other than unsigned byte.
+// or truncated gzip stream (its CRC-32 trailer included), a bad magic, or an element type other than
+// unsigned byte. The declared size is checked against the file's before anything is allocated, and a gzip
+// file that claims more than 8 times its own size is inflated once, keeping nothing, before memory is
+// allocated for it: a truncated or corrupt file costs about 1 MiB, whatever its header claims.
 IdxArray read_idx(const std::string& path);
 
 // A labelled set of samples, all of one shape.
@@ -40,6 +43,7 @@ struct Dataset {
   // are gathered from these when present: rows the cache has not seen cost a quarter of the memory traffic
   // of their floats.
   std::vector<uint8_t> bytes;
+  std::string source;  // the file the samples came from (or what computed them), for messages
   int64_t sample_numel() const { return numel(sample_shape); }
 };
 
@@ -48,8 +52,14 @@ struct DatasetSplits {
   std::string source;  // the directory the files came from
 };
 
-// Loads an images file (rank >= 1, dims[0] = count) and a labels file (rank 1) that must agree on the
-// count. Throws Error(io) naming both files on a mismatch.
+// The checks every loader makes on what it read from `path`: at least one sample, and a sample shape that
+// obeys the size rule (graph/types.h), since a sample becomes a row of an input. Throws Error(io).
+void check_samples(const Dataset& data, const std::string& path);
+// Throws Error(io) naming both sources unless the train and test splits hold samples of one shape.
+void check_same_samples(const DatasetSplits& splits, const std::string& train, const std::string& test);
+
+// Loads an images file (rank >= 2, dims[0] = count) and a labels file (rank 1) that must agree on the
+// count. Throws Error(io) naming both files on a mismatch, and as check_samples.
 Dataset load_idx_pair(const std::string& images_path, const std::string& labels_path);
 
 // Loads train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and

@@ -15,9 +15,10 @@ struct DotFiles {
 };
 
 // Renders `dot_path` to `out_path` with `dot -T<format>` (format "svg" or "png"; `dot` looked up on PATH and
-// run directly, no shell), through a temporary file renamed into place. Returns false, writing nothing, when
-// no `dot` program can be found; throws an io error when `dot` cannot be started for another reason, fails
-// or is killed.
+// run directly, no shell), reading the picture from its output and writing it with write_file_atomically.
+// Returns false, writing nothing, when no `dot` program can be found; throws an io error when `dot` cannot be
+// started for another reason, fails or is killed, or the file cannot be written; throws Interrupted when
+// Ctrl-C or SIGTERM asked to stop meanwhile.
 bool render_graphviz(const std::string& dot_path, const std::string& out_path, const std::string& format = "svg");
 
 // Writes to_dot(graph, options) to `path` atomically and, with `svg`, renders it next to it (the same path

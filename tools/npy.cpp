@@ -452,7 +452,13 @@ NpyArray npy_array(const Tensor& tensor, const std::string& path) {
   return array;
 }
 
+void check_tensor_shape(const NpyArray& array) {
+  if (const std::string violation = size_rule_violation(array.shape); !violation.empty())
+    fail(ErrorKind::io, "{} holds shape {}, which no tensor can have: {}", name_of(array), to_string(array.shape), violation);
+}
+
 Tensor to_tensor(const NpyArray& array, DType dtype) {
+  check_tensor_shape(array);
   Tensor tensor(TensorType{array.shape, dtype});
   convert_into(array, dtype, tensor.data());
   return tensor;
@@ -469,6 +475,8 @@ Dataset load_npy_dataset(const std::string& samples_path, const std::string& lab
   Dataset data;
   data.count = samples.shape[0];
   data.sample_shape.assign(samples.shape.begin() + 1, samples.shape.end());
+  data.source = samples_path;
+  check_samples(data, samples_path);
   data.samples.resize(static_cast<size_t>(samples.numel()));
   if (samples.dtype == NpyDType::u1) {
     data.bytes.resize(data.samples.size());

@@ -68,18 +68,23 @@ void write_npy(const std::string& path, const NpyArray& array, int major_version
 // has no dtype for.
 void write_npy(const std::string& path, const Tensor& tensor, int major_version = 0);
 
+// Throws Error(io) naming array.source unless its shape obeys the size rule (graph/types.h): an array that
+// no tensor can hold, an empty one included.
+void check_tensor_shape(const NpyArray& array);
+
 // Converts to a tensor of the array's shape and `dtype`:
 // - f32 from any dtype (float64 rounds to nearest, int64 beyond 2^24 loses low bits, bool gives 0 or 1);
 // - s32 or u8 from integer or bool arrays, and from float arrays whose values are all whole numbers
 //   (numpy often stores labels as float64), provided every value fits the target type.
-// Throws Error(io) naming array.source and the first offending element otherwise, and Error(dtype) for a
-// bf16 target.
+// Throws Error(io) naming array.source and the first offending element otherwise, or when the shape breaks
+// the size rule (graph/types.h: an empty array included), and Error(dtype) for a bf16 target.
 Tensor to_tensor(const NpyArray& array, DType dtype);
 
 // Loads a dataset from a samples file of shape [count, ...] (rank >= 2) and an optional labels file of
 // shape [count] (empty path: no labels). Samples become float32 as they are, except uint8 samples, which
 // are scaled by 1/255 to [0, 1] like IDX images; labels become int32 as in to_tensor. Throws Error(io)
-// naming the file for any problem, including a count mismatch between the two files.
+// naming the file for any problem, including a count mismatch between the two files and what
+// check_samples refuses.
 Dataset load_npy_dataset(const std::string& samples_path, const std::string& labels_path = {});
 
 }  // namespace flowgrad

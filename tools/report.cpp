@@ -21,9 +21,9 @@ RunReport::RunReport(std::string folder, const Spec& spec) : folder_(std::move(f
 
 void RunReport::note(std::string line) { notes_.push_back(std::move(line)); }
 
-void RunReport::add_epoch(const std::string& stage, const EpochStats& stats) {
+void RunReport::add_epoch(const std::string& stage, const EpochStats& stats, bool write_files) {
   epochs_.emplace_back(stage, stats);
-  write();  // after every epoch, so an interrupted run keeps what it measured
+  if (write_files) write();
 }
 
 void RunReport::restore_steps(uint64_t next_step) {

@@ -35,7 +35,9 @@ class RunReport {
  public:
   RunReport(std::string folder, const Spec& spec);
   void note(std::string line);
-  void add_epoch(const std::string& stage, const EpochStats& stats);  // and writes the files
+  // Records an epoch and, with `write_files`, rewrites the files (after every trained epoch, so that an
+  // interrupted run keeps what it measured; epochs restored from a checkpoint are recorded without).
+  void add_epoch(const std::string& stage, const EpochStats& stats, bool write_files = true);
   void add_step(StepRecord step) { steps_.push_back(std::move(step)); }  // written with the next epoch
   // A resumed run keeps the steps.csv rows of the steps before `next_step`.
   void restore_steps(uint64_t next_step);

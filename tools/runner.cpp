@@ -11,19 +11,21 @@
 #include "tools/report.h"
 #include "tools/trainer.h"
 
-#include <csignal>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <functional>
 #include <limits>
+#include <memory>
 #include <sstream>
 
 namespace flowgrad {
 namespace {
-
-std::atomic<bool> stop_requested{false};
-
-extern "C" void on_stop_signal(int) { stop_requested.store(true); }
 
 std::string timestamp() {
   std::time_t now = std::time(nullptr);
@@ -78,22 +80,31 @@ Graph stage_graph(const Graph& forward, const StageConfig& stage) {
   return g;
 }
 
-// Checks that a dataset's samples fit an input: same number of values per sample (an image of 28x28 feeds
-// [batch, 784], [batch, 1, 28, 28] and [batch, 28, 28] alike: all are the same row-major bytes).
-void check_fits(const Dataset& data, const Graph& graph, const std::string& input, const std::string& what) {
-  const Value x = const_cast<Graph&>(graph)[input];
-  const int64_t per_sample = numel(x.shape()) / std::max<int64_t>(1, x.shape()[0]);
-  if (per_sample != data.sample_numel())
-    fail(ErrorKind::shape, "{} has samples of shape {} ({} values), but input '{}' takes {} per sample ({}): pick an input "
-         "shape that matches the data", what, to_string(data.sample_shape), data.sample_numel(), input, per_sample,
-         to_string(x.shape()));
-}
-
 std::string exact(double v) { return fmt::format("{:a}", v); }  // hex floats round-trip bitwise
-double parse_exact(const std::map<std::string, std::string>& extra, const std::string& key) {
-  auto it = extra.find(key);
-  return it == extra.end() ? 0.0 : std::strtod(it->second.c_str(), nullptr);
-}
+
+// Holds an exclusive lock on a run folder while a run writes into it: a second `flowgrad train` into the
+// same folder is refused instead of interleaving its checkpoints and reports with ours. flock on the
+// folder itself leaves no lock file behind, and the kernel drops the lock when the process dies.
+class FolderLock {
+ public:
+  explicit FolderLock(const std::string& folder) : fd_(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) {
+    if (fd_ < 0) fail(ErrorKind::io, "cannot open the run folder '{}': {}", folder, std::strerror(errno));
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      const int error = errno;
+      ::close(fd_);
+      if (error == EWOULDBLOCK)
+        fail(ErrorKind::io, "the run folder '{}' is in use by another `flowgrad train`; wait for it or pass another --out",
+             folder);
+      fail(ErrorKind::io, "cannot lock the run folder '{}': {}", folder, std::strerror(error));
+    }
+  }
+  ~FolderLock() { ::close(fd_); }
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 // The image shape of a sample for pictures, or empty when samples are not images.
 Shape image_shape(const Shape& sample) {
@@ -128,16 +139,19 @@ class Run {
       for (StageConfig& s : config_.stages) s.epochs = options.epochs;
   }
 
+  // Nothing is written before the data is loaded and checked, the checkpoint to resume is verified and the
+  // first stage's plans are made (which is where a model too large for memory fails): bad input leaves no
+  // run folder behind.
   std::string run() {
     Checkpoint resume;
     if (!options_.resume.empty()) resume = load_checkpoint(options_.resume, spec_.hash);
     DatasetSplits data = load_training_data(config_.data, options_.data_dir);
-    check_fits(data.train, spec_.graph, config_.data.input, fmt::format("the data from {}", data.source));
-    std::error_code error;
-    std::filesystem::create_directories(folder_, error);
-    if (error) fail(ErrorKind::io, "cannot create the run folder '{}': {}", folder_, error.message());
-    write_file_atomically(folder_ + "/spec.yaml", spec_.document.text);
-    write_dot(spec_.graph, folder_ + "/model.dot");
+    // Every stage reads the data through its input, directly or to compute a data_from output.
+    for (const Dataset* split : {&data.train, &data.test}) {
+      const std::string what = fmt::format("the {} samples of '{}'", split == &data.train ? "train" : "test", split->source);
+      check_samples_fit(*split, spec_.graph, config_.data.input, what);
+      if (config_.data.noise != DataConfig::Noise::none) check_samples_fit(*split, spec_.graph, config_.data.noisy_input, what);
+    }
 
     // Every stage's parameters and optimizer state exist from the start, so every checkpoint holds the same
     // tensors whichever stage wrote it.
@@ -150,9 +164,9 @@ class Run {
       first_stage = static_cast<size_t>(resume.meta.stage_index);
       if (first_stage >= config_.stages.size() || config_.stages[first_stage].name != resume.meta.stage_name)
         fail(ErrorKind::io, "checkpoint '{}' stopped in stage '{}', which this spec's schedule does not have at position {}",
-             options_.resume, resume.meta.stage_name, first_stage + 1);
-      report_.restore_steps(static_cast<uint64_t>(resume.meta.step));  // before restore_metrics rewrites steps.csv
-      restore_metrics(resume.meta.extra);
+             options_.resume, resume.meta.stage_name, resume.meta.stage_index + 1);
+      report_.restore_steps(static_cast<uint64_t>(resume.meta.step));
+      restore_metrics(resume);
     }
     report_.note(fmt::format("spec: {} (hash {:016x})", spec_.document.file, spec_.hash));
     report_.note(fmt::format("data: {} ({} train, {} test samples)", data.source, data.train.count, data.test.count));
@@ -165,7 +179,7 @@ class Run {
     ProgressReporter progress(ProgressOptions{.terminal = options_.terminal, .quiet = options_.quiet});
     for (size_t k = first_stage; k < config_.stages.size(); ++k) {
       const bool resuming = !options_.resume.empty() && k == first_stage;
-      train_stage(k, data, progress, resuming ? &resume.meta : nullptr);
+      train_stage(k, data, progress, resuming ? &resume : nullptr);
     }
     draw_pictures(data);
     report_.write();
@@ -181,7 +195,18 @@ class Run {
     int64_t stale = 0;
   };
 
-  void train_stage(size_t index, const DatasetSplits& data, ProgressReporter& progress, const CheckpointMeta* resume) {
+  // Once, before the first epoch: the folder, locked against a second run, with the spec and the graph.
+  void prepare_folder() {
+    if (folder_lock_) return;
+    std::error_code error;
+    std::filesystem::create_directories(folder_, error);
+    if (error) fail(ErrorKind::io, "cannot create the run folder '{}': {}", folder_, error.message());
+    folder_lock_ = std::make_unique<FolderLock>(folder_);
+    write_file_atomically(folder_ + "/spec.yaml", spec_.document.text);
+    write_dot(spec_.graph, folder_ + "/model.dot");
+  }
+
+  void train_stage(size_t index, const DatasetSplits& data, ProgressReporter& progress, const Checkpoint* resume) {
     const StageConfig& stage = config_.stages[index];
     Dataset derived_train, derived_test;
     const Dataset* train = &data.train;
@@ -191,7 +216,6 @@ class Run {
       derived_train = compute_output(spec_.graph, store_, data.train, input, stage.data_from, config_.batch, config_.threads);
       derived_test = compute_output(spec_.graph, store_, data.test, input, stage.data_from, config_.batch, config_.threads);
       train = &derived_train, test = &derived_test, input = stage.input;
-      check_fits(*train, spec_.graph, input, fmt::format("output '{}'", stage.data_from));
     }
     TrainerOptions options = trainer_options(config_, stage, (train->count + config_.batch - 1) / config_.batch);
     options.input = input;
@@ -201,20 +225,27 @@ class Run {
       const uint64_t step = current->step() - 1;
       report_.add_step({stage.name, current->epoch() + 1, step, loss, current_lr_(step)});
       ++steps_;
-      if (stop_requested.load() || (options_.stop_after_steps > 0 && steps_ >= options_.stop_after_steps)) throw Interrupted{};
+      if (stop_requested() || (options_.stop_after_steps > 0 && steps_ >= options_.stop_after_steps)) throw Interrupted{};
     };
     current_lr_ = [schedule = options.schedule](uint64_t step) { return schedule.at(step); };
     Trainer trainer(stage_graph(spec_.graph, stage), options, &store_);
     current = &trainer;
     Best best;
     if (resume) {
-      trainer.resume_at(static_cast<uint64_t>(resume->step), resume->epoch,
-                        {std::stoll(resume->extra.at("batches")), parse_exact(resume->extra, "loss_sum"),
-                         std::stoll(resume->extra.at("samples")), parse_exact(resume->extra, "seconds")});
-      if (resume->extra.count("best_test_loss"))
-        best = {parse_exact(resume->extra, "best_test_loss"), std::stoll(resume->extra.at("stale_epochs"))};
+      trainer.resume_at(static_cast<uint64_t>(resume->meta.step), resume->meta.epoch,
+                        {resume->count("batches"), resume->number("loss_sum"), resume->count("samples"),
+                         resume->number("seconds")});
+      if (resume->meta.extra.count("best_test_loss"))
+        best = {resume->number("best_test_loss"), resume->count("stale_epochs")};
     } else {
       trainer.reset_optimizer_state();
+    }
+    try {
+      prepare_folder();
+    } catch (const Interrupted&) {  // Ctrl-C while Graphviz renders: the run so far is saved like any other stop
+      save(index, trainer, best);
+      report_.write();
+      throw;
     }
     const EarlyStopping& stopping = config_.early_stopping;
     while (trainer.epoch() < stage.epochs && !(stopping.patience > 0 && best.stale >= stopping.patience)) {
@@ -263,16 +294,27 @@ class Run {
     return out;
   }
 
-  void restore_metrics(const std::map<std::string, std::string>& extra) {
-    auto it = extra.find("metrics");
-    if (it == extra.end()) return;
+  // The epochs before the checkpoint, for the report and the curve. They are recorded without rewriting the
+  // report per epoch (which made resuming quadratic in the epochs); the next trained epoch writes it.
+  void restore_metrics(const Checkpoint& checkpoint) {
+    auto it = checkpoint.meta.extra.find("metrics");
+    if (it == checkpoint.meta.extra.end()) return;
     std::istringstream lines(it->second);
-    std::string stage, train, test, seconds, rate;
-    EpochStats s;
-    while (lines >> stage >> s.epoch >> train >> test >> seconds >> rate) {
-      s.train_loss = std::strtod(train.c_str(), nullptr), s.test_loss = std::strtod(test.c_str(), nullptr);
-      s.seconds = std::strtod(seconds.c_str(), nullptr), s.samples_per_s = std::strtod(rate.c_str(), nullptr);
-      report_.add_epoch(stage, s);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+      std::istringstream fields(line);
+      std::string stage, train, test, seconds, rate, rest;
+      EpochStats s;
+      char* ends[4] = {};
+      const bool read = static_cast<bool>(fields >> stage >> s.epoch >> train >> test >> seconds >> rate) && !(fields >> rest);
+      if (read) {
+        s.train_loss = std::strtod(train.c_str(), &ends[0]), s.test_loss = std::strtod(test.c_str(), &ends[1]);
+        s.seconds = std::strtod(seconds.c_str(), &ends[2]), s.samples_per_s = std::strtod(rate.c_str(), &ends[3]);
+      }
+      if (!read || s.epoch < 1 || *ends[0] || *ends[1] || *ends[2] || *ends[3])
+        fail(ErrorKind::io, "checkpoint '{}' is corrupt: line {} of its metrics is '{}', not 'stage epoch train test "
+             "seconds samples_per_s'", checkpoint.path, number, line);
+      report_.add_epoch(stage, s, /*write_files=*/false);
     }
   }
 
@@ -310,19 +352,10 @@ class Run {
   RunReport report_;
   std::function<double(uint64_t)> current_lr_;  // the stage's learning rate at a step, for steps.csv
   int64_t steps_ = 0;  // trained by this process
+  std::unique_ptr<FolderLock> folder_lock_;  // set once the folder is written to
 };
 
 }  // namespace
-
-void stop_training_on_signals() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
-
-void request_stop() { stop_requested.store(true); }
 
 DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_override) {
   DatasetSplits splits;
@@ -334,6 +367,7 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
       splits.train = load_npy_dataset(data.train, data.train_labels);
       splits.test = load_npy_dataset(data.test, data.test_labels);
       splits.source = data.train;
+      check_same_samples(splits, data.train, data.test);
       break;
     case DataConfig::Format::csv: {
       CsvOptions options;
@@ -346,6 +380,7 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
       splits.train = load_csv_dataset(data.train, options);
       splits.test = load_csv_dataset(data.test, options);
       splits.source = data.train;
+      check_same_samples(splits, data.train, data.test);
       break;
     }
   }
@@ -361,15 +396,17 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
 Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
                        const std::string& output, int64_t batch, int threads) {
   const Graph inference = forward.for_inference();  // no dropout, running statistics: outputs as deployed
+  check_samples_fit(data, inference, input, data.source.empty() ? "the samples" : fmt::format("the samples of '{}'", data.source));
   std::map<int64_t, std::unique_ptr<Plan>> plans;
   BatchIterator batches(data, {.batch_size = batch, .shuffle = false});
   Dataset result;
   result.count = data.count;
   result.labels = data.labels;
+  result.source = fmt::format("output '{}'", output);
   while (auto b = batches.next()) {
     auto& plan = plans[b->size];
     if (!plan) plan = std::make_unique<Plan>(inference.with_batch(b->size), params, PlanOptions{.threads = threads, .fetch = {output}});
-    plan->feed(input, b->samples.data());
+    plan->feed(input, b->samples.data(), b->samples.size_bytes());
     plan->run(0);
     Tensor out = plan->fetch_copy(output);
     if (result.sample_shape.empty()) {

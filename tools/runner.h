@@ -5,11 +5,11 @@
 
 #include "graph/tensor.h"
 #include "tools/dataset.h"
+#include "tools/interrupt.h"
 #include "tools/spec.h"
 #include "tools/train_config.h"
 #include "tools/trainer.h"
 
-#include <atomic>
 #include <optional>
 #include <string>
 
@@ -28,17 +28,6 @@ struct RunOptions {
   // time-boxed runs and for testing resumption.
   int64_t stop_after_steps = 0;
 };
-
-// Thrown out of a training step when Ctrl-C (SIGINT) or SIGTERM asked training to stop; the runner saves a
-// checkpoint first and then lets it propagate (main exits with 130).
-struct Interrupted : std::exception {
-  const char* what() const noexcept override { return "interrupted"; }
-};
-
-// Installs SIGINT/SIGTERM handlers that ask a running training to stop after its current step.
-void stop_training_on_signals();
-// Asks a running training to stop after its current step (what the signal handlers call).
-void request_stop();
 
 // Loads the data a spec trains on. A missing dataset is Error(io) naming the path and the package.
 DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_override = {});

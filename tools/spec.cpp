@@ -82,10 +82,7 @@ class Loader {
     if (!doc_.root.IsMap() || !doc_.root["train"] || !doc_.root["train"].IsMap()) return 32;
     const YAML::Node batch_node = doc_.root["train"]["batch"];
     if (!batch_node) return 32;
-    int64_t batch = read_int(batch_node, file(), "train.batch");
-    if (batch <= 0)
-      throw Error(ErrorKind::spec, fmt::format("train.batch must be positive, got {}", batch), location_of(batch_node, file()));
-    return batch;
+    return read_size(batch_node, file(), "train.batch");
   }
 
   // inputs: {x: [batch, 784]} or {x: {shape: [batch, 1, 28, 28], dtype: f32}}; `batch` may only lead.
@@ -121,11 +118,7 @@ class Loader {
           shape.push_back(spec_.batch);
           continue;
         }
-        int64_t n = read_int(dim, file(), fmt::format("dimension {} of input '{}'", d, name));
-        if (n <= 0)
-          throw Error(ErrorKind::spec, fmt::format("dimension {} of input '{}' must be positive, got {}", d, name, n),
-                      location_of(dim, file()));
-        shape.push_back(n);
+        shape.push_back(read_size(dim, file(), fmt::format("dimension {} of input '{}'", d, name)));
       }
       define(name, location_of(decl, file()));
       g().input(name, shape, dtype, batched, location_of(decl, file()));
@@ -166,11 +159,7 @@ class Loader {
   Shape read_shape(const YAML::Node& node, const std::string& what) {
     if (!node.IsSequence()) throw Error(ErrorKind::spec, fmt::format("{} must be a list of sizes", what), location_of(node, file()));
     Shape shape;
-    for (const YAML::Node& dim : node) {
-      int64_t n = read_int(dim, file(), what);
-      if (n <= 0) throw Error(ErrorKind::spec, fmt::format("{} has a non-positive size {}", what, n), location_of(dim, file()));
-      shape.push_back(n);
-    }
+    for (const YAML::Node& dim : node) shape.push_back(read_size(dim, file(), fmt::format("a size in {}", what)));
     return shape;
   }
 
@@ -319,10 +308,10 @@ class Loader {
       return build_op_or_layer(r, op_name, full, inputs, scope, trainable);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::shape) throw;
-      std::string detail;
+      std::vector<std::string> notes;
       for (const Value& v : inputs)
-        detail += fmt::format("\n  input '{}' has shape {} (defined at {})", v.name(), to_string(v.shape()), v.info().where.str());
-      throw Error(e.kind(), e.message() + detail, e.where().known() ? e.where() : r.where());
+        notes.push_back(fmt::format("input '{}' has shape {} (defined at {})", v.name(), to_string(v.shape()), v.info().where.str()));
+      throw e.with_notes(notes).at(e.where().known() ? e.where() : r.where());
     }
   }
 

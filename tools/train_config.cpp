@@ -1,5 +1,7 @@
 #include "tools/train_config.h"
 
+#include "graph/plan.h"
+
 #include <algorithm>
 #include <type_traits>
 
@@ -65,8 +67,8 @@ Number positive_number(MapReader& r, const std::string& key, Number fallback, bo
   Number v;
   if constexpr (std::is_same_v<Number, double>)
     v = read_double(*node, r.file(), key);
-  else
-    v = read_int(*node, r.file(), key);
+  else  // counts are bounded like sizes (graph/types.h), so products such as epochs x batches cannot overflow
+    return read_size(*node, r.file(), fmt::format("'{}' of {}", key, r.what()), allow_zero ? 0 : 1);
   if (v < 0 || (!allow_zero && v == 0))
     throw Error(ErrorKind::spec,
                 fmt::format("'{}' of {} must be {}, got {}", key, r.what(), allow_zero ? "zero or more" : "positive", v),
@@ -280,6 +282,51 @@ StageConfig read_stage(const YAML::Node& node, const Spec& spec, const TrainConf
   return s;
 }
 
+// Values per sample of a batched value: numel / shape[0]; 0 when it has no batch dimension.
+int64_t per_sample(const Value& v) { return v.rank() == 0 ? 0 : numel(v.shape()) / v.shape()[0]; }
+
+// What every stage feeds must be all that its loss reads: an input that nothing feeds would otherwise only
+// fail when the first step runs, after the run folder was written. The data feeds train.data.input (and
+// the noisy copy its input), or, in a `data_from` stage, the stage's input with an output that the data
+// computes; that output must take as many values per sample as the input it feeds.
+void check_stage_feeds(const Spec& spec, const TrainConfig& c, const std::vector<YAML::Node>& stage_nodes) {
+  Graph& graph = const_cast<Graph&>(spec.graph);
+  const std::string& file = spec.document.file;
+  auto require_fed = [&](const std::string& value, const std::vector<std::string>& fed, const std::string& what,
+                         const SourceLocation& where) {
+    for (const std::string& input : graph.inputs_needed(graph[value].id())) {
+      if (std::find(fed.begin(), fed.end(), input) != fed.end()) continue;
+      throw Error(ErrorKind::spec,
+                  fmt::format("{} reads input '{}', which nothing feeds: the data feeds {}; feed '{}' from the data "
+                              "(train.data.input), as a stage's input with data_from, or as a noise input, or do not "
+                              "use it",
+                              what, input, fmt::join(fed, " and "), input),
+                  graph[input].info().where.known() ? graph[input].info().where : where);
+    }
+  };
+  std::vector<std::string> data_fed = {c.data.input};
+  if (c.data.noise != DataConfig::Noise::none) data_fed.push_back(c.data.noisy_input);
+  for (size_t i = 0; i < c.stages.size(); ++i) {
+    const StageConfig& stage = c.stages[i];
+    const SourceLocation where = i < stage_nodes.size() ? location_of(stage_nodes[i], file) : location_of(spec.document.root, file);
+    std::vector<std::string> fed = data_fed;
+    if (!stage.data_from.empty()) {
+      require_fed(stage.data_from, data_fed, fmt::format("output '{}' (data_from of stage '{}')", stage.data_from, stage.name), where);
+      const Value out = graph[stage.data_from], in = graph[stage.input];
+      if (!in.info().batched || in.type().dtype != DType::f32 || per_sample(out) != per_sample(in) || per_sample(out) == 0)
+        throw Error(ErrorKind::shape,
+                    fmt::format("stage '{}' feeds output '{}' (shape {}, {} values per sample) to input '{}' (type {}, {} "
+                                "per sample); the input needs the output's shape, with `batch` first",
+                                stage.name, stage.data_from, to_string(out.shape()), per_sample(out), stage.input,
+                                to_string(in.type()), per_sample(in)),
+                    in.info().where.known() ? in.info().where : where);
+      fed = {stage.input};
+      if (c.data.noise != DataConfig::Noise::none) fed.push_back(c.data.noisy_input);
+    }
+    require_fed(stage.loss, fed, fmt::format("loss '{}' of stage '{}'", stage.loss, stage.name), where);
+  }
+}
+
 }  // namespace
 
 bool matches_pattern(const std::string& pattern, const std::string& name) {
@@ -307,8 +354,19 @@ TrainConfig read_train_config(const Spec& spec) {
   if (auto data = r.get("data")) c.data = read_data(*data, spec);
   r.get("batch");  // read by the spec loader, which builds the graph for it
   c.epochs = positive_int(r, "epochs", 1);
-  c.seed = static_cast<uint64_t>(positive_int(r, "seed", 1, true));
-  c.threads = static_cast<int>(positive_int(r, "threads", 0, true));
+  if (auto seed = r.get("seed")) {
+    const int64_t v = read_int(*seed, file, "seed");
+    if (v < 0) throw Error(ErrorKind::spec, fmt::format("'seed' of the train section must be zero or more, got {}", v), location_of(*seed, file));
+    c.seed = static_cast<uint64_t>(v);
+  }
+  if (auto threads = r.get("threads")) {
+    const int64_t v = read_size(*threads, file, "'threads' of the train section", 0);
+    if (v > kMaxThreads)
+      throw Error(ErrorKind::spec,
+                  fmt::format("'threads' of the train section is {}, above the limit of {}; 0 uses every core", v, kMaxThreads),
+                  location_of(*threads, file));
+    c.threads = static_cast<int>(v);
+  }
   if (auto opt = r.get("optimizer")) c.optimizer = read_optimizer(*opt, file);
   c.schedule = LrSchedule::constant(c.optimizer.lr);
   if (auto s = r.get("schedule")) c.schedule = read_schedule(*s, file, c.optimizer.lr);
@@ -338,6 +396,7 @@ TrainConfig read_train_config(const Spec& spec) {
                   location_of(*stop, file));
     e.finish();
   }
+  std::vector<YAML::Node> stage_nodes;
   if (auto stages = r.get("stages")) {
     if (!stages->IsSequence() || stages->size() == 0)
       throw Error(ErrorKind::spec,
@@ -353,6 +412,7 @@ TrainConfig read_train_config(const Spec& spec) {
                                   i + 1),
                       location_of((*stages)[i]["name"], file));
       c.stages.push_back(std::move(s));
+      stage_nodes.push_back((*stages)[i]);
     }
   } else {
     StageConfig s;
@@ -374,8 +434,12 @@ TrainConfig read_train_config(const Spec& spec) {
         c.data.input = v.name;
         break;
       }
+    if (c.data.input.empty())
+      throw Error(ErrorKind::spec, "the model has no batched input for the data to feed; declare one such as x: [batch, 784]",
+                  location_of(spec.document.root["inputs"], file));
   }
   r.finish();
+  check_stage_feeds(spec, c, stage_nodes);
   return c;
 }
 

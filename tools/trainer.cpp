@@ -2,6 +2,8 @@
 
 #include "tools/batches.h"
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <optional>
 
@@ -17,7 +19,7 @@ Trainer::Trainer(const Graph& forward, TrainerOptions options, ParamStore* store
                                               PlanOptions{.threads = options_.threads, .fetch = {training_->loss}}));
   if (options_.corruption.kind != Corruption::Kind::none) {  // sized here so that steps never allocate
     const Value x = forward_[options_.input];
-    corrupted_.resize(static_cast<size_t>(numel(x.shape()) / x.shape()[0] * options_.batch));
+    corrupted_.resize(static_cast<size_t>(numel(x.shape()) / (x.rank() > 0 ? x.shape()[0] : 1) * options_.batch));
   }
 }
 
@@ -29,18 +31,48 @@ int thread_count(const TrainerOptions& options) {
   return options.threads > 0 ? options.threads : default_thread_count();
 }
 
-// Feeds a batch, and its corrupted copy when the options ask for one (into `corrupted`, sized once).
+// Feeds a batch, and its corrupted copy when the options ask for one (into `corrupted`, sized once). The
+// plan checks the byte counts, should a batch ever disagree with the input.
 void feed_batch(Plan& plan, const TrainerOptions& options, std::vector<float>& corrupted, uint64_t step,
                 const float* samples, int64_t rows, int64_t features) {
-  plan.feed(options.input, samples);
-  if (options.corruption.kind == Corruption::Kind::none) return;
   const size_t n = static_cast<size_t>(rows * features);
+  plan.feed(options.input, samples, n * sizeof(float));
+  if (options.corruption.kind == Corruption::Kind::none) return;
   if (corrupted.size() < n) corrupted.resize(n);
   corrupt(options.corruption, step, {samples, n}, {corrupted.data(), n});
-  plan.feed(options.corruption.input, corrupted.data());
+  plan.feed(options.corruption.input, corrupted.data(), n * sizeof(float));
+}
+
+// The inputs a dataset feeds under `options`: the input, and the corrupted copy's.
+void check_fed_inputs(const Dataset& data, const Graph& graph, const TrainerOptions& options, const std::string& what) {
+  check_samples_fit(data, graph, options.input, what);
+  if (options.corruption.kind != Corruption::Kind::none)
+    check_samples_fit(data, graph, options.corruption.input, what + " (corrupted)");
+}
+
+std::string describe(const Dataset& data, const char* role) {
+  return data.source.empty() ? fmt::format("the {} samples", role) : fmt::format("the {} samples of '{}'", role, data.source);
 }
 
 }  // namespace
+
+void check_samples_fit(const Dataset& data, const Graph& graph, const std::string& input, const std::string& what) {
+  const std::optional<Value> found = const_cast<Graph&>(graph).find(input);
+  if (!found || found->info().kind != ValueKind::input)
+    fail(ErrorKind::spec, "{} feed '{}', which is not an input of the model", what, input);
+  const ValueInfo& x = found->info();
+  const int64_t per_sample = x.batched ? numel(x.type.shape) / x.type.shape[0] : 0;
+  if (x.batched && x.type.dtype == DType::f32 && per_sample == data.sample_numel()) return;
+  throw Error(ErrorKind::shape,
+              x.batched && x.type.dtype == DType::f32
+                  ? fmt::format("{} have shape {} ({} values each), but input '{}' takes {} values per sample (shape {}); "
+                                "declare the input with the data's shape, or feed it data of its shape",
+                                what, to_string(data.sample_shape), data.sample_numel(), input, per_sample,
+                                to_string(x.type.shape))
+                  : fmt::format("{} cannot feed input '{}' of type {}: data feeds f32 inputs whose first dimension is "
+                                "`batch`", what, input, to_string(x.type)),
+              x.where);
+}
 
 Evaluator::Evaluator(const Graph& forward, ParamStore& params, const TrainerOptions& options)
     : inference_(forward.for_inference()), params_(params), options_(options) {}
@@ -48,6 +80,7 @@ Evaluator::Evaluator(const Graph& forward, ParamStore& params, const TrainerOpti
 Evaluator::~Evaluator() = default;
 
 double Evaluator::evaluate(const Dataset& data, uint64_t step) {
+  check_fed_inputs(data, inference_, options_, describe(data, "evaluated"));
   BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false, .threads = thread_count(options_)});
   double loss_sum = 0;
   int64_t samples = 0;
@@ -83,6 +116,8 @@ void Trainer::reset_optimizer_state() {
 
 EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   using clock = std::chrono::steady_clock;
+  check_fed_inputs(train, forward_, options_, describe(train, "training"));
+  check_fed_inputs(test, forward_, options_, describe(test, "test"));
   // Prefetch on a TBB task only where the step leaves a core free (see PrefetchingBatchIterator); both
   // iterators yield the same batches.
   BatchOptions batching{.batch_size = options_.batch, .shuffle = true, .seed = options_.seed};

@@ -48,13 +48,21 @@ struct EpochProgress {
   double seconds = 0;
 };
 
+// Checks that `data`'s samples fit input `input` of `graph`, the check every path that feeds a dataset into a
+// graph makes: a batched f32 input taking the same number of values per sample (28x28 images feed
+// [batch, 784], [batch, 1, 28, 28] and [batch, 28, 28] alike, all being the same row-major floats). Throws
+// Error(shape) at the input's declaration in the spec, naming `what` (e.g. "the test split
+// 'test.csv'") and both shapes.
+void check_samples_fit(const Dataset& data, const Graph& graph, const std::string& input, const std::string& what);
+
 // The forward loss over whole datasets, with one plan per batch size met (the last batch may be partial).
 class Evaluator {
  public:
   // Reads options.batch, threads, input, loss and corruption; `params` must outlive the Evaluator.
   Evaluator(const Graph& forward, ParamStore& params, const TrainerOptions& options);
   ~Evaluator();
-  // The loss over `data`, in order, weighted by batch sizes. `step` seeds noise and random ops.
+  // The loss over `data`, in order, weighted by batch sizes. `step` seeds noise and random ops. Checks
+  // that the samples fit the inputs they feed first (check_samples_fit).
   double evaluate(const Dataset& data, uint64_t step = 0);
 
  private:
@@ -73,7 +81,8 @@ class Trainer {
   Trainer(const Graph& forward, TrainerOptions options, ParamStore* store = nullptr);
   ~Trainer();
 
-  // One pass over `train` (shuffled per epoch from the seed), then the loss over `test`.
+  // One pass over `train` (shuffled per epoch from the seed), then the loss over `test`; both are checked
+  // against the inputs they feed first (check_samples_fit).
   EpochStats run_epoch(const Dataset& train, const Dataset& test);
   // The forward loss over a whole dataset, in order, weighted by batch sizes.
   double evaluate(const Dataset& data);

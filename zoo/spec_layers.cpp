@@ -7,12 +7,7 @@ namespace {
 
 // `example` follows "needs the key 'units'" when the key is missing.
 int64_t read_positive(MapReader& keys, const std::string& key, const std::string& example) {
-  const YAML::Node node = keys.require(key, example);
-  int64_t n = read_int(node, keys.file(), fmt::format("'{}' of {}", key, keys.what()));
-  if (n <= 0)
-    throw Error(ErrorKind::spec, fmt::format("'{}' of {} must be positive, got {}", key, keys.what(), n),
-                location_of(node, keys.file()));
-  return n;
+  return read_size(keys.require(key, example), keys.file(), fmt::format("'{}' of {}", key, keys.what()));
 }
 
 // activation: one of the Activation names (default linear), with `alpha` for leaky_relu and elu.
@@ -77,8 +72,11 @@ std::vector<int64_t> read_pair(MapReader& keys, const std::string& key, std::vec
     fallback = *list;
   }
   for (int64_t n : fallback)
-    if (n <= 0)
-      throw Error(ErrorKind::spec, fmt::format("'{}' must be positive, got {}", key, n), location_of(*node, keys.file()));
+    if (n <= 0 || n > kMaxElements)
+      throw Error(ErrorKind::spec,
+                  n <= 0 ? fmt::format("'{}' must be positive, got {}", key, n)
+                         : fmt::format("'{}' is {}, above the limit of {} (the most elements a tensor may have)", key, n, kMaxElements),
+                  location_of(*node, keys.file()));
   return fallback;
 }
 
@@ -139,9 +137,10 @@ std::vector<Value> build_lstm(LayerContext& ctx) {
   bool unit_forget_bias = true;
   if (auto u = keys.get("unit_forget_bias")) unit_forget_bias = read_bool(*u, keys.file(), "unit_forget_bias");
   const int64_t in = x.shape()[2];
-  Value kernel = ctx.param("kernel", {in, 4 * units}, Init::glorot_uniform(in, 4 * units));
-  Value recurrent = ctx.param("recurrent_kernel", {units, 4 * units}, Init::orthogonal());
-  Value bias = ctx.param("bias", {4 * units}, unit_forget_bias ? Init::constant_blocks({0, 1, 0, 0}) : Init::zeros());
+  const int64_t gates = checked_size(4, units, fmt::format("the gates of lstm layer '{}'", ctx.name));
+  Value kernel = ctx.param("kernel", {in, gates}, Init::glorot_uniform(in, gates));
+  Value recurrent = ctx.param("recurrent_kernel", {units, gates}, Init::orthogonal());
+  Value bias = ctx.param("bias", {gates}, unit_forget_bias ? Init::constant_blocks({0, 1, 0, 0}) : Init::zeros());
   std::optional<LstmState> initial;
   if (ctx.inputs.size() == 3) initial = LstmState{ctx.inputs[1], ctx.inputs[2]};
   LstmResult r = lstm(x, kernel, recurrent, bias, initial, ctx.name);
@@ -159,10 +158,11 @@ std::vector<Value> build_gru(LayerContext& ctx) {
                 ctx.where());
   const int64_t units = read_positive(ctx.keys, "units", ", the size of the hidden state, e.g. units: 128");
   const int64_t in = x.shape()[2];
-  Value kernel = ctx.param("kernel", {in, 3 * units}, Init::glorot_uniform(in, 3 * units));
-  Value recurrent = ctx.param("recurrent_kernel", {units, 3 * units}, Init::orthogonal());
-  Value bias = ctx.param("bias", {3 * units}, Init::zeros());
-  Value recurrent_bias = ctx.param("recurrent_bias", {3 * units}, Init::zeros());
+  const int64_t gates = checked_size(3, units, fmt::format("the gates of gru layer '{}'", ctx.name));
+  Value kernel = ctx.param("kernel", {in, gates}, Init::glorot_uniform(in, gates));
+  Value recurrent = ctx.param("recurrent_kernel", {units, gates}, Init::orthogonal());
+  Value bias = ctx.param("bias", {gates}, Init::zeros());
+  Value recurrent_bias = ctx.param("recurrent_bias", {gates}, Init::zeros());
   std::optional<Value> h0;
   if (ctx.inputs.size() == 2) h0 = ctx.inputs[1];
   GruResult r = gru(x, kernel, recurrent, bias, recurrent_bias, h0, ctx.name);

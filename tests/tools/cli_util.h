@@ -12,10 +12,10 @@ struct CliResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs FLOWGRAD_CLI with `arguments` (already shell-quoted where needed) through /bin/sh.
-inline CliResult run_flowgrad(const std::string& arguments) {
+// Runs a shell command line through /bin/sh; `output` is what it writes to stdout (redirect stderr there
+// with 2>&1 where it matters).
+inline CliResult run_command(const std::string& command) {
   CliResult result;
-  std::string command = std::string("GOMP_SPINCOUNT=3000 '") + FLOWGRAD_CLI + "' " + arguments + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   if (!pipe) return result;
   std::array<char, 4096> buffer{};
@@ -24,4 +24,9 @@ inline CliResult run_flowgrad(const std::string& arguments) {
   const int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+// Runs FLOWGRAD_CLI with `arguments` (already shell-quoted where needed) through /bin/sh.
+inline CliResult run_flowgrad(const std::string& arguments) {
+  return run_command(std::string("GOMP_SPINCOUNT=3000 '") + FLOWGRAD_CLI + "' " + arguments + " 2>&1");
 }

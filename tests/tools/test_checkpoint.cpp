@@ -5,8 +5,15 @@
 #include "file_test_util.h"
 #include "tools/checkpoint.h"
 
+#include <unistd.h>
+
+#include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 using namespace flowgrad;
 using namespace flowgrad::testing;
@@ -77,22 +84,53 @@ TEST_CASE("a stale half-written temporary file does not affect the previous chec
   save_checkpoint(path, sample_meta(), sample_store(1));
   const std::string good = read_bytes(path);
 
-  // A crash in the middle of the next save leaves part of the new file under the temporary name.
+  // A crash in the middle of the next save leaves part of the new file under its temporary name, which
+  // carries the pid of the writer: one above pid_max can belong to no running process.
   CheckpointMeta next = sample_meta();
   next.step = 2000;
   save_checkpoint(dir.file("scratch.ckpt"), next, sample_store(2));
   const std::string newer = read_bytes(dir.file("scratch.ckpt"));
-  write_bytes(path + ".tmp", newer.substr(0, newer.size() / 2));
+  long pid_max = 4194304;
+  std::ifstream("/proc/sys/kernel/pid_max") >> pid_max;
+  const std::string stale = dir.file(".model.ckpt.tmp-" + std::to_string(pid_max + 1) + "-0");
+  write_bytes(stale, newer.substr(0, newer.size() / 2));
 
   Checkpoint previous = load_checkpoint(path);
   CHECK(previous.meta.step == 1234);
   CHECK(read_bytes(path) == good);
 
-  // The next save simply replaces the stale temporary file.
+  // The next save writes its own temporary file and removes the dead writer's.
   save_checkpoint(path, next, sample_store(2));
   CHECK(load_checkpoint(path).meta.step == 2000);
   CHECK(read_bytes(path) == newer);
-  for (const std::string& name : dir.names()) CHECK(name != "model.ckpt.tmp");
+  for (const std::string& name : dir.names()) CHECK(name.find(".tmp") == std::string::npos);
+}
+
+TEST_CASE("a save never writes through a symlink planted in the folder", "[checkpoint]") {
+  TempDir dir("checkpoint");
+  const std::string path = dir.file("model.ckpt"), victim = dir.file("victim");
+  write_bytes(victim, "precious");
+  // Links at every temporary name this process would pick next, and at the checkpoint itself.
+  for (int n = 0; n < 50; ++n)
+    std::filesystem::create_symlink(victim, dir.file(".model.ckpt.tmp-" + std::to_string(::getpid()) + "-" + std::to_string(n)));
+  std::filesystem::create_symlink(victim, path);
+  save_checkpoint(path, sample_meta(), sample_store(1));
+  CHECK(read_bytes(victim) == "precious");
+  CHECK(std::filesystem::is_regular_file(std::filesystem::symlink_status(path)));  // the link was replaced
+  CHECK(load_checkpoint(path).meta == sample_meta());
+}
+
+TEST_CASE("two writers into one folder never share a temporary file", "[checkpoint]") {
+  TempDir dir("checkpoint");
+  const std::string path = dir.file("model.ckpt");
+  std::vector<std::thread> writers;
+  for (int t = 0; t < 4; ++t)
+    writers.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) save_checkpoint(path, sample_meta(), sample_store(static_cast<uint8_t>(t)));
+    });
+  for (std::thread& writer : writers) writer.join();
+  CHECK(load_checkpoint(path).meta == sample_meta());
+  CHECK(dir.names() == std::vector<std::string>{"model.ckpt"});
 }
 
 TEST_CASE("every truncation of a checkpoint is an io error, never a crash", "[checkpoint]") {
@@ -158,4 +196,35 @@ TEST_CASE("a checkpoint of another spec or model is refused with the reason", "[
                "not in the model: adam/step, half, mask, unused", "dense/kernel (checkpoint [3, 4], model [4, 3])"});
   // Nothing was copied, not even the tensors that matched.
   CHECK(std::memcmp(other.get("dense/bias").data(), before.data(), before.size()) == 0);
+}
+
+TEST_CASE("issue 16.6: metadata that is missing or not a number is an io error naming the file and the key", "[checkpoint][hostile]") {
+  TempDir dir("checkpoint");
+  CheckpointMeta meta = sample_meta();
+  meta.extra = {{"batches", "12"}, {"negative", "-3"}, {"words", "many"}, {"loss_sum", "0x1.8p+1"}, {"diverged", "nan"},
+                {"half", "0x1p"}};
+  save_checkpoint(dir.file("meta.ckpt"), meta, sample_store(1));
+  const Checkpoint checkpoint = load_checkpoint(dir.file("meta.ckpt"));
+  CHECK(checkpoint.count("batches") == 12);
+  CHECK(checkpoint.number("loss_sum") == 3.0);
+  CHECK(std::isnan(checkpoint.number("diverged")));  // a diverged loss is still a record
+  check_error(error_from([&] { (void)checkpoint.count("samples"); }), ErrorKind::io,
+              {"meta.ckpt", "lacks the entry 'samples'"});
+  check_error(error_from([&] { (void)checkpoint.count("negative"); }), ErrorKind::io, {"meta.ckpt", "'-3', not a count"});
+  check_error(error_from([&] { (void)checkpoint.count("words"); }), ErrorKind::io, {"'many', not a count"});
+  check_error(error_from([&] { (void)checkpoint.number("half"); }), ErrorKind::io, {"'0x1p', not a number"});
+}
+
+TEST_CASE("a checkpoint's tensors and position obey the size rule", "[checkpoint][hostile]") {
+  TempDir dir("checkpoint");
+  ParamStore deep;
+  deep.create("deep", TensorType{Shape(9, 1), DType::f32});  // rank 9: no graph value has it
+  save_checkpoint(dir.file("deep.ckpt"), sample_meta(), deep);
+  check_error(error_from([&] { load_checkpoint(dir.file("deep.ckpt")); }), ErrorKind::io,
+              {"deep.ckpt", "is corrupt", "tensor 'deep'", "rank 9 is above the limit"});
+  CheckpointMeta backwards = sample_meta();
+  backwards.step = -5;
+  save_checkpoint(dir.file("back.ckpt"), backwards, sample_store(1));
+  check_error(error_from([&] { load_checkpoint(dir.file("back.ckpt")); }), ErrorKind::io,
+              {"back.ckpt", "step -5", "cannot be negative"});
 }

@@ -5,6 +5,8 @@
 #include "file_test_util.h"
 #include "tools/csv.h"
 
+#include <sys/resource.h>
+
 #include <string>
 #include <vector>
 
@@ -110,4 +112,29 @@ TEST_CASE("bad CSV files give file:line:column errors", "[csv]") {
   pipe.separator = '|';
   check_error(error_from([&] { load_csv_dataset(csv_file(dir, "pipe.csv", "1|2\n"), pipe); }), ErrorKind::io,
               {"pipe.csv", "separator"});
+}
+
+TEST_CASE("issue 16.4: a line of 20 million empty cells costs no more than the line", "[csv][hostile]") {
+  // 821 MB at peak before: every line was split into a list of cells first.
+  TempDir dir("csv");
+  const std::string path = csv_file(dir, "commas.csv", std::string(20'000'000, ',') + "\n1\n");
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  const long before = usage.ru_maxrss;
+  check_error(error_from([&] { load_csv_dataset(path); }), ErrorKind::io,
+              {"commas.csv:2", "this row has 1 cells but the header (line 1) has 20000001"});
+  CsvOptions no_header;
+  no_header.header = CsvHeader::absent;
+  check_error(error_from([&] { load_csv_dataset(path, no_header); }), ErrorKind::io, {"commas.csv:1:1", "cell 1 is empty"});
+  getrusage(RUSAGE_SELF, &usage);
+  INFO("peak " << before / 1024 << " MB before loading, " << usage.ru_maxrss / 1024 << " MB after");
+  CHECK(usage.ru_maxrss - before < 160 * 1024);  // the line, grown by doubling, and under ASan its quarantine
+}
+
+TEST_CASE("a cell's text is shortened in messages", "[csv]") {
+  TempDir dir("csv");
+  const std::string path = csv_file(dir, "long.csv", "1,2\n3," + std::string(1000, 'x') + "\n");
+  const Error error = error_from([&] { load_csv_dataset(path); });
+  check_error(error, ErrorKind::io, {"long.csv:2:3", "cell 2 ('" + std::string(40, 'x') + "...')"});
+  CHECK(std::string(error.what()).size() < 200);
 }

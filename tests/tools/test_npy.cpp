@@ -237,3 +237,20 @@ TEST_CASE("load_npy_dataset pairs samples with labels", "[npy]") {
   check_error(error_from([&] { load_npy_dataset(dir.file("x.npy"), dir.file("f.npy")); }), ErrorKind::io,
               {"f.npy", "[count]"});
 }
+
+TEST_CASE("issue 16.3: arrays no tensor can hold are refused, empty ones included", "[npy][hostile]") {
+  // The 128-byte file of shape (2^40, 0): zero data bytes, so it reads; `run` then made 2^40 its batch.
+  NpyArray huge = read_npy(FLOWGRAD_SOURCE_DIR "/tests/hostile/huge_empty.npy");
+  CHECK(huge.shape == Shape{int64_t{1} << 40, 0});
+  check_error(error_from([&] { check_tensor_shape(huge); }), ErrorKind::io,
+              {"huge_empty.npy", "[1099511627776, 0]", "no tensor can have"});
+  check_error(error_from([&] { to_tensor(huge, DType::f32); }), ErrorKind::io, {"huge_empty.npy"});
+  check_error(error_from([&] { load_npy_dataset(FLOWGRAD_SOURCE_DIR "/tests/hostile/huge_empty.npy"); }), ErrorKind::io,
+              {"huge_empty.npy", "samples of shape [0]", "dimension 0 is 0"});
+
+  TempDir dir("npy");
+  NpyArray empty;
+  empty.shape = {0, 3};
+  write_npy(dir.file("empty.npy"), empty);
+  check_error(error_from([&] { load_npy_dataset(dir.file("empty.npy")); }), ErrorKind::io, {"empty.npy", "no samples"});
+}

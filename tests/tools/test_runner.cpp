@@ -6,6 +6,7 @@
 #include "tools/runner.h"
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -205,4 +206,38 @@ TEST_CASE("runner: early stopping ends a stage that stopped improving and keeps 
   CHECK(load_checkpoint(folder + "/checkpoint.fgck").meta.epoch == 3);
   body.replace(body.find("patience: 2"), 11, "patience: 0");
   check_error_kind(w.spec(body));
+}
+
+TEST_CASE("runner: a resumed run restores thousands of epochs of metrics, and refuses malformed ones", "[runner][hostile]") {
+  // Issue 16.7: every restored epoch used to rewrite and fsync metrics.csv and report.md (3,000 rows: 15 s).
+  Workspace w("metrics");
+  const std::string spec = w.spec(small_spec);
+  train(spec, {.out = w.path("run"), .epochs = 1});
+  Checkpoint checkpoint = load_checkpoint(w.path("run/checkpoint.fgck"));
+  ParamStore store;
+  for (const auto& [name, tensor] : checkpoint.tensors) {
+    Tensor& copy = store.create(name, tensor.type());
+    std::memcpy(copy.data(), tensor.data(), tensor.type().bytes());
+  }
+  CheckpointMeta meta = checkpoint.meta;
+  std::string metrics;
+  for (int epoch = 1; epoch <= 3000; ++epoch) metrics += fmt::format("train {} 0x1p-2 0x1p-3 0x1p+0 0x1p+10\n", epoch);
+  meta.extra["metrics"] = metrics;
+  meta.epoch = 3000;
+  save_checkpoint(w.path("many.fgck"), meta, store);
+  train(spec, {.out = w.path("many"), .epochs = 3001, .resume = w.path("many.fgck")});
+  const std::string csv = read(w.path("many/metrics.csv"));
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 3002);  // the header, 3,000 restored epochs and the new one
+  CHECK(csv.find("\ntrain,3000,0.250000,0.125000,1024.0,1.000\ntrain,3001,") != std::string::npos);
+
+  meta.extra["metrics"] = "train 1 0x1p-2 0x1p-3 0x1p+0 0x1p+10\ntrain one 0 0 0 0\n";
+  save_checkpoint(w.path("bad.fgck"), meta, store);
+  try {
+    train(spec, {.out = w.path("bad"), .epochs = 3001, .resume = w.path("bad.fgck")});
+    FAIL("a malformed metrics line was accepted");
+  } catch (const Error& e) {
+    CHECK(e.kind() == ErrorKind::io);
+    CHECK_THAT(e.what(), Catch::Contains("bad.fgck") && Catch::Contains("line 2 of its metrics"));
+  }
+  CHECK(!fs::exists(w.path("bad")));
 }

@@ -73,3 +73,28 @@ TEST_CASE("the runner's step is timed against the bare step of the same plan", "
   CHECK(timing.overhead >= timing.runner.ms_min / timing.bare.ms_max - 1);
   CHECK(timing.overhead <= timing.runner.ms_max / timing.bare.ms_min - 1);
 }
+
+TEST_CASE("issue 16.1: the trainer and the evaluator refuse samples that do not fit the input", "[trainer][hostile]") {
+  // A test split of 7x7 samples beside a train split of 8x8: its batches were read past their end.
+  Dataset train_set = synthetic_images(64, 1), narrow = synthetic_images(16, 2);
+  narrow.sample_shape = {7, 7};
+  narrow.samples.resize(16 * 49);
+  narrow.source = "narrow.npy";
+  TrainerOptions options{.batch = 16, .seed = 1, .threads = 1};
+  Trainer trainer(zoo::deep_autoencoder(64, {64, 4}), options);
+  auto refused = [](auto&& action) {
+    try {
+      action();
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::shape);
+      CHECK_THAT(e.what(), Catch::Contains("narrow.npy") && Catch::Contains("[7, 7] (49 values each)") &&
+                               Catch::Contains("input 'x' takes 64 values per sample"));
+      return;
+    }
+    FAIL("accepted samples that do not fit the input");
+  };
+  refused([&] { trainer.run_epoch(train_set, narrow); });
+  refused([&] { trainer.run_epoch(narrow, train_set); });
+  CHECK(trainer.step() == 0);  // refused before the first step
+  refused([&] { trainer.evaluate(narrow); });
+}
