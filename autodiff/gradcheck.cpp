@@ -293,12 +293,14 @@ void check_plugin_ops(const LoadedPlugin& plugin) {
     if (!row.ok && std::find(failed.begin(), failed.end(), row.op) == failed.end()) failed.push_back(row.op);
   if (failed.empty()) return;
   const OpCase tolerances;
+  std::string table = format_op_checks(rows);
+  table.pop_back();  // the error message ends the last line
   fail(ErrorKind::spec,
        "the op harness refused {}: its f32 kernels against its reference (tolerance {:.0e}), its gradient rule against "
        "central differences ({:.0e}) and its f32 gradient kernels ({:.0e}); `flowgrad gradcheck --plugin PATH` "
        "prints this table, --trust-plugin loads the plugin unchecked:\n{}",
        fmt::join(failed, ", "), tolerances.forward_tolerance, tolerances.gradient_tolerance,
-       tolerances.kernel_gradient_tolerance, format_op_checks(rows));
+       tolerances.kernel_gradient_tolerance, table);
 }
 
 }  // namespace flowgrad

@@ -92,7 +92,7 @@ struct LoadedPlugin {
 // or without a gradient rule that is not declared not_differentiable(). A library is loaded once per
 // process: loading it again returns its first record. Libraries are never unloaded (the registries hold
 // their code). Not thread-safe: load plugins before building graphs.
-// autodiff/plugin_check.h's load_plugin() runs the op harness as `check`; most callers want that one.
+// tools/plugins.h's load_plugin() runs the op harness as `check`; most callers want that one.
 using PluginCheck = std::function<void(const LoadedPlugin&)>;
 LoadedPlugin open_plugin(const std::string& path, const PluginCheck& check);
 

@@ -1,6 +1,7 @@
 // flowgrad: the graph runner. Subcommands train, eval, run, export, summary, dot, gradcheck, bench and ops,
-// each with the global --plugin and --trust-plugin; see `flowgrad --help` and docs/cli.md. Exit codes: 0 success, 1 failed check or runtime error, 2 bad spec or
-// usage, 3 input/output error, 130 interrupted (a checkpoint was saved).
+// each with the global --plugin and --trust-plugin; see `flowgrad --help` and docs/cli.md. Exit codes:
+// 0 success, 1 failed check or runtime error, 2 bad spec or usage, 3 input/output error, 130 interrupted (a
+// checkpoint was saved).
 #include "flowgrad/version.h"
 #include "graph/error.h"
 #include "tools/commands.h"
