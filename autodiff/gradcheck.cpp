@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <sstream>
 
 namespace flowgrad {
 
@@ -246,6 +247,64 @@ OpCase op_case(const std::string& op, const OpExample& example) {
   return OpCase{.op = op, .inputs = example.inputs, .attrs = example.attrs, .low = example.low, .high = example.high,
                 .gap = example.gap, .int_high = example.int_high, .no_grad = example.no_grad, .fill = example.fill,
                 .label = example.label};
+}
+
+std::vector<OpCheckRow> check_registered_op(const std::string& name) {
+  const OpDef& op = registry().get(name);
+  if (op.examples.empty()) return {{.op = name, .example = "-", .note = "no registered example"}};
+  std::vector<OpCheckRow> rows;
+  for (const OpExample& example : op.examples) {
+    std::vector<std::string> shapes;
+    for (const TensorType& t : example.inputs) shapes.push_back(to_string(t.shape));
+    OpCheckRow& line = rows.emplace_back(
+        OpCheckRow{name, example.label.empty() ? fmt::format("{}", fmt::join(shapes, " ")) : example.label});
+    const OpCase row = op_case(name, example);
+    try {
+      line.result = check_op(row);
+    } catch (const Error& e) {  // an example its own op refuses, a kernel that cannot be created
+      line.note = e.what();
+      continue;
+    }
+    line.ok = line.result.forward.error < row.forward_tolerance && line.result.gradient_error < row.gradient_tolerance &&
+              line.result.kernel_gradient.error < row.kernel_gradient_tolerance;
+  }
+  return rows;
+}
+
+std::string format_op_checks(const std::vector<OpCheckRow>& rows) {
+  std::string table = fmt::format("{:<32} {:<26} {:>11} {:>11} {:>11}  {}\n", "op", "example", "forward", "gradient",
+                                  "f32 grad", "result");
+  for (const OpCheckRow& row : rows) {
+    const std::string result = row.ok ? "ok" : row.note.empty() ? "FAIL" : fmt::format("FAIL ({})", row.note);
+    if (!row.note.empty())
+      table += fmt::format("{:<32} {:<26} {:>11} {:>11} {:>11}  {}\n", row.op, row.example, "-", "-", "-", result);
+    else
+      table += fmt::format("{:<32} {:<26} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", row.op, row.example,
+                           row.result.forward.error, row.result.gradient_error, row.result.kernel_gradient.error, result);
+  }
+  return table;
+}
+
+void check_plugin_ops(const LoadedPlugin& plugin) {
+  std::vector<OpCheckRow> rows;
+  for (const std::string& op : plugin.ops)
+    for (OpCheckRow& row : check_registered_op(op)) rows.push_back(std::move(row));
+  std::vector<std::string> failed;
+  for (const OpCheckRow& row : rows)
+    if (!row.ok && std::find(failed.begin(), failed.end(), row.op) == failed.end()) failed.push_back(row.op);
+  if (failed.empty()) return;
+  const OpCase tolerances;
+  // The table's lines are the error's notes: a message is one line (Error escapes line breaks in it).
+  std::vector<std::string> table;
+  std::istringstream lines(format_op_checks(rows));
+  for (std::string line; std::getline(lines, line);) table.push_back(line);
+  throw Error(ErrorKind::spec,
+              fmt::format("the op harness refused {}: its f32 kernels against its reference (tolerance {:.0e}), its gradient "
+                          "rule against central differences ({:.0e}) and its f32 gradient kernels ({:.0e}); `flowgrad "
+                          "gradcheck --plugin PATH` prints this table, --trust-plugin loads the plugin unchecked:",
+                          fmt::join(failed, ", "), tolerances.forward_tolerance, tolerances.gradient_tolerance,
+                          tolerances.kernel_gradient_tolerance),
+              {}, table);
 }
 
 }  // namespace flowgrad

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "graph/graph.h"
+#include "graph/plugin.h"
 
 #include <functional>
 #include <map>
@@ -67,5 +68,25 @@ OpCheckResult check_op(const OpCase& op_case, uint64_t seed = 1);
 
 // The harness row for one of an op's registered examples, with the default tolerances.
 OpCase op_case(const std::string& op, const OpExample& example);
+
+// One line of the op harness's table: one registered example of an op through check_op.
+struct OpCheckRow {
+  std::string op;
+  std::string example;  // the example's label, else its input shapes
+  OpCheckResult result;
+  bool ok = false;
+  std::string note = {};  // why a row failed without a check ("no registered example")
+};
+
+// Every registered example of the op through check_op with the default tolerances; an op without examples
+// is one failing row.
+std::vector<OpCheckRow> check_registered_op(const std::string& op);
+// The table `flowgrad gradcheck --op` prints: op, example, the forward, gradient and f32 gradient errors, and
+// ok or FAIL per row.
+std::string format_op_checks(const std::vector<OpCheckRow>& rows);
+
+// The check a plugin gets on load (open_plugin's PluginCheck, graph/plugin.h): every op it registers through
+// check_registered_op. Any failing row refuses the plugin with an Error(spec) that holds the whole table.
+void check_plugin_ops(const LoadedPlugin& plugin);
 
 }  // namespace flowgrad

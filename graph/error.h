@@ -34,6 +34,7 @@ class Error : public std::runtime_error {
   ErrorKind kind() const { return kind_; }
   const SourceLocation& where() const { return where_; }
   const std::string& message() const { return message_; }  // escaped, notes included, without the location prefix
+  const std::string& headline() const { return headline_; }  // the message without its notes
   const std::vector<std::string>& notes() const { return notes_; }
   // The same error at another place, or with more notes.
   Error at(SourceLocation where) const;

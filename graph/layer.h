@@ -52,6 +52,7 @@ struct LayerDef {
 class LayerRegistry {
  public:
   void add(LayerDef layer) { layers_[layer.name] = std::move(layer); }
+  void remove(const std::string& name) { layers_.erase(name); }
   const LayerDef* find(const std::string& name) const {
     auto it = layers_.find(name);
     return it == layers_.end() ? nullptr : &it->second;

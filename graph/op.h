@@ -143,6 +143,9 @@ struct OpDef {
   std::function<std::vector<RefTensor>(const RefContext&, const std::any&)> reference;
   std::function<std::unique_ptr<Kernel>(const KernelContext&, const std::any&)> make_kernel;
   std::function<GradResult(GradContext&)> gradient;  // empty: not differentiable
+  // Declares an op without a gradient rule deliberately (a gradient op, an update): plugins must give either a
+  // gradient or this, so that a forgotten rule is an error at load time and not a surprise in training.
+  bool not_differentiable = false;
   std::function<InferenceForm(const std::any& attrs)> inference;  // empty: the same in training and inference
   // Planner fusion: when this node's only output is read by exactly one node, a one-input op, returns the
   // attributes under which this op computes consumer(this node) in one kernel (e.g. dense absorbing a
@@ -165,6 +168,7 @@ struct OpDef {
 class Registry {
  public:
   void add(OpDef op);
+  void remove(const std::string& name);  // for a plugin refused after registering (graph/plugin.h)
   const OpDef* find(const std::string& name) const;
   const OpDef& get(const std::string& name) const;  // throws a spec error with a did-you-mean
   std::vector<std::string> names() const;
@@ -174,7 +178,7 @@ class Registry {
 };
 
 // The process-wide registry. Built-in ops are added by flowgrad::register_builtin_ops() (ops/), custom ops
-// from a shared library by calling Registry::add the same way.
+// from a shared library through the plugin loader (graph/plugin.h), as the same records.
 Registry& registry();
 
 // Typed front end for defining an op: lambdas receive the op's attribute struct instead of std::any.
@@ -205,6 +209,7 @@ class OpBuilder {
     return *this;
   }
   template <class F> OpBuilder& gradient(F f) { return def_.gradient = std::move(f), *this; }
+  OpBuilder& not_differentiable() { return def_.not_differentiable = true, *this; }
   // f(const Attrs&, const OpDef& consumer, const AttrMap& consumer_attrs) -> std::optional<Attrs>
   template <class F> OpBuilder& absorb(F f) {
     def_.absorb = [f](const std::any& a, const OpDef& consumer, const AttrMap& consumer_attrs) -> std::optional<std::any> {

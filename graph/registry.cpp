@@ -12,6 +12,8 @@ void Registry::add(OpDef op) {
   ops_.emplace(std::move(name), std::move(op));
 }
 
+void Registry::remove(const std::string& name) { ops_.erase(name); }
+
 const OpDef* Registry::find(const std::string& name) const {
   auto it = ops_.find(name);
   return it == ops_.end() ? nullptr : &it->second;

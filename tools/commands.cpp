@@ -12,6 +12,7 @@
 #include "tools/dot_export.h"
 #include "tools/npy.h"
 #include "tools/onnx_export.h"
+#include "tools/plugins.h"
 #include "tools/runner.h"
 #include "tools/trainer.h"
 #include "tools/weights.h"
@@ -45,35 +46,13 @@ std::pair<std::string, std::string> split_assignment(const std::string& text, co
   return {text.substr(0, eq), text.substr(eq + 1)};
 }
 
-// Runs the harness over the registered examples of one op or of every op; ops without examples fail.
-int gradcheck_ops(const std::string& which) {
-  register_builtins();
-  std::vector<std::string> names = which == "all" ? registry().names() : std::vector<std::string>{registry().get(which).name};
-  fmt::print("{:<32} {:<26} {:>11} {:>11} {:>11}  {}\n", "op", "example", "forward", "gradient", "f32 grad", "result");
-  int failures = 0;
-  for (const std::string& name : names) {
-    const OpDef& op = registry().get(name);
-    if (op.examples.empty()) {
-      fmt::print("{:<32} {:<26} {:>11} {:>11} {:>11}  FAIL (no registered example)\n", name, "-", "-", "-", "-");
-      ++failures;
-      continue;
-    }
-    for (const OpExample& example : op.examples) {
-      OpCase row = op_case(name, example);
-      OpCheckResult r = check_op(row);
-      const bool ok = r.forward.error < row.forward_tolerance && r.gradient_error < row.gradient_tolerance &&
-                      r.kernel_gradient.error < row.kernel_gradient_tolerance;
-      failures += !ok;
-      std::string shapes;
-      for (const TensorType& t : example.inputs) {
-        if (!shapes.empty()) shapes += ' ';
-        shapes += to_string(t.shape);
-      }
-      fmt::print("{:<32} {:<26} {:>11.2e} {:>11.2e} {:>11.2e}  {}\n", name, example.label.empty() ? shapes : example.label,
-                 r.forward.error, r.gradient_error, r.kernel_gradient.error, ok ? "ok" : "FAIL");
-    }
-  }
-  fmt::print("{}: {} failure(s)\n", failures ? "FAIL" : "PASS", failures);
+// Runs the harness over the registered examples of the ops named; ops without examples fail.
+int gradcheck_ops(const std::vector<std::string>& names) {
+  std::vector<OpCheckRow> rows;
+  for (const std::string& name : names)
+    for (OpCheckRow& row : check_registered_op(name)) rows.push_back(std::move(row));
+  const auto failures = std::count_if(rows.begin(), rows.end(), [](const OpCheckRow& row) { return !row.ok; });
+  fmt::print("{}{}: {} failure(s)\n", format_op_checks(rows), failures ? "FAIL" : "PASS", failures);
   return failures ? 1 : 0;
 }
 
@@ -94,6 +73,11 @@ Tensor input_tensor(const NpyArray& array, DType dtype) {
 }  // namespace
 
 void Commands::add_to(CLI::App& app) {
+  // Global: every subcommand loads these first (before or after the subcommand's name, see main()).
+  app.add_option("--plugin", plugins_, "a shared library of ops and layers to load (docs/plugins.md); repeatable")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  app.add_flag("--trust-plugin", trust_plugin_, "load plugins (--plugin and the spec's) without the op harness's check");
   auto spec_arg = [this](CLI::App* cmd) { cmd->add_option("spec", spec_, "the model spec (YAML)")->required()->check(CLI::ExistingFile); };
   // Sizes and counts are bounded like a spec's (graph/types.h, graph/plan.h).
   const CLI::Range threads_range(0, kMaxThreads), size_range(int64_t{1}, kMaxElements);
@@ -140,7 +124,7 @@ void Commands::add_to(CLI::App& app) {
   dot_->add_flag("--updates", updates_, "with --grad: also draw the optimizer's state and update nodes");
   dot_->add_option("--out", out_, "FILE.dot, FILE.svg or FILE.png (the last two drawn by graphviz); default: dot on stdout");
 
-  gradcheck_ = app.add_subcommand("gradcheck", "finite-difference check of a spec's gradients or of ops");
+  gradcheck_ = app.add_subcommand("gradcheck", "finite-difference check of a spec's gradients, of ops or of plugins' ops");
   gradcheck_->add_option("spec", spec_, "the model spec (YAML)")->check(CLI::ExistingFile);
   gradcheck_->add_option("--op", op_, "an op name, or 'all'");
 
@@ -171,6 +155,7 @@ void Commands::add_to(CLI::App& app) {
 
 int Commands::run() {
   try {
+    load_plugins();
     if (train_->parsed()) return train();
     if (eval_->parsed()) return eval();
     if (run_->parsed()) return run_graph();
@@ -194,7 +179,7 @@ int Commands::run() {
 }
 
 int Commands::train() {
-  Spec spec = load_spec(spec_, {.batch = batch_});
+  Spec spec = load_spec(spec_, spec_options(batch_));
   TrainConfig config = read_train_config(spec);
   stop_training_on_signals();
   std::string folder = train_spec(spec, std::move(config),
@@ -204,6 +189,13 @@ int Commands::train() {
   return 0;
 }
 
+// `gradcheck --op` and `gradcheck --plugin` alone are the harness's check themselves: they load unchecked and
+// print the table (exit 1 on a failure) where loading would refuse the plugin (exit 2).
+void Commands::load_plugins() {
+  const bool checks_ops = gradcheck_->parsed() && spec_.empty();
+  for (const std::string& path : plugins_) load_plugin(path, {.trust = trust_plugin_ || checks_ops});
+}
+
 void Commands::load_trained(const Spec& spec, const Graph& graph, ParamStore& store) const {
   if (!checkpoint_.empty()) load_weights(checkpoint_, spec, graph, store);
   if (!weights_.empty()) load_weights(weights_, spec, graph, store);
@@ -211,7 +203,7 @@ void Commands::load_trained(const Spec& spec, const Graph& graph, ParamStore& st
 
 int Commands::eval() {
   if (checkpoint_.empty() && weights_.empty()) fail(ErrorKind::spec, "eval needs trained parameters: --checkpoint or --params");
-  Spec spec = load_spec(spec_);
+  Spec spec = load_spec(spec_, spec_options());
   TrainConfig config = read_train_config(spec);
   if (threads_ >= 0) config.threads = threads_;
   DatasetSplits data = load_training_data(config.data, data_);
@@ -251,7 +243,7 @@ int Commands::run_graph() {
     if (batch == 0 && !array.shape.empty()) batch = array.shape[0];
     if (!fed.emplace(name, std::move(array)).second) fail(ErrorKind::spec, "--input {}: '{}' is fed twice", assignment, name);
   }
-  Spec spec = load_spec(spec_, {.batch = batch});
+  Spec spec = load_spec(spec_, spec_options(batch));
   Graph& graph = spec.graph;
   std::vector<std::pair<std::string, std::string>> fetches;
   std::vector<Value> grad_of;
@@ -309,12 +301,12 @@ int Commands::run_graph() {
 }
 
 int Commands::summary() {
-  fmt::print("{}", format_summary(load_spec(spec_)));
+  fmt::print("{}", format_summary(load_spec(spec_, spec_options())));
   return 0;
 }
 
 int Commands::dot() {
-  Spec spec = load_spec(spec_);
+  Spec spec = load_spec(spec_, spec_options());
   Graph graph = spec.graph;
   DotOptions options;
   if (grad_) {
@@ -336,9 +328,18 @@ int Commands::dot() {
 }
 
 int Commands::gradcheck() {
-  if (spec_.empty() == op_.empty()) fail(ErrorKind::spec, "gradcheck takes a SPEC or --op NAME|all, not both or neither");
-  if (!op_.empty()) return gradcheck_ops(op_);
-  Spec spec = load_spec(spec_, {.batch = 2});
+  if (!spec_.empty() && !op_.empty()) fail(ErrorKind::spec, "gradcheck takes a SPEC or --op NAME|all, not both");
+  if (!op_.empty()) {
+    register_builtins();
+    return gradcheck_ops(op_ == "all" ? registry().names() : std::vector<std::string>{registry().get(op_).name});
+  }
+  if (spec_.empty()) {
+    if (plugins_.empty()) fail(ErrorKind::spec, "gradcheck takes a SPEC, --op NAME|all, or --plugin PATH (the plugin's ops)");
+    std::vector<std::string> ops;
+    for (const LoadedPlugin& plugin : loaded_plugins()) ops.insert(ops.end(), plugin.ops.begin(), plugin.ops.end());
+    return gradcheck_ops(ops);
+  }
+  Spec spec = load_spec(spec_, spec_options(2));
   const std::string loss = spec.losses.empty() ? "" : spec.losses.front();
   if (loss.empty()) fail(ErrorKind::spec, "the spec defines no loss to check");
   // Inputs uniform in (0.05, 0.95) (pixel-like, valid cross-entropy targets), parameters from their
@@ -375,7 +376,7 @@ int Commands::bench() {
     const auto now = clock::now();
     return std::chrono::duration<double, std::milli>(now - std::exchange(mark, now)).count();
   };
-  Spec spec = load_spec(spec_, {.batch = batch_});
+  Spec spec = load_spec(spec_, spec_options(batch_));
   TrainConfig config = read_train_config(spec);
   const double parse_ms = lap();
   const int threads = threads_ >= 0 ? threads_ : config.threads;
@@ -457,6 +458,12 @@ int Commands::ops() {
   for (const std::string& name : registry().names()) fmt::print("  {:<28} {}\n", name, registry().get(name).summary);
   fmt::print("layers (ops that create their parameters):\n");
   for (const std::string& name : layer_registry().names()) fmt::print("  {:<28} {}\n", name, layer_registry().find(name)->summary);
+  if (!loaded_plugins().empty()) fmt::print("plugins:\n");
+  for (const LoadedPlugin& p : loaded_plugins())
+    fmt::print("  {}: ops {}; layers {}; loaded in {:.1f} ms, {}\n", p.path,
+               p.ops.empty() ? "-" : fmt::format("{}", fmt::join(p.ops, ", ")),
+               p.layers.empty() ? "-" : fmt::format("{}", fmt::join(p.layers, ", ")), p.open_ms,
+               p.checked ? fmt::format("checked in {:.1f} ms", p.check_ms) : "not checked (trusted)");
   return 0;
 }
 
@@ -464,7 +471,7 @@ int Commands::export_weights() {
   if (npz_.empty() && onnx_.empty()) fail(ErrorKind::spec, "export writes --npz FILE, --onnx FILE or both; neither was given");
   if ((!onnx_outputs_.empty() || !onnx_from_.empty()) && onnx_.empty())
     fail(ErrorKind::spec, "--output and --from say what --onnx exports; add --onnx FILE");
-  Spec spec = load_spec(spec_);
+  Spec spec = load_spec(spec_, spec_options());
   TrainConfig config = read_train_config(spec);
   ParamStore store;
   store.materialize(spec.graph, config.seed);

@@ -30,6 +30,8 @@ class Commands {
   int ops();
   int export_weights();
   void load_trained(const Spec& spec, const Graph& graph, ParamStore& store) const;
+  void load_plugins();
+  SpecOptions spec_options(int64_t batch = 0) const { return {.batch = batch, .trust_plugins = trust_plugin_}; }
 
   CLI::App* train_ = nullptr;
   CLI::App* eval_ = nullptr;
@@ -48,6 +50,8 @@ class Commands {
   std::optional<uint64_t> seed_;
   std::vector<std::string> params_, inputs_, fetches_, onnx_outputs_, onnx_from_;
   bool grad_ = false, updates_ = false, json_ = false, profile_ = false, runner_ = false, quiet_ = false;
+  std::vector<std::string> plugins_;  // --plugin, before or after the subcommand
+  bool trust_plugin_ = false;
 };
 
 }  // namespace flowgrad

@@ -1,6 +1,7 @@
-// flowgrad: the graph runner. Subcommands train, eval, run, export, summary, dot, gradcheck, bench and ops;
-// see `flowgrad --help` and docs/cli.md. Exit codes: 0 success, 1 failed check or runtime error, 2 bad spec or
-// usage, 3 input/output error, 130 interrupted (a checkpoint was saved).
+// flowgrad: the graph runner. Subcommands train, eval, run, export, summary, dot, gradcheck, bench and ops,
+// each with the global --plugin and --trust-plugin; see `flowgrad --help` and docs/cli.md. Exit codes:
+// 0 success, 1 failed check or runtime error, 2 bad spec or usage, 3 input/output error, 130 interrupted (a
+// checkpoint was saved).
 #include "flowgrad/version.h"
 #include "graph/error.h"
 #include "tools/commands.h"
@@ -35,8 +36,9 @@ std::string suggestion(CLI::App& app, int argc, char** argv) {
     return {};
   }
   std::vector<std::string> options;
-  for (const CLI::Option* option : chosen->get_options())
-    for (const std::string& name : option->get_lnames()) options.push_back("--" + name);
+  for (const CLI::App* owner : {&app, chosen})  // the global options (--plugin) go after a subcommand too
+    for (const CLI::Option* option : owner->get_options())
+      for (const std::string& name : option->get_lnames()) options.push_back("--" + name);
   for (int i = 1; i < argc; ++i) {
     std::string word = argv[i];
     if (!word.starts_with("--")) continue;
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
   CLI::App app{"flowgrad: train, run and inspect dataflow-graph models declared in YAML specs"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "flowgrad " FLOWGRAD_VERSION);
+  app.fallthrough();  // global options (--plugin) after the subcommand's name as well as before
   Commands commands;
   commands.add_to(app);
   try {

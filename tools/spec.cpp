@@ -3,6 +3,7 @@
 #include "graph/layer.h"
 #include "graph/random.h"
 #include "ops/ops.h"
+#include "tools/plugins.h"
 #include "zoo/spec_layers.h"
 
 #include <algorithm>
@@ -33,7 +34,7 @@ struct Scope {
 
 class Loader {
  public:
-  Loader(YamlDocument doc, const SpecOptions& options) : doc_(std::move(doc)) {
+  Loader(YamlDocument doc, const SpecOptions& options) : doc_(std::move(doc)), trust_plugins_(options.trust_plugins) {
     spec_.graph = Graph(spec_name());
     spec_.batch = options.batch > 0 ? options.batch : spec_batch();
   }
@@ -43,6 +44,7 @@ class Loader {
     top.get("name");
     top.get("description");
     top.allow("train");  // read by tools/train_config
+    if (auto plugins = top.get("plugins")) load_spec_plugins(*plugins, file(), {.trust = trust_plugins_});
     read_inputs(top.require("inputs", ", a map of the fed tensors such as inputs: {x: [batch, 784]}"));
     if (auto params = top.get("params")) read_params(*params);
     if (auto blocks = top.get("blocks")) read_blocks(*blocks);
@@ -494,7 +496,7 @@ class Loader {
     try {
       g().set_output(name, v);
     } catch (const Error& e) {
-      throw Error(ErrorKind::spec, e.message(), location_of(at, file()));
+      throw Error(ErrorKind::spec, e.headline(), location_of(at, file()), e.notes());
     }
   }
 
@@ -549,6 +551,7 @@ class Loader {
   }
 
   YamlDocument doc_;
+  bool trust_plugins_;
   Spec spec_;
   std::map<std::string, BlockDef> blocks_;
   std::vector<std::string> active_blocks_;

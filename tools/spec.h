@@ -35,6 +35,7 @@ struct Spec {
 
 struct SpecOptions {
   int64_t batch = 0;  // 0: the spec's train.batch, else 32
+  bool trust_plugins = false;  // the spec's `plugins:` load without the op harness (tools/plugins.h)
 };
 
 // Loads and validates a spec; every error is Error(spec) at the spec's file:line:col (Error(io) when the

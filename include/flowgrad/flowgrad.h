@@ -10,6 +10,7 @@
 //   flowgrad::write_weights_npz("weights.npz", spec, trainer.params());      // tools/weights.h (numpy, PyTorch)
 //   flowgrad::write_onnx("model.onnx", spec, trainer.params());              // tools/onnx_export.h
 //   flowgrad::train_spec(spec, config, {.out = "runs/dense"});               // tools/runner.h: a whole run folder
+//   flowgrad::load_plugin("libmyops.so");  // tools/plugins.h: a plugin's ops and layers (docs/plugins.md)
 //
 // find_package(flowgrad) and target_link_libraries(app PRIVATE flowgrad::flowgrad) give this header, the
 // libraries and their dependencies; examples/consumer is a complete outside project. Errors are
@@ -27,6 +28,7 @@
 #include "tools/dataset.h"
 #include "tools/npy.h"
 #include "tools/onnx_export.h"
+#include "tools/plugins.h"
 #include "tools/runner.h"
 #include "tools/spec.h"
 #include "tools/train_config.h"

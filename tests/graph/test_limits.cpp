@@ -45,7 +45,7 @@ TEST_CASE("every value obeys the size rule when it is created or re-inferred", "
   }
 }
 
-TEST_CASE("integer attributes are bounded like sizes; seeds take any value that is not negative", "[graph][limits]") {
+TEST_CASE("integer attributes are bounded like sizes, and seeds take any value that is not negative", "[graph][limits]") {
   Graph g;
   Value x = g.input("x", {2, 4});
   CHECK_THROWS_WITH(g.add("repeat", {x}, AttrMap{{"times", int64_t{1} << 62}}),

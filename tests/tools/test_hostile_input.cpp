@@ -179,7 +179,7 @@ TEST_CASE("issue 16.3 and 16.4: sizes beyond every limit are refused cleanly", "
   CHECK_THAT(zero.output, Contains("/dev/zero:1:1: the spec is larger than 4194304 bytes"));
 }
 
-TEST_CASE("issue 16.5: Ctrl-C while Graphviz renders saves a checkpoint and exits 130; a second run is refused meanwhile", "[cli][hostile]") {
+TEST_CASE("issue 16.5: Ctrl-C while Graphviz renders saves a checkpoint and exits 130, and a second run is refused meanwhile", "[cli][hostile]") {
   TempDir dir("hostile");
   const std::string spec = write_spec(dir, "model.yaml", 100);
   const std::string bin = slow_dot(dir), run = dir.file("run");
