@@ -88,7 +88,7 @@ struct Plan::Impl {
   PlanStats stats;
 
   Impl(const Graph& g, ParamStore& s, PlanOptions o)
-      : graph(g), store(s), options(std::move(o)),
+      : graph(o.feed.empty() ? g : g.cut_at(o.feed)), store(s), options(std::move(o)),
         threads(options.threads > 0 ? options.threads : default_thread_count()),
         isa(options.isa ? checked_isa(*options.isa) : widest_isa()), arena(threads) {}
 
@@ -346,7 +346,8 @@ Plan::~Plan() = default;
 
 void Plan::feed(const std::string& input, const void* data) {
   Value v = impl_->graph[input];
-  if (v.info().kind != ValueKind::input) fail(ErrorKind::runtime, "'{}' is not an input of the graph", input);
+  if (v.info().kind != ValueKind::input)
+    fail(ErrorKind::runtime, "'{}' is not an input of the graph; name it in PlanOptions::feed to feed a computed value", input);
   impl_->value_ptrs[static_cast<size_t>(v.id())] = const_cast<void*>(data);
   impl_->fed[static_cast<size_t>(v.id())] = true;
 }
@@ -355,6 +356,12 @@ void Plan::run(uint64_t step) {
   for (int id : impl_->required_inputs)
     if (!impl_->fed[static_cast<size_t>(id)]) fail(ErrorKind::runtime, "input '{}' was not fed", impl_->graph.info(id).name);
   impl_->run(step);
+}
+
+std::vector<std::string> Plan::required_inputs() const {
+  std::vector<std::string> names;
+  for (int id : impl_->required_inputs) names.push_back(impl_->graph.info(id).name);
+  return names;
 }
 
 const float* Plan::fetch(const std::string& name) const {

@@ -9,16 +9,20 @@
 #include "tools/benchmark.h"
 #include "tools/checkpoint.h"
 #include "tools/dot_export.h"
+#include "tools/feeds.h"
 #include "tools/npy.h"
 #include "tools/runner.h"
 #include "tools/trainer.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 namespace flowgrad {
@@ -111,12 +115,13 @@ void Commands::add_to(CLI::App& app) {
   eval_->add_option("--checkpoint", checkpoint_, "trained parameters")->required()->check(CLI::ExistingFile);
   eval_->add_option("--data", data_, "directory with the four IDX files");
   eval_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
+  eval_->add_option("--input", inputs_, "NAME=FILE.npy: feeds a value (an input or a computed one), one row per test sample");
 
   run_ = app.add_subcommand("run", "feed NPY tensors, fetch any named value (gradients too) as NPY");
   spec_arg(run_);
   run_->add_option("--checkpoint", checkpoint_, "trained parameters (default: the spec's initializers)")->check(CLI::ExistingFile);
   run_->add_option("--param", params_, "NAME=FILE.npy: replaces a parameter");
-  run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input")->required();
+  run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input, or any value in place of what computes it")->required();
   run_->add_option("--fetch", fetches_, "NAME=FILE.npy: writes a value, e.g. reconstruction or encoding/kernel/grad")->required();
   run_->add_option("--seed", seed_, "seed for the spec's initializers and random ops");
   run_->add_option("--threads", threads_, "threads (0: every core)")->check(CLI::NonNegativeNumber);
@@ -145,7 +150,8 @@ void Commands::add_to(CLI::App& app) {
                      "this CPU runs)")
       ->check(CLI::IsMember({"baseline", "avx2", "avx512"}));
 
-  ops_ = app.add_subcommand("ops", "list the registered ops and layers");
+  ops_ = app.add_subcommand("ops", "list the registered ops and layers with their attributes, or describe one");
+  ops_->add_option("name", ops_name_, "an op or layer to describe: attributes with types and defaults");
 }
 
 int Commands::run() {
@@ -172,7 +178,7 @@ int Commands::run() {
 }
 
 int Commands::train() {
-  Spec spec = load_spec(spec_, {.batch = batch_});
+  Spec spec = load_spec(spec_, {.batch = batch_, .seed = seed_});
   TrainConfig config = read_train_config(spec);
   stop_training_on_signals();
   std::string folder = train_spec(spec, std::move(config),
@@ -182,36 +188,67 @@ int Commands::train() {
 }
 
 int Commands::eval() {
-  Spec spec = load_spec(spec_);
+  // The checkpoint first: its seed is the one the run's random ops drew from.
+  Checkpoint checkpoint = load_checkpoint(checkpoint_);
+  Spec spec = load_spec(spec_, {.seed = checkpoint.meta.seed});
   TrainConfig config = read_train_config(spec);
   if (threads_ >= 0) config.threads = threads_;
-  Checkpoint checkpoint = load_checkpoint(checkpoint_, spec.hash);
+  config.seed = checkpoint.meta.seed;
   DatasetSplits data = load_training_data(config.data, data_);
+  fit_noise_to_data(config.data.noise, data.train);
   ParamStore store;
   store.materialize(spec.graph, config.seed);
   load_parameters(checkpoint, spec.graph, store);
-  fmt::print("{} on {} ({} test samples), checkpoint {} (stage '{}', epoch {})\n", spec.name, data.source, data.test.count,
-             checkpoint_, checkpoint.meta.stage_name, checkpoint.meta.epoch);
-  for (const std::string& loss : spec.losses) {
-    TrainerOptions options{.batch = config.batch, .seed = config.seed, .threads = config.threads, .input = config.data.input, .loss = loss};
-    if (config.data.noise != DataConfig::Noise::none)
-      options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level, config.data.noisy_input, config.seed};
-    fmt::print("test {}: {:.6f}\n", loss, Evaluator(spec.graph, store, options).evaluate(data.test));
+  TrainerOptions options = evaluation_options(spec, config);
+  // --input NAME=FILE.npy: a value (an input, or a computed value in place of its producer) fed from a file,
+  // one row per test sample.
+  std::map<std::string, Tensor> fed;
+  for (const std::string& assignment : inputs_) {
+    auto [name, file] = split_assignment(assignment, "--input");
+    fed.emplace(name, fed_tensor(spec.graph, name, read_npy(file), data.test.count, "--input " + assignment));
   }
+  std::vector<std::string> fed_names, feedable = {config.data.input, config.data.labels, config.data.noise.input};
+  for (const auto& [name, tensor] : fed) {
+    options.fed_values.emplace(name, &tensor);
+    fed_names.push_back(name);
+    feedable.push_back(const_cast<Graph&>(spec.graph)[name].name());
+  }
+  const std::string source = config.data.format == DataConfig::Format::idx ? data.source : config.data.test;
+  fmt::print("{} on {} ({} test samples), checkpoint {} (stage '{}', epoch {})\n", spec.name, source, data.test.count,
+             checkpoint_, checkpoint.meta.stage_name, checkpoint.meta.epoch);
+  // Every loss and metric the data feeds, stage inputs computed in the graph as training computes them.
+  const Graph view = with_stage_inputs_bound(spec.graph, config.stage_inputs).cut_at(fed_names);
+  std::vector<std::string> values;
+  for (const std::vector<std::string>* names : {&spec.losses, &spec.metrics})
+    for (const std::string& name : *names) {
+      std::vector<std::string> unfed;
+      for (const std::string& input : inputs_read(view, {name}))
+        if (std::find(feedable.begin(), feedable.end(), input) == feedable.end()) unfed.push_back(input);
+      if (unfed.empty()) values.push_back(name);
+      else fmt::print("test {}: not evaluated: it reads {}, which the data does not feed\n", name, fmt::join(unfed, ", "));
+    }
+  const std::vector<double> results = Evaluator(spec.graph, store, options).means(data.test, values);
+  for (size_t i = 0; i < values.size(); ++i) fmt::print("test {}: {:.6f}\n", values[i], results[i]);
   return 0;
 }
 
 int Commands::run_graph() {
-  std::map<std::string, NpyArray> fed;
+  Spec spec = load_spec(spec_, {.seed = seed_});
+  // --input NAME=FILE.npy feeds an input or any computed value (the plan cuts the graph there); the batch is
+  // the sample count of the first batched value fed.
+  std::vector<std::tuple<std::string, std::string, NpyArray>> arrays;
   int64_t batch = 0;
   for (const std::string& assignment : inputs_) {
     auto [name, file] = split_assignment(assignment, "--input");
     NpyArray array = read_npy(file);
-    if (batch == 0 && !array.shape.empty()) batch = array.shape[0];
-    fed.emplace(name, std::move(array));
+    if (batch == 0 && is_batched(spec.graph, name)) {
+      if (array.shape.empty())
+        fail(ErrorKind::shape, "--input {}: '{}' takes a batch of samples, but the file holds a scalar", assignment, name);
+      batch = array.shape[0];
+    }
+    arrays.emplace_back(assignment, name, std::move(array));
   }
-  Spec spec = load_spec(spec_, {.batch = batch});
-  Graph& graph = spec.graph;
+  Graph graph = batch > 0 && batch != spec.batch ? spec.graph.with_batch(batch) : spec.graph;
   std::vector<std::pair<std::string, std::string>> fetches;
   std::vector<Value> grad_of;
   for (const std::string& assignment : fetches_) {
@@ -224,8 +261,8 @@ int Commands::run_graph() {
     gradients(graph[spec.losses.front()], grad_of);
   }
   ParamStore store;
-  store.materialize(graph, seed_.value_or(1));
-  if (!checkpoint_.empty()) load_parameters(load_checkpoint(checkpoint_, spec.hash), graph, store);
+  store.materialize(graph, seed_.value_or(spec.seed));
+  if (!checkpoint_.empty()) load_parameters(load_checkpoint(checkpoint_), graph, store);
   for (const std::string& assignment : params_) {
     auto [name, file] = split_assignment(assignment, "--param");
     if (!store.contains(name)) fail(ErrorKind::spec, "--param {}: the spec has no parameter '{}'", assignment, name);
@@ -235,19 +272,21 @@ int Commands::run_graph() {
       fail(ErrorKind::shape, "--param {}: '{}' holds {}, the file has {}", assignment, name, to_string(target.type()), to_string(value.type()));
     std::copy_n(static_cast<const std::byte*>(value.data()), target.type().bytes(), static_cast<std::byte*>(target.data()));
   }
+  std::map<std::string, Tensor> fed;
+  std::vector<std::string> cut;
+  for (const auto& [assignment, name, array] : arrays) {
+    Tensor t = fed_tensor(graph, name, array, batch, "--input " + assignment);
+    if (graph[name].info().kind != ValueKind::input) cut.push_back(name);
+    if (!fed.emplace(name, std::move(t)).second) fail(ErrorKind::spec, "--input {}: '{}' is fed twice", assignment, name);
+  }
   std::vector<std::string> names;
   for (const auto& [name, file] : fetches) names.push_back(graph[name].name());
-  Plan plan(graph, store, {.threads = threads_ < 0 ? 0 : threads_, .fetch = names});
-  std::vector<Tensor> fed_tensors;
-  for (const auto& [name, array] : fed) {
-    Value input = graph[name];
-    if (input.info().kind != ValueKind::input) fail(ErrorKind::spec, "--input {}: '{}' is not an input of the spec", name, name);
-    Tensor t = to_tensor(array, input.type().dtype);
-    if (t.type() != input.type())
-      fail(ErrorKind::shape, "--input {}: the spec takes {}, the file has {}", name, to_string(input.type()), to_string(t.type()));
-    fed_tensors.push_back(std::move(t));
-    plan.feed(name, fed_tensors.back().data());
-  }
+  Plan plan(graph, store, {.threads = threads_ < 0 ? 0 : threads_, .fetch = names, .feed = cut});
+  for (const std::string& input : plan.required_inputs())
+    if (!fed.contains(input) && std::none_of(fed.begin(), fed.end(), [&](const auto& f) { return graph[f.first].name() == input; }))
+      fail(ErrorKind::spec, "the values fetched need input '{}': add --input {}=FILE.npy (or feed a value computed from it)",
+           input, input);
+  for (const auto& [name, tensor] : fed) plan.feed(name, tensor.data());
   plan.run(0);
   for (const auto& [name, file] : fetches) write_npy(file, plan.fetch_copy(graph[name].name()));
   return 0;
@@ -314,7 +353,7 @@ int Commands::bench() {
     const auto now = clock::now();
     return std::chrono::duration<double, std::milli>(now - std::exchange(mark, now)).count();
   };
-  Spec spec = load_spec(spec_, {.batch = batch_});
+  Spec spec = load_spec(spec_, {.batch = batch_, .seed = seed_});
   TrainConfig config = read_train_config(spec);
   const double parse_ms = lap();
   const int threads = threads_ >= 0 ? threads_ : config.threads;
@@ -352,13 +391,9 @@ int Commands::bench() {
   const size_t peak_bytes = stats.arena_bytes + stored_bytes;
   std::optional<RunnerTiming> runner;
   if (runner_) {
-    TrainerOptions options{.batch = spec.batch, .seed = config.seed, .threads = threads, .optimizer = optimizer,
-                           .schedule = config.schedule, .input = stage.input.empty() ? config.data.input : stage.input,
-                           .loss = stage.loss};
-    options.schedule.lr = optimizer.lr;
-    if (config.data.noise != DataConfig::Noise::none)
-      options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level, config.data.noisy_input,
-                            config.seed};
+    TrainerOptions options = stage_options(spec, config, stage);
+    options.batch = spec.batch;
+    options.threads = threads;
     // Many short pairs: the overhead is a median of per-pair ratios (see RunnerTiming).
     runner = time_runner(spec.graph, options, {.blocks = 15, .block_seconds = 0.15});
   }
@@ -394,12 +429,59 @@ int Commands::bench() {
   return 0;
 }
 
+namespace {
+
+// "rate: number (required), seed: integer = 0"
+std::string attribute_line(const std::vector<AttrInfo>& attributes) {
+  std::vector<std::string> parts;
+  for (const AttrInfo& a : attributes)
+    parts.push_back(a.required ? fmt::format("{}: {} (required)", a.key, a.type)
+                               : fmt::format("{}: {} = {}", a.key, a.type, a.default_value));
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+std::string arity(int min, int max) {
+  if (max < 0) return fmt::format("{} or more", min);
+  return min == max ? fmt::format("{}", min) : fmt::format("{} to {}", min, max);
+}
+
+void print_attributes(const char* heading, const std::vector<AttrInfo>& attributes) {
+  fmt::print("{}:{}\n", heading, attributes.empty() ? " none" : "");
+  for (const AttrInfo& a : attributes)
+    fmt::print("  {:<18} {:<40} {}\n", a.key, a.type, a.required ? "required" : "default " + a.default_value);
+}
+
+}  // namespace
+
 int Commands::ops() {
   register_builtins();
-  fmt::print("ops:\n");
-  for (const std::string& name : registry().names()) fmt::print("  {:<28} {}\n", name, registry().get(name).summary);
-  fmt::print("layers (ops that create their parameters):\n");
-  for (const std::string& name : layer_registry().names()) fmt::print("  {:<28} {}\n", name, layer_registry().find(name)->summary);
+  if (!ops_name_.empty()) {
+    if (const LayerDef* layer = layer_registry().find(ops_name_)) {
+      fmt::print("{} (layer): {}\ninputs: {}\n", layer->name, layer->summary, arity(layer->min_inputs, layer->max_inputs));
+      print_attributes("keys", layer->keys);
+      return 0;
+    }
+    const OpDef& op = registry().get(ops_name_);  // a spec error with a did-you-mean when unknown
+    fmt::print("{}: {}\ninputs: {}\n", op.name, op.summary, arity(op.min_inputs, op.max_inputs));
+    print_attributes("attributes", op.attributes);
+    fmt::print("gradient: {}{}\n", op.gradient ? "yes" : "none (not differentiable)",
+               op.random ? "; random: draws from (seed, step, element), a seed derived from the run's and the node's "
+                           "name unless `seed` is given"
+                         : "");
+    return 0;
+  }
+  fmt::print("ops (`flowgrad ops NAME` describes one):\n");
+  for (const std::string& name : registry().names()) {
+    const OpDef& op = registry().get(name);
+    fmt::print("  {:<28} {}\n", name, op.summary);
+    if (!op.attributes.empty()) fmt::print("  {:<28}   {}\n", "", attribute_line(op.attributes));
+  }
+  fmt::print("layers (ops that create their parameters, or build from other ops):\n");
+  for (const std::string& name : layer_registry().names()) {
+    const LayerDef& layer = *layer_registry().find(name);
+    fmt::print("  {:<28} {}\n", name, layer.summary);
+    if (!layer.keys.empty()) fmt::print("  {:<28}   {}\n", "", attribute_line(layer.keys));
+  }
   return 0;
 }
 

@@ -35,7 +35,7 @@ class Commands {
   CLI::App* bench_ = nullptr;
   CLI::App* ops_ = nullptr;
 
-  std::string spec_, data_, out_, resume_, checkpoint_, op_;
+  std::string spec_, data_, out_, resume_, checkpoint_, op_, ops_name_;
   int64_t epochs_ = 0, batch_ = 0;
   int threads_ = -1;
   std::string isa_;  // bench --isa

@@ -4,6 +4,7 @@
 #include "tools/checkpoint.h"
 #include "tools/csv.h"
 #include "tools/dot_export.h"
+#include "tools/feeds.h"
 #include "tools/image.h"
 #include "tools/npy.h"
 #include "tools/plot.h"
@@ -11,6 +12,9 @@
 #include "tools/report.h"
 #include "tools/trainer.h"
 
+#include <fmt/ranges.h>
+
+#include <cmath>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -108,20 +112,20 @@ class Run {
 
   std::string run() {
     Checkpoint resume;
-    if (!options_.resume.empty()) resume = load_checkpoint(options_.resume, spec_.hash);
+    if (!options_.resume.empty()) resume = load_checkpoint(options_.resume);
     DatasetSplits data = load_training_data(config_.data, options_.data_dir);
     check_fits(data.train, spec_.graph, config_.data.input, fmt::format("the data from {}", data.source));
-    std::error_code error;
-    std::filesystem::create_directories(folder_, error);
-    if (error) fail(ErrorKind::io, "cannot create the run folder '{}': {}", folder_, error.message());
-    write_file_atomically(folder_ + "/spec.yaml", spec_.document.text);
-    write_dot(spec_.graph, folder_ + "/model.dot");
-
+    fit_noise_to_data(config_.data.noise, data.train);
     // Every stage's parameters and optimizer state exist from the start, so every checkpoint holds the same
-    // tensors whichever stage wrote it.
-    for (const StageConfig& stage : config_.stages)
-      store_.materialize(build_training_graph(stage_graph(spec_.graph, stage), stage.loss, optimizer_of(stage)).graph,
-                         config_.seed);
+    // tensors whichever stage wrote it; and a stage that cannot train fails here, before anything is written.
+    for (const StageConfig& stage : config_.stages) {
+      try {
+        store_.materialize(build_training_graph(stage_graph(spec_.graph, stage), stage.loss, optimizer_of(stage)).graph,
+                           config_.seed);
+      } catch (const Error& e) {
+        throw Error(e.kind(), fmt::format("stage '{}': {}", stage.name, e.message()), e.where().known() ? e.where() : stage.where);
+      }
+    }
     size_t first_stage = 0;
     if (!options_.resume.empty()) {
       restore_checkpoint(resume, store_);
@@ -129,8 +133,15 @@ class Run {
       if (first_stage >= config_.stages.size() || config_.stages[first_stage].name != resume.meta.stage_name)
         fail(ErrorKind::io, "checkpoint '{}' stopped in stage '{}', which this spec's schedule does not have at position {}",
              options_.resume, resume.meta.stage_name, first_stage + 1);
+      check_continuable(resume, data.train.count);
       restore_metrics(resume.meta.extra);
     }
+    std::error_code error;
+    std::filesystem::create_directories(folder_, error);
+    if (error) fail(ErrorKind::io, "cannot create the run folder '{}': {}", folder_, error.message());
+    write_file_atomically(folder_ + "/spec.yaml", spec_.document.text);
+    write_dot(spec_.graph, folder_ + "/model.dot");
+    report_.set_metric_names(spec_.metrics);
     report_.note(fmt::format("spec: {} (hash {:016x})", spec_.document.file, spec_.hash));
     report_.note(fmt::format("data: {} ({} train, {} test samples)", data.source, data.train.count, data.test.count));
     report_.note(fmt::format("batch {}, seed {}, threads {}", config_.batch, config_.seed, config_.threads));
@@ -153,22 +164,19 @@ class Run {
     Dataset derived_train, derived_test;
     const Dataset* train = &data.train;
     const Dataset* test = &data.test;
-    std::string input = config_.data.input;
     if (!stage.data_from.empty()) {
-      derived_train = compute_output(spec_.graph, store_, data.train, input, stage.data_from, config_.batch, config_.threads);
-      derived_test = compute_output(spec_.graph, store_, data.test, input, stage.data_from, config_.batch, config_.threads);
-      train = &derived_train, test = &derived_test, input = stage.input;
-      check_fits(*train, spec_.graph, input, fmt::format("output '{}'", stage.data_from));
+      // The stage input, computed over the data with the parameters trained so far (in inference mode).
+      const TrainerOptions from = evaluation_options(spec_, config_);
+      Evaluator evaluator(spec_.graph, store_, from);
+      derived_train = std::move(evaluator.collect(data.train, {stage.data_from}).front());
+      derived_test = std::move(evaluator.collect(data.test, {stage.data_from}).front());
+      train = &derived_train, test = &derived_test;
+      check_fits(*train, spec_.graph, stage.input, fmt::format("output '{}'", stage.data_from));
     }
     const int64_t batches_per_epoch = (train->count + config_.batch - 1) / config_.batch;
-    TrainerOptions options{.batch = config_.batch, .seed = config_.seed, .threads = config_.threads,
-                           .optimizer = optimizer_of(stage), .schedule = config_.schedule, .input = input, .loss = stage.loss};
-    options.schedule.lr = options.optimizer.lr;
+    TrainerOptions options = stage_options(spec_, config_, stage);
     if (options.schedule.kind == LrSchedule::Kind::cosine && options.schedule.total_steps == 0)
       options.schedule.total_steps = static_cast<uint64_t>(std::max<int64_t>(1, stage.epochs * batches_per_epoch));
-    if (config_.data.noise != DataConfig::Noise::none)
-      options.corruption = {static_cast<Corruption::Kind>(config_.data.noise), config_.data.noise_level,
-                            config_.data.noisy_input, config_.seed};
     options.on_step = [this, &progress](int64_t done, int64_t, double loss) {
       progress.update(done, loss);
       ++steps_;
@@ -187,34 +195,60 @@ class Run {
       try {
         stats = trainer.run_epoch(*train, *test);
       } catch (const Interrupted&) {
-        save(index, trainer);
+        save(index, trainer, train->count);
         report_.write();
         throw;
       }
       progress.epoch_end(stats);
       report_.add_epoch(stage.name, stats);
       curve_.push_back({stage.name, stats});
-      save(index, trainer);
-      draw_loss_curve();
+      save(index, trainer, train->count);
+      draw_curves();
     }
   }
 
-  void save(size_t stage, const Trainer& trainer) {
+  // `train_samples`: the stage's training set size; with the batch and seed it fixes the batches of an
+  // interrupted epoch, which a resumed run skips.
+  void save(size_t stage, const Trainer& trainer, int64_t train_samples) {
     const auto& p = trainer.epoch_progress();
     CheckpointMeta meta{.spec_hash = spec_.hash, .step = static_cast<int64_t>(trainer.step()), .epoch = trainer.epoch(),
                         .stage_index = static_cast<int64_t>(stage), .stage_name = config_.stages[stage].name,
                         .seed = config_.seed};
     meta.extra = {{"batches", std::to_string(p.batches)}, {"loss_sum", exact(p.loss_sum)},
-                  {"samples", std::to_string(p.samples)}, {"seconds", exact(p.seconds)}, {"metrics", metrics_text()}};
+                  {"samples", std::to_string(p.samples)}, {"seconds", exact(p.seconds)}, {"metrics", metrics_text()},
+                  {"batch", std::to_string(config_.batch)}, {"train_samples", std::to_string(train_samples)}};
     save_checkpoint(folder_ + "/checkpoint.fgck", meta, store_);
   }
 
-  // The epochs so far, kept in checkpoints so a resumed run's report and curve include them.
+  // A checkpoint loads whenever its tensors match the spec's (restore_checkpoint); an epoch interrupted in
+  // the middle continues only with the batches it was cut from: the same batch size, seed and data size.
+  void check_continuable(const Checkpoint& resume, int64_t train_samples) const {
+    const auto& extra = resume.meta.extra;
+    if (!extra.contains("batches") || extra.at("batches") == "0" || !extra.contains("batch")) return;
+    std::vector<std::string> changed;
+    if (extra.at("batch") != std::to_string(config_.batch))
+      changed.push_back(fmt::format("batch {} (now {})", extra.at("batch"), config_.batch));
+    if (resume.meta.seed != config_.seed) changed.push_back(fmt::format("seed {} (now {})", resume.meta.seed, config_.seed));
+    const StageConfig& stage = config_.stages[static_cast<size_t>(resume.meta.stage_index)];
+    if (stage.data_from.empty() && extra.contains("train_samples") && extra.at("train_samples") != std::to_string(train_samples))
+      changed.push_back(fmt::format("{} training samples (now {})", extra.at("train_samples"), train_samples));
+    if (!changed.empty())
+      fail(ErrorKind::io, "checkpoint '{}' stopped after {} batches of epoch {} of stage '{}', which were drawn with {}; "
+           "resume with those settings, or from a checkpoint at the end of an epoch",
+           resume.path, extra.at("batches"), resume.meta.epoch + 1, resume.meta.stage_name, fmt::join(changed, ", "));
+  }
+
+  // The epochs so far, kept in checkpoints so a resumed run's report and curves include them: per line the
+  // stage, epoch, train and test loss, seconds, samples/s, then the metrics (a resumed run whose spec has other
+  // metrics shows those epochs' cells empty).
   std::string metrics_text() const {
     std::string out;
-    for (const auto& [stage, s] : curve_)
-      out += fmt::format("{} {} {} {} {} {}\n", stage, s.epoch, exact(s.train_loss), exact(s.test_loss), exact(s.seconds),
+    for (const auto& [stage, s] : curve_) {
+      out += fmt::format("{} {} {} {} {} {}", stage, s.epoch, exact(s.train_loss), exact(s.test_loss), exact(s.seconds),
                          exact(s.samples_per_s));
+      for (double m : s.metrics) out += fmt::format(" {}", exact(m));
+      out += fmt::format(" metrics:{}\n", fmt::join(spec_.metrics, ","));
+    }
     return out;
   }
 
@@ -222,17 +256,35 @@ class Run {
     auto it = extra.find("metrics");
     if (it == extra.end()) return;
     std::istringstream lines(it->second);
-    std::string stage, train, test, seconds, rate;
-    EpochStats s;
-    while (lines >> stage >> s.epoch >> train >> test >> seconds >> rate) {
+    std::string line;
+    while (std::getline(lines, line)) {
+      std::istringstream fields(line);
+      std::string stage, train, test, seconds, rate, field;
+      EpochStats s;
+      if (!(fields >> stage >> s.epoch >> train >> test >> seconds >> rate)) continue;
       s.train_loss = std::strtod(train.c_str(), nullptr), s.test_loss = std::strtod(test.c_str(), nullptr);
       s.seconds = std::strtod(seconds.c_str(), nullptr), s.samples_per_s = std::strtod(rate.c_str(), nullptr);
+      std::vector<double> values;
+      std::vector<std::string> names;
+      while (fields >> field) {
+        if (field.starts_with("metrics:")) {
+          std::istringstream list(field.substr(8));
+          for (std::string name; std::getline(list, name, ',');) names.push_back(name);
+        } else {
+          values.push_back(std::strtod(field.c_str(), nullptr));
+        }
+      }
+      for (const std::string& name : spec_.metrics) {  // by name: the spec may have gained or lost metrics
+        auto at = std::find(names.begin(), names.end(), name);
+        const size_t i = static_cast<size_t>(at - names.begin());
+        s.metrics.push_back(at != names.end() && i < values.size() ? values[i] : std::nan(""));
+      }
       curve_.push_back({stage, s});
       report_.add_epoch(stage, s);
     }
   }
 
-  void draw_loss_curve() {
+  void draw_curves() {
     PlotSeries train{"train", {}, {}}, test{"test", {}, {}};
     for (size_t i = 0; i < curve_.size(); ++i) {
       train.x.push_back(static_cast<double>(i + 1)), train.y.push_back(curve_[i].second.train_loss);
@@ -240,25 +292,45 @@ class Run {
     }
     write_png(folder_ + "/loss.png",
               line_plot({train, test}, {.title = spec_.name + " loss", .x_label = "epoch", .y_label = "loss"}).image);
+    // One small plot per metric: their scales differ (an accuracy, a KL term in nats).
+    for (size_t m = 0; m < spec_.metrics.size(); ++m) {
+      PlotSeries series{"test", {}, {}};
+      for (size_t i = 0; i < curve_.size(); ++i)
+        if (m < curve_[i].second.metrics.size())
+          series.x.push_back(static_cast<double>(i + 1)), series.y.push_back(curve_[i].second.metrics[m]);
+      write_png(fmt::format("{}/metric_{}.png", folder_, spec_.metrics[m]),
+                line_plot({series}, {.title = fmt::format("{} {}", spec_.name, spec_.metrics[m]), .x_label = "epoch", .y_label = spec_.metrics[m]})
+                    .image);
+    }
   }
 
+  // reconstructions.png: test images over their reconstructions (for a denoising run: the noisy inputs, the
+  // outputs, then the clean images); latent.png: the test set's 2-D codes by label.
   void draw_pictures(const DatasetSplits& data) {
     const Shape image = image_shape(data.test.sample_shape);
     const auto& outs = spec_.graph.outputs();
     auto has_output = [&](const std::string& name) {
       return std::any_of(outs.begin(), outs.end(), [&](const auto& o) { return o.first == name; });
     };
+    const TrainerOptions options = evaluation_options(spec_, config_);
+    Evaluator evaluator(spec_.graph, store_, options);
     if (!image.empty() && has_output(config_.report.reconstruction) && data.test.count > 0) {
       Dataset first = data.test;
       truncate(first, config_.report.grid_images);
-      Dataset recon = compute_output(spec_.graph, store_, first, config_.data.input, config_.report.reconstruction,
-                                     config_.batch, config_.threads);
-      if (recon.sample_numel() == first.sample_numel())
-        write_png(folder_ + "/reconstructions.png", reconstruction_grid(first.samples, recon.samples, image));
+      const bool noisy = options.corruption.kind != Corruption::Kind::none;
+      std::vector<std::string> values = {config_.report.reconstruction};
+      if (noisy) values.insert(values.begin(), options.corruption.input);
+      std::vector<Dataset> shown = evaluator.collect(first, values);
+      std::vector<std::span<const float>> rows;
+      for (const Dataset& d : shown) rows.emplace_back(d.samples);
+      rows.emplace(noisy ? rows.end() : rows.begin(), first.samples);
+      if (std::all_of(shown.begin(), shown.end(), [&](const Dataset& d) { return d.sample_numel() == first.sample_numel(); }))
+        write_png(folder_ + "/reconstructions.png", image_rows(rows, image));
     }
-    if (!config_.report.latent.empty()) {
-      Dataset codes = compute_output(spec_.graph, store_, data.test, config_.data.input, config_.report.latent,
-                                     config_.batch, config_.threads);
+    std::string latent = config_.report.latent;
+    if (latent.empty() && spec_.latent) latent = spec_.latent->mean;
+    if (!latent.empty()) {
+      Dataset codes = std::move(evaluator.collect(data.test, {latent}).front());
       if (codes.sample_numel() == 2)
         write_png(folder_ + "/latent.png",
                   scatter_plot(codes.samples, codes.labels, {.title = spec_.name + " latent codes (test set)"}).image);
@@ -319,29 +391,6 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
   truncate(splits.train, data.train_limit);
   truncate(splits.test, data.test_limit);
   return splits;
-}
-
-Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
-                       const std::string& output, int64_t batch, int threads) {
-  const Graph inference = forward.for_inference();  // no dropout, running statistics: outputs as deployed
-  std::map<int64_t, std::unique_ptr<Plan>> plans;
-  BatchIterator batches(data, {.batch_size = batch, .shuffle = false});
-  Dataset result;
-  result.count = data.count;
-  result.labels = data.labels;
-  while (auto b = batches.next()) {
-    auto& plan = plans[b->size];
-    if (!plan) plan = std::make_unique<Plan>(inference.with_batch(b->size), params, PlanOptions{.threads = threads, .fetch = {output}});
-    plan->feed(input, b->samples.data());
-    plan->run(0);
-    Tensor out = plan->fetch_copy(output);
-    if (result.sample_shape.empty()) {
-      result.sample_shape = Shape(out.shape().begin() + 1, out.shape().end());
-      result.samples.reserve(static_cast<size_t>(data.count * result.sample_numel()));
-    }
-    result.samples.insert(result.samples.end(), out.span().begin(), out.span().end());
-  }
-  return result;
 }
 
 std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options) {

@@ -41,10 +41,6 @@ void request_stop();
 // Loads the data a spec trains on. A missing dataset is Error(io) naming the path and the package.
 DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_override = {});
 
-// Runs the forward graph over `data` (in order, in batches) and collects `output` per sample.
-Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
-                       const std::string& output, int64_t batch, int threads);
-
 // Trains and returns the run folder.
 std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options);
 

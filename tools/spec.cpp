@@ -36,6 +36,7 @@ class Loader {
   Loader(YamlDocument doc, const SpecOptions& options) : doc_(std::move(doc)) {
     spec_.graph = Graph(spec_name());
     spec_.batch = options.batch > 0 ? options.batch : spec_batch();
+    spec_.seed = options.seed ? *options.seed : spec_seed();
   }
 
   Spec load() {
@@ -56,6 +57,19 @@ class Loader {
       MapReader named(*losses, file(), "the losses map");
       for (const auto& [name, node] : named.rest()) add_loss(name, node, named.where(name));
     }
+    if (auto metrics = top.get("metrics")) {
+      MapReader named(*metrics, file(), "the metrics map");
+      for (const auto& [name, node] : named.rest()) {
+        check_new_result(name, "metric", named.where(name));
+        if (g().find(name))
+          throw Error(ErrorKind::spec,
+                      fmt::format("metric '{}' has the name of a value defined at {}; name the metric differently", name,
+                                  defined_at(name)),
+                      named.where(name));
+        add_metric(name, read_term(fmt::format("metric '{}'", name), node, name, false).value, named.where(name));
+      }
+    }
+    if (auto latent = top.get("latent")) read_latent(*latent);
     top.finish();
     spec_.name = spec_name();
     spec_.hash = hash_name(doc_.text);
@@ -82,6 +96,15 @@ class Loader {
     if (batch <= 0)
       throw Error(ErrorKind::spec, fmt::format("train.batch must be positive, got {}", batch), location_of(batch_node, file()));
     return batch;
+  }
+
+  uint64_t spec_seed() const {
+    if (!doc_.root.IsMap() || !doc_.root["train"] || !doc_.root["train"].IsMap() || !doc_.root["train"]["seed"]) return 1;
+    const YAML::Node seed_node = doc_.root["train"]["seed"];
+    const int64_t seed = read_int(seed_node, file(), "train.seed");
+    if (seed < 0)
+      throw Error(ErrorKind::spec, fmt::format("train.seed must be zero or more, got {}", seed), location_of(seed_node, file()));
+    return static_cast<uint64_t>(seed);
   }
 
   // inputs: {x: [batch, 784]} or {x: {shape: [batch, 1, 28, 28], dtype: f32}}; `batch` may only lead.
@@ -328,7 +351,7 @@ class Loader {
       check_arity(op_name, layer->min_inputs, layer->max_inputs, inputs.size(), r);
       LayerContext ctx(g(), full, inputs, r, [&, trainable](const std::string& role, const Shape& shape, const Init& init) {
         return layer_param(r, scope, full, role, shape, init, trainable);
-      });
+      }, spec_.seed);
       std::vector<Value> outs = layer->build(ctx);
       r.finish();
       return outs;
@@ -347,6 +370,8 @@ class Loader {
     AttrMap attrs;
     for (const auto& [key, value] : r.rest())
       attrs.set(key, read_attr(value, file(), fmt::format("attribute '{}'", key)), r.where(key));
+    // A random op without a seed gets a stream of its own, from the run's seed and its name.
+    if (def->random && !attrs.find("seed")) attrs.set("seed", static_cast<int64_t>(derived_seed(spec_.seed, full)));
     return g().add(op_name, inputs, attrs, full, r.where());
   }
 
@@ -505,54 +530,130 @@ class Loader {
     }
   }
 
-  // A loss: one term or a list of terms, summed. A term is {op: mse, in: [a, b], weight: 0.5, ...attrs}
-  // or {value: name, weight: w}; each must be a scalar.
-  void add_loss(const std::string& name, const YAML::Node& node, const SourceLocation& where) {
-    check_name(name, where, "a loss name");
-    const bool twice = std::find(spec_.losses.begin(), spec_.losses.end(), name) != spec_.losses.end();
+  // Outputs, losses and metrics are fetched by name, so each name is used once.
+  void check_new_result(const std::string& name, const std::string& what, const SourceLocation& where) {
+    check_name(name, where, fmt::format("a {} name", what));
     for (const auto& [output, id] : g().outputs())
       if (output == name)
         throw Error(ErrorKind::spec,
-                    twice ? fmt::format("loss '{}' is defined twice: by the top-level 'loss' and in 'losses'; rename one", name)
-                          : fmt::format("loss '{}' has the name of an output; rename one, since both are fetched by name", name),
+                    fmt::format("{} '{}' has the name of {} '{}'; rename one, since all of them are fetched by name", what,
+                                name, result_kind(name), name),
                     where);
+  }
+
+  std::string result_kind(const std::string& name) const {
+    if (std::find(spec_.losses.begin(), spec_.losses.end(), name) != spec_.losses.end()) return "the loss";
+    if (std::find(spec_.metrics.begin(), spec_.metrics.end(), name) != spec_.metrics.end()) return "the metric";
+    return "the output";
+  }
+
+  // A loss: one term or a list of terms, summed. A term is {op: mse, in: [a, b], weight: 0.5, ...attrs}
+  // or {value: name, weight: w}; each must be a scalar. A term with a `name` is also a metric.
+  void add_loss(const std::string& name, const YAML::Node& node, const SourceLocation& where) {
+    const bool twice = std::find(spec_.losses.begin(), spec_.losses.end(), name) != spec_.losses.end();
+    if (twice)
+      throw Error(ErrorKind::spec,
+                  fmt::format("loss '{}' is defined twice: by the top-level 'loss' and in 'losses'; rename one", name), where);
+    check_new_result(name, "loss", where);
     std::optional<Value> total;
     auto terms = node.IsSequence() ? std::vector<YAML::Node>(node.begin(), node.end()) : std::vector<YAML::Node>{node};
     if (terms.empty()) throw Error(ErrorKind::spec, fmt::format("loss '{}' has no terms", name), location_of(node, file()));
     for (const YAML::Node& term_node : terms) {
-      Value term = loss_term(name, term_node);
-      total = total ? *total + term : term;
+      // Terms of the default loss are named like the C++ front end names them (after the op).
+      Term term = read_term(fmt::format("a term of loss '{}'", name), term_node, name == "loss" ? "" : name + "/", true);
+      if (!term.name.empty()) add_metric(term.name, term.value, location_of(term_node, file()));
+      Value weighted = term.weight == 1 ? term.value : scale(term.value, term.weight);
+      total = total ? *total + weighted : weighted;
     }
     set_output(name, *total, node);
     spec_.losses.push_back(name);
+    spec_.where[name] = where;
     if (name == "loss") std::rotate(spec_.losses.begin(), spec_.losses.end() - 1, spec_.losses.end());
   }
 
-  Value loss_term(const std::string& loss, const YAML::Node& node) {
-    MapReader r(node, file(), fmt::format("a term of loss '{}'", loss));
-    Scope root;
+  void add_metric(const std::string& name, Value value, const SourceLocation& where) {
+    check_new_result(name, "metric", where);
+    g().set_output(name, value);
+    spec_.metrics.push_back(name);
+    spec_.where[name] = where;
+  }
+
+  struct Term {
+    Value value;      // the term itself, before its weight
     double weight = 1;
-    if (auto w = r.get("weight")) weight = read_double(*w, file(), "weight");
-    Value term;
+    std::string name;  // a loss term's `name`: the term is also a metric of that name
+  };
+
+  // {op: OP, in: [...], ...attributes} or {value: NAME}; a loss term may add `weight` and `name`. The op's node
+  // is named `prefix` + op (made unique), or the term's name, or with an empty prefix and `in_loss` false
+  // (a metric) the metric's own name, passed as `prefix`.
+  Term read_term(const std::string& what, const YAML::Node& node, const std::string& prefix, bool in_loss) {
+    MapReader r(node, file(), what);
+    Scope root;
+    Term term;
+    if (in_loss) {
+      if (auto w = r.get("weight")) term.weight = read_double(*w, file(), "weight");
+      if (auto n = r.get("name")) {
+        term.name = read_name(*n, file(), "a term's name");
+        if (g().find(term.name))
+          throw Error(ErrorKind::spec, fmt::format("the name '{}' is defined twice (first at {})", term.name, defined_at(term.name)),
+                      location_of(*n, file()));
+      }
+    }
     if (auto value = r.get("value")) {
-      term = resolve(read_string(*value, file(), "value"), root, *value);
+      term.value = resolve(read_string(*value, file(), "value"), root, *value);
       r.finish();
     } else {
-      const std::string op = read_string(r.require("op"), file(), "op");
-      std::vector<Value> inputs;
-      inputs = resolve_inputs(r.require("in"), root, fmt::format("the inputs of a term of loss '{}'", loss));
+      const std::string op = read_string(r.require("op", ", e.g. {op: mse, in: [reconstruction, x]} or {value: NAME}"), file(), "op");
+      std::vector<Value> inputs = resolve_inputs(r.require("in"), root, fmt::format("the inputs of {}", what));
       const size_t before = g().values().size();
-      // Terms of the default loss are named like the C++ front end names them (after the op).
-      term = build_op(r, op, g().unique_name(loss == "loss" ? op : fmt::format("{}/{}", loss, op)), inputs, root, true).front();
+      const std::string node_name = !term.name.empty() ? term.name : in_loss ? g().unique_name(prefix + op) : prefix;
+      term.value = build_op(r, op, node_name, inputs, root, true).front();
       if (g().values().size() > before && g().values()[before].kind == ValueKind::param)
-        throw Error(ErrorKind::spec, fmt::format("loss terms cannot create parameters ('{}')", op), r.where());
+        throw Error(ErrorKind::spec, fmt::format("{} cannot create parameters ('{}')", what, op), r.where());
     }
-    if (term.rank() != 0)
+    if (term.value.rank() != 0)
       throw Error(ErrorKind::shape,
-                  fmt::format("a term of loss '{}' must be a scalar, but '{}' has shape {}; reduce it, e.g. {{op: mean, in: {}}}",
-                              loss, term.name(), to_string(term.shape()), term.name()),
+                  fmt::format("{} must be a scalar, but '{}' has shape {}; reduce it, e.g. {{op: mean, in: {}}}", what,
+                              term.value.name(), to_string(term.value.shape()), term.value.name()),
                   location_of(node, file()));
-    return weight == 1 ? term : scale(term, weight);
+    return term;
+  }
+
+  // latent: {value: z, mean: z/mu, prior: normal}
+  void read_latent(const YAML::Node& node) {
+    MapReader r(node, file(), "the latent section");
+    Scope root;
+    LatentSpec latent;
+    latent.where = r.where();
+    const YAML::Node value = r.require("value", ", the code a decoder reads, e.g. latent: {value: code}");
+    Value code = resolve(read_string(value, file(), "value"), root, value);
+    latent.value = code.name();
+    if (code.rank() < 2)
+      throw Error(ErrorKind::shape,
+                  fmt::format("the latent value '{}' must hold one code per sample, [batch, units...]; it has shape {}",
+                              code.name(), to_string(code.shape())),
+                  location_of(value, file()));
+    latent.mean = latent.value;
+    if (auto m = r.get("mean")) {
+      Value mean = resolve(read_string(*m, file(), "mean"), root, *m);
+      if (mean.type() != code.type())
+        throw Error(ErrorKind::shape,
+                    fmt::format("the latent mean '{}' is {}, but the latent value '{}' is {}; they must agree", mean.name(),
+                                to_string(mean.type()), code.name(), to_string(code.type())),
+                    location_of(*m, file()));
+      latent.mean = mean.name();
+    }
+    if (auto p = r.get("prior")) {
+      const std::string prior = read_string(*p, file(), "prior");
+      if (prior != "normal" && prior != "none")
+        throw Error(ErrorKind::spec,
+                    fmt::format("unknown prior '{}'; choose normal (the standard normal of a VAE) or none", prior),
+                    location_of(*p, file()));
+      latent.prior = prior == "normal" ? LatentSpec::Prior::normal : LatentSpec::Prior::none;
+    }
+    r.finish();
+    spec_.latent = latent;
   }
 
   YamlDocument doc_;

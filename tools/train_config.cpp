@@ -1,5 +1,7 @@
 #include "tools/train_config.h"
 
+#include "tools/feeds.h"
+
 #include <algorithm>
 #include <type_traits>
 
@@ -149,6 +151,41 @@ void check_input(const Spec& spec, const std::string& name, const YAML::Node& at
               location_of(at, spec.document.file));
 }
 
+// noise: {gaussian: {stddev: 0.1, input: x_noisy, clip: true, range: [0, 1], test: true}}, {masking: {rate,
+// input, test}} or {salt_and_pepper: {rate, input, range, test}}.
+Corruption read_noise(const YAML::Node& node, const Spec& spec) {
+  const std::string& file = spec.document.file;
+  auto [kind, n] = variant_of(node, file, "noise", {"masking", "gaussian", "salt_and_pepper"});
+  Corruption c;
+  c.kind = kind == "masking" ? Corruption::Kind::masking : kind == "gaussian" ? Corruption::Kind::gaussian : Corruption::Kind::salt_and_pepper;
+  const char* level = kind == "gaussian" ? "stddev" : "rate";
+  c.level = positive(n, level, 0.3);
+  if (kind != "gaussian" && c.level > 1)
+    throw Error(ErrorKind::spec, fmt::format("'rate' of noise '{}' is the fraction of entries hit, at most 1; got {}", kind, c.level),
+                n.where(level));
+  const YAML::Node noisy = n.require("input", ": the input that gets the corrupted batch, e.g. input: x_noisy");
+  c.input = read_string(noisy, file, "the noisy input");
+  check_input(spec, c.input, noisy, "; declare the noisy copy under 'inputs' with the clean input's shape");
+  if (kind == "gaussian")
+    if (auto clip = n.get("clip")) c.clip = read_bool(*clip, file, "clip");
+  if (kind != "masking")
+    if (auto range = n.get("range")) {
+      const AttrValue v = read_attr(*range, file, "range");
+      std::vector<double> bounds;
+      if (auto* d = std::get_if<std::vector<double>>(&v)) bounds = *d;
+      if (auto* i = std::get_if<std::vector<int64_t>>(&v)) bounds.assign(i->begin(), i->end());
+      if (bounds.size() != 2 || !(bounds[0] < bounds[1]))
+        throw Error(ErrorKind::spec,
+                    fmt::format("'range' of noise '{}' is the data's [low, high] with low < high, e.g. range: [0, 1]; got {}",
+                                kind, bounds.empty() ? describe_node(*range) : fmt::format("[{}]", fmt::join(bounds, ", "))),
+                    location_of(*range, file));
+      c.low = bounds[0], c.high = bounds[1], c.range_from_data = false;
+    }
+  if (auto test = n.get("test")) c.test = read_bool(*test, file, "test");
+  n.finish();
+  return c;
+}
+
 DataConfig read_data(const YAML::Node& node, const Spec& spec) {
   const std::string& file = spec.document.file;
   MapReader r(node, file, "the data section");
@@ -184,14 +221,26 @@ DataConfig read_data(const YAML::Node& node, const Spec& spec) {
   }
   d.train_limit = positive_int(r, "train_limit", 0, true);
   d.test_limit = positive_int(r, "test_limit", 0, true);
-  if (auto noise = r.get("noise")) {
-    auto [kind, n] = variant_of(*noise, file, "noise", {"masking", "gaussian", "salt_and_pepper"});
-    d.noise = kind == "masking" ? DataConfig::Noise::masking : kind == "gaussian" ? DataConfig::Noise::gaussian : DataConfig::Noise::salt_and_pepper;
-    d.noise_level = positive(n, kind == "gaussian" ? "stddev" : "rate", 0.3);
-    const YAML::Node noisy = n.require("input", ": the input that gets the corrupted batch, e.g. input: x_noisy");
-    d.noisy_input = read_string(noisy, file, "the noisy input");
-    check_input(spec, d.noisy_input, noisy, "; declare the noisy copy under 'inputs' with the clean input's shape");
-    n.finish();
+  if (auto noise = r.get("noise")) d.noise = read_noise(*noise, spec);
+  if (auto labels = r.get("labels")) {
+    d.labels = read_string(*labels, file, "labels");
+    check_input(spec, d.labels, *labels, "; declare it as labels: {shape: [batch], dtype: s32}");
+    const ValueInfo& v = const_cast<Graph&>(spec.graph)[d.labels].info();
+    if (!v.batched || v.type != TensorType{{spec.batch}, DType::s32})
+      throw Error(ErrorKind::spec,
+                  fmt::format("input '{}' takes the labels, one s32 class index per sample, so it must be declared as "
+                              "{}: {{shape: [batch], dtype: s32}}; it is {} of shape {}{}",
+                              d.labels, d.labels, to_string(v.type.dtype), to_string(v.type.shape),
+                              v.batched ? "" : " without a batch"),
+                  location_of(*labels, file));
+    const char* missing = d.format == DataConfig::Format::npy && (d.train_labels.empty() || d.test_labels.empty())
+                              ? "the npy dataset names no labels: add train_labels and test_labels files"
+                          : d.format == DataConfig::Format::csv && d.label_column.empty()
+                              ? "the csv dataset names no label column: add label_column: NAME or INDEX"
+                              : nullptr;
+    if (missing)
+      throw Error(ErrorKind::spec, fmt::format("labels: {} feeds the samples' labels, but {}", d.labels, missing),
+                  location_of(*labels, file));
   }
   r.finish();
   return d;
@@ -240,6 +289,7 @@ StageConfig read_stage(const YAML::Node& node, const Spec& spec, const TrainConf
   const std::string& file = spec.document.file;
   MapReader r(node, file, fmt::format("stage {}", index + 1));
   StageConfig s;
+  s.where = r.where();
   s.name = read_name(r.require("name", ", e.g. name: pretrain (checkpoints and metrics.csv name stages)"), file, "a stage name");
   auto loss = r.get("loss");
   if (!loss && std::find(spec.losses.begin(), spec.losses.end(), s.loss) == spec.losses.end())
@@ -353,16 +403,19 @@ TrainConfig read_train_config(const Spec& spec) {
                   where);
     }
     s.loss = spec.losses.front();
+    s.where = spec.where.at(s.loss);
     c.stages.push_back(s);
   }
-  if (c.data.input.empty()) {
+  if (c.data.input.empty()) {  // the first batched f32 input that takes neither the labels nor the noise
     for (const ValueInfo& v : spec.graph.values())
-      if (v.kind == ValueKind::input && v.batched) {
+      if (v.kind == ValueKind::input && v.batched && v.type.dtype == DType::f32 && v.name != c.data.labels &&
+          v.name != c.data.noise.input) {
         c.data.input = v.name;
         break;
       }
   }
   r.finish();
+  check_feeds(spec, c);
   return c;
 }
 
