@@ -391,7 +391,7 @@ int Commands::bench() {
   const size_t peak_bytes = stats.arena_bytes + stored_bytes;
   std::optional<RunnerTiming> runner;
   if (runner_) {
-    TrainerOptions options = stage_options(spec, config, stage);
+    TrainerOptions options = stage_options(config, stage);
     options.batch = spec.batch;
     options.threads = threads;
     // Many short pairs: the overhead is a median of per-pair ratios (see RunnerTiming).

@@ -10,12 +10,11 @@
 
 namespace flowgrad {
 
-TrainerOptions stage_options(const Spec& spec, const TrainConfig& config, const StageConfig& stage) {
+TrainerOptions stage_options(const TrainConfig& config, const StageConfig& stage) {
   TrainerOptions options{.batch = config.batch, .seed = config.seed, .threads = config.threads,
                          .optimizer = stage.optimizer ? *stage.optimizer : config.optimizer, .schedule = config.schedule,
                          .input = stage.data_from.empty() ? config.data.input : stage.input,
-                         .labels = config.data.labels, .loss = stage.loss, .corruption = config.data.noise,
-                         .metrics = spec.metrics};
+                         .labels = config.data.labels, .loss = stage.loss, .corruption = config.data.noise};
   options.schedule.lr = options.optimizer.lr;
   options.corruption.seed = config.seed;
   for (const auto& binding : config.stage_inputs)
@@ -24,9 +23,10 @@ TrainerOptions stage_options(const Spec& spec, const TrainConfig& config, const 
 }
 
 TrainerOptions evaluation_options(const Spec& spec, const TrainConfig& config) {
-  TrainerOptions options = stage_options(spec, config, config.stages.front());
+  TrainerOptions options = stage_options(config, config.stages.front());
   options.input = config.data.input;
   options.bindings = config.stage_inputs;
+  options.metrics = spec.metrics;
   return options;
 }
 

@@ -15,11 +15,12 @@
 namespace flowgrad {
 
 // The options stage `stage` trains with: its loss and optimizer, the schedule, the data's input (or the
-// stage's data_from input), labels and noise (with the run's seed), the spec's metrics, and for evaluation
-// every other stage input computed in the graph (TrainerOptions::bindings).
-TrainerOptions stage_options(const Spec& spec, const TrainConfig& config, const StageConfig& stage);
-// The options for evaluating over the data alone (eval, pictures, a stage's data_from): the data's input,
-// labels and noise, every stage input computed in the graph, the first stage's loss.
+// stage's data_from input), labels and noise (with the run's seed), and for its test loss every other stage
+// input computed in the graph (TrainerOptions::bindings).
+TrainerOptions stage_options(const TrainConfig& config, const StageConfig& stage);
+// The options for evaluating over the data alone (metrics after each epoch, eval, pictures, a stage's
+// data_from): the data's input, labels and noise, every stage input computed in the graph, the spec's
+// metrics, the first stage's loss.
 TrainerOptions evaluation_options(const Spec& spec, const TrainConfig& config);
 
 // `graph` with each (input, value) of `bindings` computed instead of fed (Graph::with_inputs_bound); a

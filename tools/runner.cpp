@@ -166,15 +166,13 @@ class Run {
     const Dataset* test = &data.test;
     if (!stage.data_from.empty()) {
       // The stage input, computed over the data with the parameters trained so far (in inference mode).
-      const TrainerOptions from = evaluation_options(spec_, config_);
-      Evaluator evaluator(spec_.graph, store_, from);
-      derived_train = std::move(evaluator.collect(data.train, {stage.data_from}).front());
-      derived_test = std::move(evaluator.collect(data.test, {stage.data_from}).front());
+      derived_train = std::move(evaluator().collect(data.train, {stage.data_from}).front());
+      derived_test = std::move(evaluator().collect(data.test, {stage.data_from}).front());
       train = &derived_train, test = &derived_test;
       check_fits(*train, spec_.graph, stage.input, fmt::format("output '{}'", stage.data_from));
     }
     const int64_t batches_per_epoch = (train->count + config_.batch - 1) / config_.batch;
-    TrainerOptions options = stage_options(spec_, config_, stage);
+    TrainerOptions options = stage_options(config_, stage);
     if (options.schedule.kind == LrSchedule::Kind::cosine && options.schedule.total_steps == 0)
       options.schedule.total_steps = static_cast<uint64_t>(std::max<int64_t>(1, stage.epochs * batches_per_epoch));
     options.on_step = [this, &progress](int64_t done, int64_t, double loss) {
@@ -199,6 +197,9 @@ class Run {
         report_.write();
         throw;
       }
+      // Metrics are measured as `flowgrad eval` measures them: on the test split, every stage input
+      // computed in the graph, whichever stage trains.
+      if (!spec_.metrics.empty()) stats.metrics = evaluator().means(data.test, spec_.metrics);
       progress.epoch_end(stats);
       report_.add_epoch(stage.name, stats);
       curve_.push_back({stage.name, stats});
@@ -312,15 +313,15 @@ class Run {
     auto has_output = [&](const std::string& name) {
       return std::any_of(outs.begin(), outs.end(), [&](const auto& o) { return o.first == name; });
     };
-    const TrainerOptions options = evaluation_options(spec_, config_);
-    Evaluator evaluator(spec_.graph, store_, options);
+    Evaluator& evaluate = evaluator();
+    const TrainerOptions& options = evaluation_options_;
     if (!image.empty() && has_output(config_.report.reconstruction) && data.test.count > 0) {
       Dataset first = data.test;
       truncate(first, config_.report.grid_images);
       const bool noisy = options.corruption.kind != Corruption::Kind::none;
       std::vector<std::string> values = {config_.report.reconstruction};
       if (noisy) values.insert(values.begin(), options.corruption.input);
-      std::vector<Dataset> shown = evaluator.collect(first, values);
+      std::vector<Dataset> shown = evaluate.collect(first, values);
       std::vector<std::span<const float>> rows;
       for (const Dataset& d : shown) rows.emplace_back(d.samples);
       rows.emplace(noisy ? rows.end() : rows.begin(), first.samples);
@@ -330,11 +331,20 @@ class Run {
     std::string latent = config_.report.latent;
     if (latent.empty() && spec_.latent) latent = spec_.latent->mean;
     if (!latent.empty()) {
-      Dataset codes = std::move(evaluator.collect(data.test, {latent}).front());
+      Dataset codes = std::move(evaluate.collect(data.test, {latent}).front());
       if (codes.sample_numel() == 2)
         write_png(folder_ + "/latent.png",
                   scatter_plot(codes.samples, codes.labels, {.title = spec_.name + " latent codes (test set)"}).image);
     }
+  }
+
+  // Evaluation over the data alone (TrainerOptions from evaluation_options), made once the data is known.
+  Evaluator& evaluator() {
+    if (!evaluator_) {
+      evaluation_options_ = evaluation_options(spec_, config_);
+      evaluator_ = std::make_unique<Evaluator>(spec_.graph, store_, evaluation_options_);
+    }
+    return *evaluator_;
   }
 
   const Spec& spec_;
@@ -345,6 +355,8 @@ class Run {
   RunReport report_;
   std::vector<std::pair<std::string, EpochStats>> curve_;
   int64_t steps_ = 0;  // trained by this process
+  TrainerOptions evaluation_options_;
+  std::unique_ptr<Evaluator> evaluator_;
 };
 
 }  // namespace
