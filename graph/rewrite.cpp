@@ -80,6 +80,7 @@ Graph Graph::cut_at(const std::vector<std::string>& names) const {
 Graph Graph::with_inputs_bound(const std::vector<std::pair<std::string, std::string>>& bindings) const {
   Graph copy(*this);
   std::vector<int> bound_to(values_.size(), -1);  // input id -> the value id it is bound to
+  std::vector<std::string> bound_name(values_.size());  // input id -> the value's name as the binding gives it
   for (const auto& [input, value] : bindings) {
     const int in = copy[input].id(), v = copy[value].id();
     if (values_[static_cast<size_t>(in)].kind != ValueKind::input)
@@ -88,6 +89,7 @@ Graph Graph::with_inputs_bound(const std::vector<std::pair<std::string, std::str
       fail(ErrorKind::shape, "input '{}' is {}, but '{}', which should feed it, is {}", input,
            to_string(values_[static_cast<size_t>(in)].type), value, to_string(values_[static_cast<size_t>(v)].type));
     bound_to[static_cast<size_t>(in)] = v;
+    bound_name[static_cast<size_t>(in)] = value;
   }
 
   Graph g(name_);
@@ -126,7 +128,7 @@ Graph Graph::with_inputs_bound(const std::vector<std::pair<std::string, std::str
   for (size_t id = 0; id < values_.size(); ++id)
     if (bound_to[id] >= 0 && map[id] < 0)
       fail(ErrorKind::spec, "input '{}' is fed from '{}', which itself depends on '{}': feed it from a value computed "
-           "without it", values_[id].name, values_[static_cast<size_t>(bound_to[id])].name, values_[id].name);
+           "without it", values_[id].name, bound_name[id], values_[id].name);
 
   for (const auto& [name, id] : by_name_)
     if (id >= 0 && map[static_cast<size_t>(id)] >= 0 && !g.by_name_.contains(name)) g.by_name_[name] = map[static_cast<size_t>(id)];

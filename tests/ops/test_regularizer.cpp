@@ -195,7 +195,7 @@ TEST_CASE("accuracy: the fraction of rows whose label is among the top_k scores,
   g.set_output("top1", accuracy(scores, labels));
   g.set_output("top2", accuracy(scores, labels, 2));
   // Rows: label 0 is the maximum; label 2 second; a tie between 0 and 1 (label 1 loses it); label 1 last.
-  std::vector<float> s = {3, 1, 2, 0, 1, 2, 5, 5, 1, 3, 1, 2};
+  std::vector<float> s = {3, 1, 2, 2, 0, 1, 5, 5, 1, 3, 1, 2};
   std::vector<int32_t> l = {0, 2, 1, 1};
   ParamStore store;
   Plan plan(g, store, {.threads = 1, .fetch = {"top1", "top2"}});
@@ -204,7 +204,7 @@ TEST_CASE("accuracy: the fraction of rows whose label is among the top_k scores,
   plan.run();
   CHECK(*plan.fetch("top1") == Approx(1.0 / 4));
   CHECK(*plan.fetch("top2") == Approx(3.0 / 4));
-  std::map<std::string, RefTensor> given = {{"scores", tensor({4, 3}, {3, 1, 2, 0, 1, 2, 5, 5, 1, 3, 1, 2})},
+  std::map<std::string, RefTensor> given = {{"scores", tensor({4, 3}, {3, 1, 2, 2, 0, 1, 5, 5, 1, 3, 1, 2})},
                                             {"labels", tensor({4}, {0, 2, 1, 1})}};
   CHECK(scalar(g, "top1", given) == Approx(1.0 / 4));
   Graph bad("bad");
