@@ -169,6 +169,9 @@ class Graph {
 
  private:
   static Value single(std::vector<Value> outs, const std::string& op);
+  // After a replay of `from` (map: its value ids -> ids here, -1 for none): its aliases and outputs, for the
+  // values that have a counterpart; a name this graph has already wins.
+  void carry_names(const Graph& from, const std::vector<int>& map);
   int new_value(ValueInfo info);
   std::vector<TensorType> infer(const Node& node, const std::string& op) const;
 

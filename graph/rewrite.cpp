@@ -20,6 +20,15 @@ std::vector<int> value_ids(Graph& graph, const std::vector<std::string>& names) 
 
 }  // namespace
 
+void Graph::carry_names(const Graph& from, const std::vector<int>& map) {
+  for (const auto& [name, id] : from.by_name_)
+    if (id >= 0 && map[static_cast<size_t>(id)] >= 0 && !by_name_.contains(name)) by_name_[name] = map[static_cast<size_t>(id)];
+  for (const auto& [name, id] : from.outputs_) {
+    outputs_.emplace_back(name, map[static_cast<size_t>(id)]);
+    by_name_[name] = map[static_cast<size_t>(id)];
+  }
+}
+
 Graph Graph::cut_at(const std::vector<std::string>& names) const {
   Graph copy(*this);  // operator[] resolves aliases and raises the did-you-mean
   std::vector<bool> cut(values_.size(), false);
@@ -68,12 +77,7 @@ Graph Graph::cut_at(const std::vector<std::string>& names) const {
       if (!cut[static_cast<size_t>(node.outputs[i])]) map[static_cast<size_t>(node.outputs[i])] = outs[i].id();
   }
   g.scopes_.clear();
-  for (const auto& [name, id] : by_name_)
-    if (id >= 0 && map[static_cast<size_t>(id)] >= 0 && !g.by_name_.contains(name)) g.by_name_[name] = map[static_cast<size_t>(id)];
-  for (const auto& [name, id] : outputs_) {
-    g.outputs_.emplace_back(name, map[static_cast<size_t>(id)]);
-    g.by_name_[name] = map[static_cast<size_t>(id)];
-  }
+  g.carry_names(*this, map);
   return g;
 }
 
@@ -130,12 +134,7 @@ Graph Graph::with_inputs_bound(const std::vector<std::pair<std::string, std::str
       fail(ErrorKind::spec, "input '{}' is fed from '{}', which itself depends on '{}': feed it from a value computed "
            "without it", values_[id].name, bound_name[id], values_[id].name);
 
-  for (const auto& [name, id] : by_name_)
-    if (id >= 0 && map[static_cast<size_t>(id)] >= 0 && !g.by_name_.contains(name)) g.by_name_[name] = map[static_cast<size_t>(id)];
-  for (const auto& [name, id] : outputs_) {
-    g.outputs_.emplace_back(name, map[static_cast<size_t>(id)]);
-    g.by_name_[name] = map[static_cast<size_t>(id)];
-  }
+  g.carry_names(*this, map);
   return g;
 }
 

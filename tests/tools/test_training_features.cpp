@@ -21,9 +21,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The workspace's samples with their labels fed to `y`, in batches of 16.
+const std::string labelled_data = R"(
+  data: {dataset: npy, train: DIR/train.npy, test: DIR/test.npy, train_labels: DIR/train_labels.npy,
+         test_labels: DIR/test_labels.npy, labels: y}
+  batch: 16)";
+
 // A classifier of the synthetic labels on top of an autoencoder's code, staged: the autoencoder first, then
 // the classifier on the codes (data_from) with the labels.
-const char* staged_spec = R"(
+const std::string staged_spec = R"(
 name: staged
 inputs:
   x: [batch, 16]
@@ -39,10 +45,7 @@ losses:
   classify: {op: categorical_crossentropy, in: [logits, y]}
 metrics:
   accuracy: {op: accuracy, in: [logits, y]}
-train:
-  data: {dataset: npy, train: DIR/train.npy, test: DIR/test.npy, train_labels: DIR/train_labels.npy,
-         test_labels: DIR/test_labels.npy, labels: y}
-  batch: 16
+train:)" + labelled_data + R"(
   optimizer: {adam: {lr: 0.02}}
   stages:
     - {name: autoencoder, loss: autoencoder, train: [enc/*, dec/*], epochs: 2}
@@ -111,10 +114,7 @@ layers:
 loss: {op: categorical_crossentropy, in: [scores, y]}
 metrics:
   accuracy: {op: accuracy, in: [scores, y]}
-train:
-  data: {dataset: npy, train: DIR/train.npy, test: DIR/test.npy, train_labels: DIR/train_labels.npy,
-         test_labels: DIR/test_labels.npy, labels: y}
-  batch: 16
+train:)" + labelled_data + R"(
   epochs: 3
   optimizer: {sgd: {lr: 1.0}}
 )"), {.out = w.path("run")});
