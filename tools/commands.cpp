@@ -447,8 +447,10 @@ std::string arity(int min, int max) {
 
 void print_attributes(const char* heading, const std::vector<AttrInfo>& attributes) {
   fmt::print("{}:{}\n", heading, attributes.empty() ? " none" : "");
+  size_t key = 0, type = 0;
+  for (const AttrInfo& a : attributes) key = std::max(key, a.key.size()), type = std::max(type, a.type.size());
   for (const AttrInfo& a : attributes)
-    fmt::print("  {:<18} {:<40} {}\n", a.key, a.type, a.required ? "required" : "default " + a.default_value);
+    fmt::print("  {:<{}}  {:<{}}  {}\n", a.key, key, a.type, type, a.required ? "required" : "default " + a.default_value);
 }
 
 }  // namespace
@@ -456,13 +458,16 @@ void print_attributes(const char* heading, const std::vector<AttrInfo>& attribut
 int Commands::ops() {
   register_builtins();
   if (!ops_name_.empty()) {
-    if (const LayerDef* layer = layer_registry().find(ops_name_)) {
+    // A name can be both a layer (which creates its parameters) and the op it applies (dense, conv2d, ...).
+    const LayerDef* layer = layer_registry().find(ops_name_);
+    if (layer) {
       fmt::print("{} (layer): {}\ninputs: {}\n", layer->name, layer->summary, arity(layer->min_inputs, layer->max_inputs));
       print_attributes("keys", layer->keys);
-      return 0;
+      if (!registry().find(ops_name_)) return 0;
+      fmt::print("\n");
     }
     const OpDef& op = registry().get(ops_name_);  // a spec error with a did-you-mean when unknown
-    fmt::print("{}: {}\ninputs: {}\n", op.name, op.summary, arity(op.min_inputs, op.max_inputs));
+    fmt::print("{}{}: {}\ninputs: {}\n", op.name, layer ? " (op)" : "", op.summary, arity(op.min_inputs, op.max_inputs));
     print_attributes("attributes", op.attributes);
     fmt::print("gradient: {}{}\n", op.gradient ? "yes" : "none (not differentiable)",
                op.random ? "; random: draws from (seed, step, element), a seed derived from the run's and the node's "

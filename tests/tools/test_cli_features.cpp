@@ -152,3 +152,20 @@ TEST_CASE("cli: the stacked spec trains its stages with IDX labels and evaluates
   for (const char* name : {"layer1", "layer2", "finetune", "classify", "accuracy"})
     CHECK_THAT(eval.output, Contains(fmt::format("test {}: ", name)));
 }
+
+TEST_CASE("cli: the denoising and regularized specs train and report their terms", "[cli][field]") {
+  if (!have_fashion_mnist()) return;
+  TempDir dir("field_denoising");
+  const std::string denoising = sliced("denoising.yaml", dir, 1024, 256);
+  CliResult trained = run_flowgrad("train " + denoising + " --epochs 1 --out " + dir.file("denoising"));
+  INFO(trained.output);
+  REQUIRE(trained.status == 0);
+  CHECK(fs::exists(dir.file("denoising/reconstructions.png")));
+  CHECK(metrics_header(dir.file("denoising")) == "stage,epoch,train_loss,test_loss,samples_per_s,seconds,test_clean_input_mse");
+  const std::string regularized = sliced("regularized.yaml", dir, 1024, 256);
+  trained = run_flowgrad("train " + regularized + " --epochs 1 --out " + dir.file("regularized"));
+  REQUIRE(trained.status == 0);
+  CHECK(metrics_header(dir.file("regularized")) ==
+        "stage,epoch,train_loss,test_loss,samples_per_s,seconds,test_mse,test_sparsity,test_jacobian_norm,test_activity,"
+        "test_mean_activation");
+}
