@@ -47,7 +47,7 @@ Value fit_to_input(Graph& graph, Value grad, Value input, const Node& node, int 
 
 }  // namespace
 
-std::vector<Value> gradients(Value loss, const std::vector<Value>& wrt) {
+std::vector<Value> gradients(Value loss, const std::vector<Value>& wrt, bool alias) {
   Graph& graph = loss.graph();
   if (!is_scalar(loss.shape()))
     fail(ErrorKind::shape, "the loss '{}' must be a scalar to differentiate, but has shape {}; reduce it with sum or mean",
@@ -101,8 +101,7 @@ std::vector<Value> gradients(Value loss, const std::vector<Value>& wrt) {
   for (const Value& w : wrt) {
     std::optional<Value> g = grad[static_cast<size_t>(w.id())];
     if (!g) g = graph.apply("fill_like", {w}, AttrMap{{"value", 0.0}});
-    std::string alias = gradient_name(w.name());
-    if (!graph.find(alias)) graph.add_alias(alias, *g);
+    if (alias && !graph.find(gradient_name(w.name()))) graph.add_alias(gradient_name(w.name()), *g);
     result.push_back(*g);
   }
   return result;

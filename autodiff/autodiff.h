@@ -15,7 +15,9 @@ namespace flowgrad {
 
 // Appends the nodes computing d loss / d x for every x in `wrt` and returns those gradients, in order.
 // `loss` must be a scalar (shape [] or [1]). A value the loss does not depend on gets a zero gradient.
-std::vector<Value> gradients(Value loss, const std::vector<Value>& wrt);
+// With `alias`, each gradient is also named gradient_name(x); a pass that is part of a model (the
+// vector-Jacobian products of a contractive penalty) leaves those names to the training gradients.
+std::vector<Value> gradients(Value loss, const std::vector<Value>& wrt, bool alias = true);
 
 // The name gradients() gives to the gradient of the value named `name`.
 std::string gradient_name(const std::string& name);

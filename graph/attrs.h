@@ -167,6 +167,48 @@ AttrMap encode_attrs(const Attrs& attrs) {
   return map;
 }
 
+// One attribute of an op as `flowgrad ops` and the docs show it.
+struct AttrInfo {
+  std::string key;
+  std::string type;           // integer, number, boolean, string, integers, numbers, or "a | b | c" for an enum
+  std::string default_value;  // as a spec would write it; empty when required
+  bool required = false;
+};
+
+namespace detail {
+template <class T>
+std::string attr_type_name() {
+  if constexpr (std::is_same_v<T, bool>) return "boolean";
+  else if constexpr (NamedEnum<T>) {
+    std::string names;
+    for (const char* n : enum_names(T{})) names += (names.empty() ? "" : " | ") + std::string(n);
+    return names;
+  } else if constexpr (std::is_integral_v<T>) return "integer";
+  else if constexpr (std::is_floating_point_v<T>) return "number";
+  else if constexpr (std::is_same_v<T, std::string>) return "string";
+  else if constexpr (std::is_same_v<T, std::vector<int64_t>>) return "integers";
+  else return "numbers";
+}
+}  // namespace detail
+
+// The attributes of an attribute struct, in declaration order, with their defaults.
+template <class Attrs>
+std::vector<AttrInfo> describe_attrs() {
+  std::vector<AttrInfo> infos;
+  Attrs defaults{};
+  defaults.fields([&](const char* key, auto& field, Field presence = Field::optional) {
+    using T = std::decay_t<decltype(field)>;
+    const bool required = presence == Field::required;
+    if constexpr (detail::is_optional<T>::value) {  // unset: the op picks a default from its other attributes
+      infos.push_back({key, detail::attr_type_name<typename T::value_type>(),
+                       field ? to_string(detail::encode_value(*field)) : "unset", false});
+    } else {
+      infos.push_back({key, detail::attr_type_name<T>(), required ? "" : to_string(detail::encode_value(field)), required});
+    }
+  });
+  return infos;
+}
+
 // The empty attribute struct, for ops without attributes.
 struct NoAttrs {
   template <class F> void fields(F&&) {}

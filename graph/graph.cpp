@@ -180,8 +180,8 @@ std::optional<Value> Graph::find(const std::string& name) {
 
 Value Graph::operator[](const std::string& name) {
   if (auto v = find(name)) return *v;
-  std::vector<std::string> names;
-  for (const auto& v : values_) names.push_back(v.name);
+  std::vector<std::string> names;  // values, aliases and outputs alike
+  for (const auto& [n, id] : by_name_) names.push_back(n);
   std::string guess = closest_match(name, names);
   fail(ErrorKind::spec, "graph '{}' has no value named '{}'{}", name_, name,
        guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess));

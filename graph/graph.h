@@ -158,10 +158,22 @@ class Graph {
   // (graph/inference.cpp). Names, outputs and aliases are kept; a value that only exists in training (the
   // batch statistics of batch_norm) may be read by dropped nodes only, else an `unsupported` error.
   Graph for_inference() const;
+  // The graph with each named value (resolved through aliases) turned into an input of the same name and
+  // type, fed instead of computed: plans then drop the nodes that only computed it (graph/rewrite.cpp). The
+  // new input is batched when the value depends on a batched input. Naming an input is allowed (it stays as
+  // it is); naming a parameter is an error.
+  Graph cut_at(const std::vector<std::string>& values) const;
+  // The graph with each input of `bindings` (input, value) replaced by the value, computed instead of fed:
+  // readers of the input read the value, and the input's name becomes an alias of it. Types must agree; an
+  // input bound to a value that depends on it is an error.
+  Graph with_inputs_bound(const std::vector<std::pair<std::string, std::string>>& bindings) const;
   std::string unique_name(const std::string& prefix);
 
  private:
   static Value single(std::vector<Value> outs, const std::string& op);
+  // After a replay of `from` (map: its value ids -> ids here, -1 for none): its aliases and outputs, for the
+  // values that have a counterpart; a name this graph has already wins.
+  void carry_names(const Graph& from, const std::vector<int>& map);
   int new_value(ValueInfo info);
   std::vector<TensorType> infer(const Node& node, const std::string& op) const;
 

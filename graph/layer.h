@@ -22,13 +22,18 @@ namespace flowgrad {
 class LayerContext {
  public:
   using ParamResolver = std::function<Value(const std::string& role, const Shape& shape, const Init& init)>;
-  LayerContext(Graph& g, std::string node_name, std::vector<Value> values, MapReader& entry, ParamResolver param)
-      : graph(g), name(std::move(node_name)), inputs(std::move(values)), keys(entry), param_(std::move(param)) {}
+  LayerContext(Graph& g, std::string node_name, std::vector<Value> values, MapReader& entry, ParamResolver param,
+               uint64_t spec_seed = 1)
+      : graph(g), name(std::move(node_name)), inputs(std::move(values)), keys(entry), seed(spec_seed),
+        param_(std::move(param)) {}
 
   Graph& graph;
   const std::string name;           // the node name the layer's output gets (scope prefix included)
   const std::vector<Value> inputs;  // the entry's `in` values
   MapReader& keys;                  // the entry's own keys (units, activation, ...); read them all
+  // The run's seed (train.seed or --seed): a random op the layer creates without a `seed` key of the entry
+  // draws from derived_seed(seed, its node name), so no two random ops share a stream by default.
+  const uint64_t seed;
 
   // The layer's parameter `role` with the shape and initializer the layer wants; the entry may replace it
   // by a reference under the key `role`, whose shape must match.
@@ -47,6 +52,7 @@ struct LayerDef {
   // Builds the layer; the first returned value is the layer's output (named ctx.name), any others are
   // reachable as "<name>:1", "<name>:2" when the op has several outputs.
   std::function<std::vector<Value>(LayerContext&)> build;
+  std::vector<AttrInfo> keys = {};  // the entry keys it reads, for `flowgrad ops NAME` (types and defaults)
 };
 
 class LayerRegistry {

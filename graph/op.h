@@ -137,6 +137,7 @@ struct OpDef {
   std::string summary;  // one line, for `flowgrad ops` and docs
   int min_inputs = 0;
   int max_inputs = 0;   // -1: any number
+  std::vector<AttrInfo> attributes;  // what decode accepts, for `flowgrad ops` and docs
   std::function<std::any(const AttrMap&, const SourceLocation&)> decode;
   std::function<AttrMap(const std::any&)> encode;
   std::function<std::vector<TensorType>(const ShapeContext&, const std::any&)> infer;
@@ -189,6 +190,7 @@ class OpBuilder {
     def_.name = std::move(name);
     def_.min_inputs = min_inputs;
     def_.max_inputs = max_inputs;
+    def_.attributes = describe_attrs<Attrs>();
     std::string op = def_.name;
     def_.decode = [op](const AttrMap& m, const SourceLocation& w) { return std::any(decode_attrs<Attrs>(op, m, w)); };
     def_.encode = [](const std::any& a) { return encode_attrs(std::any_cast<const Attrs&>(a)); };

@@ -89,7 +89,7 @@ struct Plan::Impl {
   PlanStats stats;
 
   Impl(const Graph& g, ParamStore& s, PlanOptions o)
-      : graph(g), store(s), options(std::move(o)),
+      : graph(o.feed.empty() ? g : g.cut_at(o.feed)), store(s), options(std::move(o)),
         threads(options.threads > 0 ? options.threads : default_thread_count()),
         isa(options.isa ? checked_isa(*options.isa) : widest_isa()), arena(threads) {}
 
@@ -359,7 +359,8 @@ Plan::~Plan() = default;
 
 void Plan::feed(const std::string& input, const void* data) {
   Value v = impl_->graph[input];
-  if (v.info().kind != ValueKind::input) fail(ErrorKind::runtime, "'{}' is not an input of the graph", input);
+  if (v.info().kind != ValueKind::input)
+    fail(ErrorKind::runtime, "'{}' is not an input of the graph; name it in PlanOptions::feed to feed a computed value", input);
   impl_->value_ptrs[static_cast<size_t>(v.id())] = const_cast<void*>(data);
   impl_->fed[static_cast<size_t>(v.id())] = true;
 }
@@ -386,6 +387,12 @@ size_t Plan::ready_after(const std::string& name) const {
   if (!impl_->value_ptrs[static_cast<size_t>(id)] || impl_->graph.info(id).producer < 0)
     fail(ErrorKind::runtime, "'{}' is not a value this plan computes and keeps: list it in PlanOptions::fetch", name);
   return impl_->ready_stage[static_cast<size_t>(id)];
+}
+
+std::vector<std::string> Plan::required_inputs() const {
+  std::vector<std::string> names;
+  for (int id : impl_->required_inputs) names.push_back(impl_->graph.info(id).name);
+  return names;
 }
 
 const float* Plan::fetch(const std::string& name) const {

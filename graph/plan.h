@@ -27,6 +27,9 @@ inline constexpr int kMaxThreads = 1024;
 struct PlanOptions {
   int threads = 0;                   // 0: every core; at most kMaxThreads
   std::vector<std::string> fetch;    // values to keep readable after run(); nodes nothing needs are dropped
+  // Computed values to feed instead (decoding given codes): the plan cuts the graph there (Graph::cut_at),
+  // so feed() takes them like inputs and the nodes that only computed them are dropped.
+  std::vector<std::string> feed;
   bool fetch_everything = false;     // keep every value (debugging, gradient checks)
   // Nodes above either threshold get all threads; below both, a second thread costs more than it brings
   // (measured on the dense autoencoders). Bytes catch memory-bound nodes (eltwise, updates) that do few flops.
@@ -57,10 +60,13 @@ class Plan {
   Plan(const Plan&) = delete;
   Plan& operator=(const Plan&) = delete;
 
-  // Binds an input to caller-owned memory (no copy); it must stay valid through run() and hold the input's
-  // bytes. The second form checks that: it throws Error(shape) when `bytes` is not the input's size.
+  // Binds an input (or a value named in PlanOptions::feed) to caller-owned memory (no copy); it must stay
+  // valid through run() and hold the value's bytes. The second form checks that: it throws Error(shape) when
+  // `bytes` is not the value's size.
   void feed(const std::string& input, const void* data);
   void feed(const std::string& input, const void* data, size_t bytes);
+  // The inputs run() needs fed: those some kept node reads.
+  std::vector<std::string> required_inputs() const;
   // Runs every stage. `step` seeds random ops (dropout, noise) so that a step can be replayed exactly.
   void run(uint64_t step = 0);
   // The same, calling after_stage(s) on the calling thread once stage s is done: the values ready after it

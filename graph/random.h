@@ -21,6 +21,12 @@ constexpr uint64_t hash_name(std::string_view name) {
   return h;
 }
 
+// The seed of a random op that names none: a stream of its own for every node name, changing with the
+// run's seed. 63 bits, so that it fits an integer attribute.
+constexpr uint64_t derived_seed(uint64_t run_seed, std::string_view node) {
+  return mix64(mix64(run_seed) ^ hash_name(node)) >> 1;
+}
+
 // Uniform in (0, 1): never exactly 0, so log() is safe.
 inline double random_uniform(uint64_t seed, uint64_t stream, uint64_t index) {
   uint64_t bits = mix64(mix64(seed ^ mix64(stream)) + index);

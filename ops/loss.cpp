@@ -12,8 +12,17 @@
 namespace flowgrad {
 
 std::span<const char* const> enum_names(Reduction) {
-  static constexpr std::array<const char*, 2> names = {"mean", "sum"};
+  static constexpr std::array<const char*, 3> names = {"mean", "sum", "sum_over_batch_size"};
   return names;
+}
+
+double reduction_divisor(Reduction reduction, const Shape& shape) {
+  switch (reduction) {
+    case Reduction::mean: return static_cast<double>(numel(shape));
+    case Reduction::sum: return 1.0;
+    case Reduction::sum_over_batch_size: return shape.empty() ? 1.0 : static_cast<double>(shape[0]);
+  }
+  return 1.0;
 }
 
 namespace {
@@ -21,9 +30,15 @@ namespace {
 using namespace loss;
 using kernels::chunked_sum;
 
+// l1 and l2 sum over every element by default (Keras' weight regularizers); sum_over_batch_size divides by
+// the batch, as Keras does for activity regularizers.
 struct WeightAttrs {
   double weight = 1.0;
-  template <class F> void fields(F&& f) { f("weight", weight); }
+  Reduction reduction = Reduction::sum;
+  template <class F> void fields(F&& f) {
+    f("weight", weight);
+    f("reduction", reduction);
+  }
 };
 
 // ---- categorical cross-entropy on logits with integer labels -------------------------------------------
@@ -68,7 +83,7 @@ std::unique_ptr<Kernel> cce_kernel(const KernelContext& c, Reduction reduction) 
   const int64_t batch = c.inputs[0].shape[0], classes = c.inputs[0].shape[1];
   const int64_t rows = std::max<int64_t>(1, kChunk / classes);  // rows per chunk, fixed by the shape
   const int64_t chunks = chunks_of(batch, rows);
-  const double divisor = reduce_divisor(reduction, batch);
+  const double divisor = reduction_divisor(reduction, c.inputs[1].shape);
   return std::make_unique<ReduceKernel>(
       [=](const KernelArgs& args) {
         const float* x = args.input(0);
@@ -86,7 +101,7 @@ std::unique_ptr<Kernel> cce_kernel(const KernelContext& c, Reduction reduction) 
 
 std::unique_ptr<Kernel> cce_grad_kernel(const KernelContext& c, Reduction reduction) {
   const int64_t batch = c.inputs[1].shape[0], classes = c.inputs[1].shape[1];
-  const double divisor = reduce_divisor(reduction, batch);
+  const double divisor = reduction_divisor(reduction, c.inputs[2].shape);
   return std::make_unique<kernels::FunctionKernel>(
       [=](const KernelArgs& args) {
         const double g = static_cast<double>(*args.input(0)) / divisor;
@@ -129,7 +144,7 @@ void register_cce(Registry& r) {
               double s = 0;
               for (int64_t b = 0; b < batch; ++b)
                 s += cce_row(x.data.data() + b * classes, classes, checked_label(labels[b], classes, b));
-              return std::vector<RefTensor>{RefTensor({}, s / reduce_divisor(a.reduction, batch))};
+              return std::vector<RefTensor>{RefTensor({}, s / reduction_divisor(a.reduction, labels.shape))};
             })
             .kernel([](const KernelContext& c, const LossAttrs& a) { return cce_kernel(c, a.reduction); })
             .gradient([](GradContext& c) {
@@ -160,7 +175,7 @@ void register_cce(Registry& r) {
             .reference([](const RefContext& c, const LossAttrs& a) {
               const RefTensor &x = c.in(1), &labels = c.in(2);
               const int64_t batch = x.shape[0], classes = x.shape[1];
-              const double g = c.in(0)[0] / reduce_divisor(a.reduction, batch);
+              const double g = c.in(0)[0] / reduction_divisor(a.reduction, labels.shape);
               RefTensor dx(x.shape);
               for (int64_t b = 0; b < batch; ++b)
                 cce_grad_row(x.data.data() + b * classes, classes, checked_label(labels[b], classes, b), g,
@@ -171,7 +186,7 @@ void register_cce(Registry& r) {
             .build());
 }
 
-// ---- weight penalties: l1 = weight * sum |x|, l2 = weight * sum x^2 --------------------------------------
+// ---- penalties: l1 = weight * sum |x|, l2 = weight * sum x^2 (divided as `reduction` says) ----------------
 
 struct L1 {
   static double value(double x) { return std::abs(x); }
@@ -187,10 +202,12 @@ void register_penalty(Registry& r, const std::string& name, const char* summary)
   const std::string grad_op = name + "_grad";
   // |x| >= 0.1 keeps l1 off its kink.
   const AttrMap weighted = {{"weight", 0.25}};
+  const AttrMap per_batch = {{"weight", 0.5}, {"reduction", std::string("sum_over_batch_size")}};
   r.add(OpBuilder<WeightAttrs>(name, 1, 1)
             .summary(summary)
             .example({.inputs = {{{3, 4}}}, .gap = 0.1})
             .example({.inputs = {{{5}}}, .attrs = weighted, .gap = 0.1, .label = "weighted"})
+            .example({.inputs = {{{4, 3}}}, .attrs = per_batch, .gap = 0.1, .label = "sum_over_batch_size"})
             .infer([](const ShapeContext& c, const WeightAttrs&) {
               require_f32(c, 0);
               return kScalar;
@@ -198,11 +215,11 @@ void register_penalty(Registry& r, const std::string& name, const char* summary)
             .reference([](const RefContext& c, const WeightAttrs& a) {
               double s = 0;
               for (double x : c.in(0).data) s += Terms::value(x);
-              return std::vector<RefTensor>{RefTensor({}, a.weight * s)};
+              return std::vector<RefTensor>{RefTensor({}, a.weight * s / reduction_divisor(a.reduction, c.in(0).shape))};
             })
             .kernel([](const KernelContext& c, const WeightAttrs& a) -> std::unique_ptr<Kernel> {
               const int64_t n = c.inputs[0].numel(), chunks = chunks_of(n, kChunk);
-              const double weight = a.weight;
+              const double weight = a.weight / reduction_divisor(a.reduction, c.inputs[0].shape);
               return std::make_unique<ReduceKernel>(
                   [n, chunks, weight](const KernelArgs& args) {
                     const float* x = args.input(0);
@@ -225,20 +242,21 @@ void register_penalty(Registry& r, const std::string& name, const char* summary)
             .summary(fmt::format("gradient of {}: g * weight * d/dx", name))
             .example({.inputs = {{Shape{}}, {{3, 4}}}, .gap = 0.1})
             .example({.inputs = {{Shape{}}, {{5}}}, .attrs = weighted, .gap = 0.1, .label = "weighted"})
+            .example({.inputs = {{Shape{}}, {{4, 3}}}, .attrs = per_batch, .gap = 0.1, .label = "sum_over_batch_size"})
             .infer([](const ShapeContext& c, const WeightAttrs&) {
               require_scalar_grad(c);
               require_f32(c, 1);
               return std::vector<TensorType>{{c.in(1), DType::f32}};
             })
             .reference([](const RefContext& c, const WeightAttrs& a) {
-              const double g = c.in(0)[0] * a.weight;
+              const double g = c.in(0)[0] * a.weight / reduction_divisor(a.reduction, c.in(1).shape);
               RefTensor dx(c.in(1).shape);
               for (int64_t i = 0; i < dx.size(); ++i) dx[i] = g * Terms::grad(c.in(1)[i]);
               return std::vector<RefTensor>{std::move(dx)};
             })
             .kernel([](const KernelContext& c, const WeightAttrs& a) -> std::unique_ptr<Kernel> {
               const int64_t n = c.inputs[1].numel();
-              const double weight = a.weight;
+              const double weight = a.weight / reduction_divisor(a.reduction, c.inputs[1].shape);
               return std::make_unique<kernels::FunctionKernel>(
                   [n, weight](const KernelArgs& args) {
                     const double g = static_cast<double>(*args.input(0)) * weight;
@@ -265,7 +283,7 @@ void register_loss_ops(Registry& r) {
 Value categorical_crossentropy(Value logits, Value labels, Reduction reduction) {
   return logits.graph().apply("categorical_crossentropy", {logits, labels}, LossAttrs{reduction});
 }
-Value l1(Value x, double weight) { return x.graph().apply("l1", {x}, WeightAttrs{weight}); }
-Value l2(Value x, double weight) { return x.graph().apply("l2", {x}, WeightAttrs{weight}); }
+Value l1(Value x, double weight, Reduction reduction) { return x.graph().apply("l1", {x}, WeightAttrs{weight, reduction}); }
+Value l2(Value x, double weight, Reduction reduction) { return x.graph().apply("l2", {x}, WeightAttrs{weight, reduction}); }
 
 }  // namespace flowgrad

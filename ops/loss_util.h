@@ -50,10 +50,6 @@ class ReduceKernel final : public kernels::FunctionKernel {
 
 inline int64_t chunks_of(int64_t n, int64_t chunk) { return std::max<int64_t>(1, (n + chunk - 1) / chunk); }
 
-inline double reduce_divisor(Reduction reduction, int64_t n) {
-  return reduction == Reduction::mean ? static_cast<double>(n) : 1.0;
-}
-
 [[noreturn]] inline void dtype_error(const ShapeContext& c, int input, const char* expected) {
   throw Error(ErrorKind::dtype, fmt::format("node '{}' (op '{}'): input {} is {}, expected {}", c.node, c.op, input,
                                             to_string(c.inputs[static_cast<size_t>(input)].dtype), expected));

@@ -27,7 +27,9 @@ void register_shape_ops(Registry& r);      // shape.cpp: reshape transpose conca
 void register_softmax_ops(Registry& r);    // softmax.cpp: softmax log_softmax
 void register_loss_ops(Registry& r);       // loss.cpp: categorical_crossentropy l1 l2, and pair_loss.cpp's (+ gradient ops)
 void register_pair_losses(Registry& r);    // pair_loss.cpp: mse binary_crossentropy binary_crossentropy_logits
-void register_random_ops(Registry& r);     // random.cpp: random_normal dropout masking_noise
+void register_random_ops(Registry& r);     // random.cpp: random_normal gaussian_sample dropout masking_noise
+void register_regularizer_ops(Registry& r);// regularizer.cpp: kl_normal kl_sparsity contractive_dense (+ their gradient ops)
+void register_metric_ops(Registry& r);     // metric.cpp: accuracy
 void register_misc_ops(Registry& r);       // misc.cpp: stop_gradient identity fill_like
 void register_optimizer_ops(Registry& r);  // optimizer.cpp: sgd_update adam_update global_norm_scale
 void register_pool_ops(Registry& r);       // pool.cpp: max_pool2d avg_pool2d (+ their gradient ops, max_pool2d_gather)
@@ -186,8 +188,12 @@ Value softmax(Value x, int64_t axis = -1);
 Value log_softmax(Value x, int64_t axis = -1);
 
 // ---- losses (scalar results) ----
-enum class Reduction { mean, sum };
+// mean: over every element; sum: of every element; sum_over_batch_size: the sum divided by the batch (the
+// first axis), i.e. each sample's sum averaged over the batch (Keras' name), as a VAE's per-image ELBO is.
+enum class Reduction { mean, sum, sum_over_batch_size };
 std::span<const char* const> enum_names(Reduction);
+// What a reduction divides the sum over `shape` by: numel(shape), 1, or shape[0] (1 for a scalar).
+double reduction_divisor(Reduction reduction, const Shape& shape);
 Value mse(Value prediction, Value target, Reduction reduction = Reduction::mean);
 // How binary_crossentropy treats probabilities at 0 and 1: Keras clamps them to [1e-7, 1 - 1e-7] (no gradient
 // outside), PyTorch's BCELoss floors the logs at -100.
@@ -201,13 +207,30 @@ Value binary_crossentropy(Value probability, Value target, Reduction reduction =
 Value binary_crossentropy_logits(Value logits, Value target, Reduction reduction = Reduction::mean);
 // logits[batch, classes], labels[batch] (s32 class indices); mean over the batch.
 Value categorical_crossentropy(Value logits, Value labels, Reduction reduction = Reduction::mean);
-Value l1(Value x, double weight = 1.0);  // weight * sum |x|
-Value l2(Value x, double weight = 1.0);  // weight * sum x^2
+// weight * sum |x| and weight * sum x^2; Reduction::sum_over_batch_size divides by the batch (Keras'
+// activity regularizers), mean by the element count.
+Value l1(Value x, double weight = 1.0, Reduction reduction = Reduction::sum);
+Value l2(Value x, double weight = 1.0, Reduction reduction = Reduction::sum);
 
 // ---- randomness (seeded; a new draw every step) ----
 Value random_normal(Value like, uint64_t seed, double mean = 0, double stddev = 1);
+// mu + exp(logvar / 2) * eps with eps ~ N(0, 1): a VAE's reparameterized sample. Outside training it draws
+// as in training, or gives mu when !sample_in_inference.
+Value gaussian_sample(Value mu, Value logvar, uint64_t seed, bool sample_in_inference = true);
 Value dropout(Value x, double rate, uint64_t seed);        // inverted dropout: kept values scaled by 1/(1-rate)
 Value masking_noise(Value x, double rate, uint64_t seed);  // zeroes a fraction `rate` of entries, no rescale
+
+// ---- regularizers (scalar results) ----
+// KL(N(mu, exp(logvar)) || N(0, 1)) summed over the latent axes; by default averaged over the batch.
+Value kl_normal(Value mu, Value logvar, Reduction reduction = Reduction::sum_over_batch_size);
+// beta * sum_j KL(rho || rho_hat_j) with rho_hat_j the batch mean of h's unit j (h[batch, units...]).
+Value kl_sparsity(Value h, double rho = 0.05, double beta = 1.0);
+// The batch mean of ||dh/dx||_F^2 for h = activation(x w + b): h[batch, units], w[in, units].
+Value contractive_dense(Value h, Value w, Activation activation = Activation::sigmoid, double alpha = 0);
+
+// ---- metrics (scalar results, not differentiable) ----
+// The fraction of rows of logits[batch, classes] whose label[batch] (s32) is among the top_k scores.
+Value accuracy(Value logits, Value labels, int64_t top_k = 1);
 
 // ---- misc ----
 Value stop_gradient(Value x);

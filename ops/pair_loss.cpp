@@ -116,7 +116,7 @@ template <class Terms>
 std::unique_ptr<Kernel> pair_loss_kernel(const KernelContext& c, Reduction reduction) {
   const int64_t n = c.inputs[0].numel();
   const int64_t chunks = chunks_of(n, kChunk);
-  const double divisor = reduce_divisor(reduction, n);
+  const double divisor = reduction_divisor(reduction, c.inputs[0].shape);
   const kernels::PairLossLoops& loops = kernels::loss_loops(c.isa).*Terms::loops;
   return std::make_unique<ReduceKernel>(
       [n, chunks, divisor, &loops](const KernelArgs& args) {
@@ -134,7 +134,7 @@ std::unique_ptr<Kernel> pair_loss_kernel(const KernelContext& c, Reduction reduc
 template <class Terms>
 std::unique_ptr<Kernel> pair_grad_kernel(const KernelContext& c, Reduction reduction, bool wrt_target) {
   const int64_t n = c.inputs[1].numel();
-  const double divisor = reduce_divisor(reduction, n);
+  const double divisor = reduction_divisor(reduction, c.inputs[1].shape);
   const kernels::PairLossLoops& loops = kernels::loss_loops(c.isa).*Terms::loops;
   return std::make_unique<kernels::FunctionKernel>(
       [n, divisor, wrt_target, &loops](const KernelArgs& args) {
@@ -180,7 +180,9 @@ PairExamples pair_examples(double low, double high, std::function<void(RefTensor
   const AttrMap sum = {{"reduction", std::string("sum")}};
   AttrMap sum_wrt_target = sum;
   sum_wrt_target.set("wrt_target", true);
-  return {{loss({}, "mean"), loss(sum, "sum")}, {grad({}, "mean"), grad(sum_wrt_target, "sum, wrt_target")}};
+  const AttrMap per_batch = {{"reduction", std::string("sum_over_batch_size")}};
+  return {{loss({}, "mean"), loss(sum, "sum"), loss(per_batch, "sum_over_batch_size")},
+          {grad({}, "mean"), grad(sum_wrt_target, "sum, wrt_target"), grad(per_batch, "sum_over_batch_size")}};
 }
 
 template <class Forms>
@@ -198,7 +200,7 @@ void register_pair_loss(Registry& r, const std::string& name, const char* summar
               return Forms::run(a, [&]<class Terms>() {
                 double s = 0;
                 for (int64_t i = 0; i < c.in(0).size(); ++i) s += Terms::value(c.in(0)[i], c.in(1)[i]);
-                return std::vector<RefTensor>{RefTensor({}, s / reduce_divisor(a.reduction, c.in(0).size()))};
+                return std::vector<RefTensor>{RefTensor({}, s / reduction_divisor(a.reduction, c.in(0).shape))};
               });
             })
             .kernel([](const KernelContext& c, const Attrs& a) {
@@ -226,7 +228,7 @@ void register_pair_loss(Registry& r, const std::string& name, const char* summar
             .reference([](const RefContext& c, const GradAttrs& a) {
               return Forms::run(a, [&]<class Terms>() {
                 const RefTensor &p = c.in(1), &t = c.in(2);
-                const double g = c.in(0)[0] / reduce_divisor(a.reduction, p.size());
+                const double g = c.in(0)[0] / reduction_divisor(a.reduction, p.shape);
                 RefTensor dx(p.shape);
                 for (int64_t i = 0; i < p.size(); ++i)
                   dx[i] = g * (a.wrt_target ? Terms::d_target(p[i], t[i]) : Terms::d_pred(p[i], t[i]));

@@ -1,4 +1,5 @@
-// Seeded random ops: random_normal, dropout, masking_noise, and dropout_grad.
+// Seeded random ops: random_normal, gaussian_sample (a VAE's reparameterized sample), dropout,
+// masking_noise, and dropout_grad.
 //
 // Every draw is a pure function of (seed attribute, step, element index) through graph/random.h, with the
 // step as the stream: the reference and the kernel draw the same numbers bit for bit, results do not
@@ -11,17 +12,40 @@
 
 #include <fmt/format.h>
 
+#include <array>
+#include <cmath>
+
 namespace flowgrad {
 namespace {
+
+// What a random draw becomes outside training (test losses, eval, pictures): a draw as in training, or
+// its mean. Keras' and PyTorch's VAE examples sample in evaluation too, which keeps a test ELBO an ELBO.
+enum class Draw { sample, mean };
+std::span<const char* const> enum_names(Draw) {
+  static constexpr std::array<const char*, 2> names = {"sample", "mean"};
+  return names;
+}
 
 struct NormalAttrs {
   uint64_t seed = 0;
   double mean = 0;
   double stddev = 1;
+  Draw inference = Draw::sample;
   template <class F> void fields(F&& f) {
     f("seed", seed);
     f("mean", mean);
     f("stddev", stddev);
+    f("inference", inference);
+  }
+};
+
+// z = mu + exp(logvar / 2) * eps, eps ~ N(0, 1) drawn from (seed, step, element).
+struct SampleAttrs {
+  uint64_t seed = 0;
+  Draw inference = Draw::sample;
+  template <class F> void fields(F&& f) {
+    f("seed", seed);
+    f("inference", inference);
   }
 };
 
@@ -149,6 +173,57 @@ void register_random_ops(Registry& r) {
             })
             // Only like's shape is used, not its values: nothing flows back.
             .gradient([](GradContext&) { return GradResult{std::nullopt}; })
+            .inference([](const NormalAttrs& a) {
+              if (a.inference == Draw::sample) return InferenceForm::same();
+              NormalAttrs constant = a;
+              constant.stddev = 0;  // the mean, everywhere
+              return InferenceForm::with_attrs(encode_attrs(constant));
+            })
+            .random()
+            .build());
+
+  r.add(OpBuilder<SampleAttrs>("gaussian_sample", 2, 2)
+            .summary("mu + exp(logvar / 2) * eps, eps ~ N(0, 1) new every step: a VAE's reparameterized sample")
+            .example({.inputs = {{{3, 4}}, {{3, 4}}}, .attrs = {{"seed", int64_t{9}}}})
+            .infer([](const ShapeContext& c, const SampleAttrs&) {
+              same_f32(c, 1);
+              if (c.in(0) != c.in(1)) c.fail("mu and logvar must have the same shape");
+              return same_f32(c, 0);
+            })
+            .reference([](const RefContext& c, const SampleAttrs& a) {
+              RefTensor z(c.in(0).shape);
+              for (int64_t i = 0; i < z.size(); ++i)
+                z[i] = c.in(0)[i] + std::exp(0.5 * c.in(1)[i]) * random_normal(a.seed, c.step, static_cast<uint64_t>(i));
+              return std::vector<RefTensor>{std::move(z)};
+            })
+            .kernel([](const KernelContext& c, const SampleAttrs& a) -> std::unique_ptr<Kernel> {
+              const int64_t n = c.outputs[0].numel();
+              const uint64_t seed = a.seed;
+              return std::make_unique<kernels::FunctionKernel>(
+                  [n, seed](const KernelArgs& args) {
+                    const float *mu = args.input(0), *logvar = args.input(1);
+                    float* z = args.output(0);
+                    const uint64_t step = args.step;
+                    kernels::parallel_elements(n, args.threads, [&](int64_t begin, int64_t end) {
+                      for (int64_t i = begin; i < end; ++i)
+                        z[i] = static_cast<float>(mu[i] + std::exp(0.5 * logvar[i]) *
+                                                              random_normal(seed, step, static_cast<uint64_t>(i)));
+                    });
+                  },
+                  45.0 * static_cast<double>(n));
+            })
+            // dz/dmu = 1; dz/dlogvar = exp(logvar / 2) eps / 2 = (z - mu) / 2, read from the forward's output, so
+            // the noise is never stored or drawn again.
+            .gradient([](GradContext& c) {
+              Value g = *c.grad();
+              std::optional<Value> dmu, dlogvar;
+              if (c.needs(0)) dmu = g;
+              if (c.needs(1)) dlogvar = scale(g * (c.output() - c.input(0)), 0.5);
+              return GradResult{dmu, dlogvar};
+            })
+            .inference([](const SampleAttrs& a) {
+              return a.inference == Draw::mean ? InferenceForm::pass_through(0) : InferenceForm::same();
+            })
             .random()
             .build());
 
@@ -181,6 +256,10 @@ void register_random_ops(Registry& r) {
 
 Value random_normal(Value like, uint64_t seed, double mean, double stddev) {
   return like.graph().apply("random_normal", {like}, NormalAttrs{seed, mean, stddev});
+}
+Value gaussian_sample(Value mu, Value logvar, uint64_t seed, bool sample_in_inference) {
+  return mu.graph().apply("gaussian_sample", {mu, logvar},
+                          SampleAttrs{seed, sample_in_inference ? Draw::sample : Draw::mean});
 }
 Value dropout(Value x, double rate, uint64_t seed) { return x.graph().apply("dropout", {x}, MaskAttrs{rate, seed}); }
 Value masking_noise(Value x, double rate, uint64_t seed) {

@@ -17,6 +17,8 @@ void register_builtin_ops() {
     register_softmax_ops(r);
     register_loss_ops(r);
     register_random_ops(r);
+    register_regularizer_ops(r);
+    register_metric_ops(r);
     register_misc_ops(r);
     register_optimizer_ops(r);
     register_pool_ops(r);

@@ -62,8 +62,10 @@ RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const Tim
   std::vector<float> batch(batch_bytes.size());
   scale_bytes(batch_bytes, batch.data());
   float lr = static_cast<float>(options.schedule.at(0));
+  const std::vector<int32_t> labels(static_cast<size_t>(options.batch), 0);  // class 0: valid for any classifier
   auto feed = [&] {
     plan.feed(options.input, batch.data());
+    if (!options.labels.empty()) plan.feed(options.labels, labels.data());
     if (options.corruption.kind != Corruption::Kind::none) plan.feed(options.corruption.input, batch.data());
     plan.feed("lr", &lr);
   };
@@ -79,10 +81,12 @@ RunnerTiming time_runner(const Graph& forward, TrainerOptions options, const Tim
   for (size_t i = 0; i < data.bytes.size(); ++i) data.bytes[i] = batch_bytes[i % batch.size()];
   data.samples.resize(data.bytes.size());
   scale_bytes(data.bytes, data.samples.data());
+  if (!options.labels.empty()) data.labels.assign(static_cast<size_t>(data.count), 0);
   Dataset test = data;
   test.count = options.batch;
   test.samples.resize(batch.size());
   test.bytes.resize(batch.size());
+  if (!options.labels.empty()) test.labels.resize(static_cast<size_t>(test.count));
 
   RunnerTiming result;
   std::vector<double> bare_ms, runner_ms, ratios;

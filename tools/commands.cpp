@@ -10,6 +10,7 @@
 #include "tools/benchmark.h"
 #include "tools/checkpoint.h"
 #include "tools/dot_export.h"
+#include "tools/feeds.h"
 #include "tools/npy.h"
 #include "tools/onnx_export.h"
 #include "tools/plugins.h"
@@ -19,11 +20,14 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <tuple>
 #include <utility>
 
 namespace flowgrad {
@@ -62,14 +66,6 @@ nlohmann::json json_number(double v) {
   return std::isfinite(v) ? nlohmann::json(std::stod(fmt::format("{:.6g}", v))) : nlohmann::json();
 }
 
-// An f32 input fed from u8 data gets bytes / 255, as datasets do in `train` (docs/spec.md, "data").
-Tensor input_tensor(const NpyArray& array, DType dtype) {
-  if (array.dtype != NpyDType::u1 || dtype != DType::f32) return to_tensor(array, dtype);
-  Tensor t(TensorType{array.shape, DType::f32});
-  scale_bytes({reinterpret_cast<const uint8_t*>(array.bytes.data()), array.bytes.size()}, t.f32());
-  return t;
-}
-
 }  // namespace
 
 void Commands::add_to(CLI::App& app) {
@@ -105,12 +101,13 @@ void Commands::add_to(CLI::App& app) {
   trained(eval_);
   eval_->add_option("--data", data_, "directory with the four IDX files");
   eval_->add_option("--threads", threads_, "threads (0: every core)")->check(threads_range);
+  eval_->add_option("--input", inputs_, "NAME=FILE.npy: feeds a value (an input or a computed one), one row per test sample");
 
   run_ = app.add_subcommand("run", "feed NPY tensors, fetch any named value (gradients too) as NPY");
   spec_arg(run_);
   trained(run_);
   run_->add_option("--param", params_, "NAME=FILE.npy: replaces a parameter");
-  run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input")->required();
+  run_->add_option("--input", inputs_, "NAME=FILE.npy: feeds an input, or any value in place of what computes it")->required();
   run_->add_option("--fetch", fetches_, "NAME=FILE.npy: writes a value, e.g. reconstruction or encoding/kernel/grad")->required();
   run_->add_option("--seed", seed_, "seed for the spec's initializers and random ops");
   run_->add_option("--threads", threads_, "threads (0: every core)")->check(threads_range);
@@ -140,7 +137,8 @@ void Commands::add_to(CLI::App& app) {
                      "this CPU runs)")
       ->check(CLI::IsMember({"baseline", "avx2", "avx512"}));
 
-  ops_ = app.add_subcommand("ops", "list the registered ops and layers");
+  ops_ = app.add_subcommand("ops", "list the registered ops and layers with their attributes, or describe one");
+  ops_->add_option("name", ops_name_, "an op or layer to describe: attributes with types and defaults");
 
   export_ = app.add_subcommand("export", "trained weights as NPZ (numpy, PyTorch) and the inference graph as ONNX");
   spec_arg(export_);
@@ -179,7 +177,7 @@ int Commands::run() {
 }
 
 int Commands::train() {
-  Spec spec = load_spec(spec_, spec_options(batch_));
+  Spec spec = load_spec(spec_, spec_options(batch_, seed_));
   TrainConfig config = read_train_config(spec);
   stop_training_on_signals();
   std::string folder = train_spec(spec, std::move(config),
@@ -203,48 +201,69 @@ void Commands::load_trained(const Spec& spec, const Graph& graph, ParamStore& st
 
 int Commands::eval() {
   if (checkpoint_.empty() && weights_.empty()) fail(ErrorKind::spec, "eval needs trained parameters: --checkpoint or --params");
-  Spec spec = load_spec(spec_, spec_options());
+  // A checkpoint's seed is the one the run's random ops drew from.
+  std::optional<uint64_t> seed;
+  if (!checkpoint_.empty()) seed = load_checkpoint(checkpoint_).meta.seed;
+  Spec spec = load_spec(spec_, spec_options(0, seed));
   TrainConfig config = read_train_config(spec);
   if (threads_ >= 0) config.threads = threads_;
+  if (seed) config.seed = *seed;
   DatasetSplits data = load_training_data(config.data, data_);
+  fit_noise_to_data(config.data.noise, data.train);
   ParamStore store;
   store.materialize(spec.graph, config.seed);
   load_trained(spec, spec.graph, store);
-  std::vector<std::string> fed = {config.data.input};
-  if (config.data.noise != DataConfig::Noise::none) fed.push_back(config.data.noisy_input);
-  for (const std::string& input : fed)
-    check_samples_fit(data.test, spec.graph, input, fmt::format("the test samples of '{}'", data.test.source));
-  fmt::print("{} on {} ({} test samples), parameters from {}\n", spec.name, data.source, data.test.count,
-             checkpoint_.empty() ? weights_ : checkpoint_);
-  for (const std::string& loss : spec.losses) {
-    // A stage's loss may read an input that only its data_from output feeds; the data alone cannot evaluate it.
-    const std::vector<std::string> reads = spec.graph.inputs_needed(spec.graph[loss].id());
-    auto unfed = std::find_if(reads.begin(), reads.end(),
-                              [&](const std::string& input) { return std::find(fed.begin(), fed.end(), input) == fed.end(); });
-    if (unfed != reads.end()) {
-      fmt::print("test {}: skipped (it reads input '{}', which the data does not feed)\n", loss, *unfed);
-      continue;
-    }
-    StageConfig stage;
-    stage.loss = loss;
-    const TrainerOptions options = trainer_options(config, stage);
-    fmt::print("test {}: {:.6f}\n", loss, Evaluator(spec.graph, store, options).evaluate(data.test));
+  TrainerOptions options = evaluation_options(spec, config);
+  // --input NAME=FILE.npy: a value (an input, or a computed value in place of its producer) fed from a file,
+  // one row per test sample.
+  std::map<std::string, Tensor> fed;
+  for (const std::string& assignment : inputs_) {
+    auto [name, file] = split_assignment(assignment, "--input");
+    fed.emplace(name, fed_tensor(spec.graph, name, read_npy(file), data.test.count, "--input " + assignment));
   }
+  std::vector<std::string> fed_names, feedable = {config.data.input, config.data.labels, config.data.noise.input};
+  for (const auto& [name, tensor] : fed) {
+    options.fed_values.emplace(name, &tensor);
+    fed_names.push_back(name);
+    feedable.push_back(const_cast<Graph&>(spec.graph)[name].name());
+  }
+  const std::string source = config.data.format == DataConfig::Format::idx ? data.source : config.data.test;
+  fmt::print("{} on {} ({} test samples), parameters from {}\n", spec.name, source, data.test.count,
+             checkpoint_.empty() ? weights_ : checkpoint_);
+  // Every loss and metric the data feeds, stage inputs computed in the graph as training computes them.
+  const Graph view = with_stage_inputs_bound(spec.graph, config.stage_inputs).cut_at(fed_names);
+  std::vector<std::string> values;
+  for (const std::vector<std::string>* names : {&spec.losses, &spec.metrics})
+    for (const std::string& name : *names) {
+      std::vector<std::string> unfed;
+      for (const std::string& input : inputs_read(view, {name}))
+        if (std::find(feedable.begin(), feedable.end(), input) == feedable.end()) unfed.push_back(input);
+      if (unfed.empty()) values.push_back(name);
+      else fmt::print("test {}: not evaluated: it reads {}, which the data does not feed\n", name, fmt::join(unfed, ", "));
+    }
+  const std::vector<double> results = Evaluator(spec.graph, store, options).means(data.test, values);
+  for (size_t i = 0; i < values.size(); ++i) fmt::print("test {}: {:.6f}\n", values[i], results[i]);
   return 0;
 }
 
 int Commands::run_graph() {
-  std::map<std::string, NpyArray> fed;
+  Spec spec = load_spec(spec_, spec_options(0, seed_));
+  // --input NAME=FILE.npy feeds an input or any computed value (the plan cuts the graph there); the batch is
+  // the sample count of the first batched value fed.
+  std::vector<std::tuple<std::string, std::string, NpyArray>> arrays;
   int64_t batch = 0;
   for (const std::string& assignment : inputs_) {
     auto [name, file] = split_assignment(assignment, "--input");
     NpyArray array = read_npy(file);
     check_tensor_shape(array);  // before its first dimension becomes the batch the spec is built for
-    if (batch == 0 && !array.shape.empty()) batch = array.shape[0];
-    if (!fed.emplace(name, std::move(array)).second) fail(ErrorKind::spec, "--input {}: '{}' is fed twice", assignment, name);
+    if (batch == 0 && is_batched(spec.graph, name)) {
+      if (array.shape.empty())
+        fail(ErrorKind::shape, "--input {}: '{}' takes a batch of samples, but the file holds a scalar", assignment, name);
+      batch = array.shape[0];
+    }
+    arrays.emplace_back(assignment, name, std::move(array));
   }
-  Spec spec = load_spec(spec_, spec_options(batch));
-  Graph& graph = spec.graph;
+  Graph graph = batch > 0 && batch != spec.batch ? spec.graph.with_batch(batch) : spec.graph;
   std::vector<std::pair<std::string, std::string>> fetches;
   std::vector<Value> grad_of;
   std::vector<std::string> grad_names;  // as asked: "pool1/grad" for pool1's first output, whose value is "pool1:0"
@@ -263,7 +282,7 @@ int Commands::run_graph() {
       if (!graph.find(grad_names[i])) graph.add_alias(grad_names[i], grads[i]);
   }
   ParamStore store;
-  store.materialize(graph, seed_.value_or(1));
+  store.materialize(graph, seed_.value_or(spec.seed));
   load_trained(spec, graph, store);
   for (const std::string& assignment : params_) {
     auto [name, file] = split_assignment(assignment, "--param");
@@ -274,27 +293,21 @@ int Commands::run_graph() {
       fail(ErrorKind::shape, "--param {}: '{}' holds {}, the file has {}", assignment, name, to_string(target.type()), to_string(value.type()));
     std::copy_n(static_cast<const std::byte*>(value.data()), target.type().bytes(), static_cast<std::byte*>(target.data()));
   }
+  std::map<std::string, Tensor> fed;
+  std::vector<std::string> cut;
+  for (const auto& [assignment, name, array] : arrays) {
+    Tensor t = fed_tensor(graph, name, array, batch, "--input " + assignment);
+    if (graph[name].info().kind != ValueKind::input) cut.push_back(name);
+    if (!fed.emplace(name, std::move(t)).second) fail(ErrorKind::spec, "--input {}: '{}' is fed twice", assignment, name);
+  }
   std::vector<std::string> names;
-  for (const auto& [name, file] : fetches) {
-    names.push_back(graph[name].name());
-    for (const std::string& input : graph.inputs_needed(graph[name].id()))
-      if (!fed.count(input))
-        fail(ErrorKind::spec, "--fetch {}: '{}' reads input '{}'; feed it with --input {}=FILE.npy", name, name, input, input);
-  }
-  std::vector<std::pair<std::string, Tensor>> fed_tensors;
-  for (const auto& [name, array] : fed) {
-    Value input = graph[name];
-    if (input.info().kind != ValueKind::input) fail(ErrorKind::spec, "--input {}: '{}' is not an input of the spec", name, name);
-    Tensor t = input_tensor(array, input.type().dtype);
-    if (t.type() != input.type())
-      throw Error(ErrorKind::shape,
-                  fmt::format("--input {}: input '{}' takes {}, but '{}' holds {}", name, name, to_string(input.type()),
-                              array.source, to_string(t.type())),
-                  input.info().where);
-    fed_tensors.emplace_back(name, std::move(t));
-  }
-  Plan plan(graph, store, {.threads = threads_ < 0 ? 0 : threads_, .fetch = names});
-  for (const auto& [name, tensor] : fed_tensors) plan.feed(name, tensor.data(), tensor.type().bytes());
+  for (const auto& [name, file] : fetches) names.push_back(graph[name].name());
+  Plan plan(graph, store, {.threads = threads_ < 0 ? 0 : threads_, .fetch = names, .feed = cut});
+  for (const std::string& input : plan.required_inputs())
+    if (!fed.contains(input) && std::none_of(fed.begin(), fed.end(), [&](const auto& f) { return graph[f.first].name() == input; }))
+      fail(ErrorKind::spec, "the values fetched need input '{}': add --input {}=FILE.npy (or feed a value computed from it)",
+           input, input);
+  for (const auto& [name, tensor] : fed) plan.feed(name, tensor.data(), tensor.type().bytes());
   plan.run(0);
   for (const auto& [name, file] : fetches) write_npy(resolve_named_output(file), plan.fetch_copy(graph[name].name()));
   return 0;
@@ -376,7 +389,7 @@ int Commands::bench() {
     const auto now = clock::now();
     return std::chrono::duration<double, std::milli>(now - std::exchange(mark, now)).count();
   };
-  Spec spec = load_spec(spec_, spec_options(batch_));
+  Spec spec = load_spec(spec_, spec_options(batch_, seed_));
   TrainConfig config = read_train_config(spec);
   const double parse_ms = lap();
   const int threads = threads_ >= 0 ? threads_ : config.threads;
@@ -414,8 +427,9 @@ int Commands::bench() {
   const size_t peak_bytes = stats.arena_bytes + stored_bytes;
   std::optional<RunnerTiming> runner;
   if (runner_) {
-    TrainerOptions options = trainer_options(config, stage);
-    options.batch = spec.batch, options.threads = threads;
+    TrainerOptions options = stage_options(config, stage);
+    options.batch = spec.batch;
+    options.threads = threads;
     // Many short pairs: the overhead is a median of per-pair ratios (see RunnerTiming).
     runner = time_runner(spec.graph, options, {.blocks = 15, .block_seconds = 0.15});
   }
@@ -452,12 +466,64 @@ int Commands::bench() {
   return 0;
 }
 
+namespace {
+
+// "rate: number (required), seed: integer = 0"
+std::string attribute_line(const std::vector<AttrInfo>& attributes) {
+  std::vector<std::string> parts;
+  for (const AttrInfo& a : attributes)
+    parts.push_back(a.required ? fmt::format("{}: {} (required)", a.key, a.type)
+                               : fmt::format("{}: {} = {}", a.key, a.type, a.default_value));
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+std::string arity(int min, int max) {
+  if (max < 0) return fmt::format("{} or more", min);
+  return min == max ? fmt::format("{}", min) : fmt::format("{} to {}", min, max);
+}
+
+void print_attributes(const char* heading, const std::vector<AttrInfo>& attributes) {
+  fmt::print("{}:{}\n", heading, attributes.empty() ? " none" : "");
+  size_t key = 0, type = 0;
+  for (const AttrInfo& a : attributes) key = std::max(key, a.key.size()), type = std::max(type, a.type.size());
+  for (const AttrInfo& a : attributes)
+    fmt::print("  {:<{}}  {:<{}}  {}\n", a.key, key, a.type, type, a.required ? "required" : "default " + a.default_value);
+}
+
+}  // namespace
+
 int Commands::ops() {
   register_builtins();
-  fmt::print("ops:\n");
-  for (const std::string& name : registry().names()) fmt::print("  {:<28} {}\n", name, registry().get(name).summary);
-  fmt::print("layers (ops that create their parameters):\n");
-  for (const std::string& name : layer_registry().names()) fmt::print("  {:<28} {}\n", name, layer_registry().find(name)->summary);
+  if (!ops_name_.empty()) {
+    // A name can be both a layer (which creates its parameters) and the op it applies (dense, conv2d, ...).
+    const LayerDef* layer = layer_registry().find(ops_name_);
+    if (layer) {
+      fmt::print("{} (layer): {}\ninputs: {}\n", layer->name, layer->summary, arity(layer->min_inputs, layer->max_inputs));
+      print_attributes("keys", layer->keys);
+      if (!registry().find(ops_name_)) return 0;
+      fmt::print("\n");
+    }
+    const OpDef& op = registry().get(ops_name_);  // a spec error with a did-you-mean when unknown
+    fmt::print("{}{}: {}\ninputs: {}\n", op.name, layer ? " (op)" : "", op.summary, arity(op.min_inputs, op.max_inputs));
+    print_attributes("attributes", op.attributes);
+    fmt::print("gradient: {}{}\n", op.gradient ? "yes" : "none (not differentiable)",
+               op.random ? "; random: draws from (seed, step, element), a seed derived from the run's and the node's "
+                           "name unless `seed` is given"
+                         : "");
+    return 0;
+  }
+  fmt::print("ops (`flowgrad ops NAME` describes one):\n");
+  for (const std::string& name : registry().names()) {
+    const OpDef& op = registry().get(name);
+    fmt::print("  {:<28} {}\n", name, op.summary);
+    if (!op.attributes.empty()) fmt::print("  {:<28}   {}\n", "", attribute_line(op.attributes));
+  }
+  fmt::print("layers (ops that create their parameters, or build from other ops):\n");
+  for (const std::string& name : layer_registry().names()) {
+    const LayerDef& layer = *layer_registry().find(name);
+    fmt::print("  {:<28} {}\n", name, layer.summary);
+    if (!layer.keys.empty()) fmt::print("  {:<28}   {}\n", "", attribute_line(layer.keys));
+  }
   if (!loaded_plugins().empty()) fmt::print("plugins:\n");
   for (const LoadedPlugin& p : loaded_plugins())
     fmt::print("  {}: ops {}; layers {}; loaded in {:.1f} ms, {}\n", p.path,

@@ -31,7 +31,9 @@ class Commands {
   int export_weights();
   void load_trained(const Spec& spec, const Graph& graph, ParamStore& store) const;
   void load_plugins();
-  SpecOptions spec_options(int64_t batch = 0) const { return {.batch = batch, .trust_plugins = trust_plugin_}; }
+  SpecOptions spec_options(int64_t batch = 0, std::optional<uint64_t> seed = {}) const {
+    return {.batch = batch, .trust_plugins = trust_plugin_, .seed = seed};
+  }
 
   CLI::App* train_ = nullptr;
   CLI::App* eval_ = nullptr;
@@ -43,7 +45,7 @@ class Commands {
   CLI::App* ops_ = nullptr;
   CLI::App* export_ = nullptr;
 
-  std::string spec_, data_, out_, resume_, checkpoint_, weights_, op_, npz_, onnx_, layout_ = "flowgrad";
+  std::string spec_, data_, out_, resume_, checkpoint_, weights_, op_, npz_, onnx_, layout_ = "flowgrad", ops_name_;
   int64_t epochs_ = 0, batch_ = 0;
   int threads_ = -1;
   std::string isa_;  // bench --isa

@@ -3,8 +3,10 @@
 #include "graph/error.h"
 #include "tools/atomic_file.h"
 
+#include <fmt/ranges.h>
 #include <png.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -71,38 +73,43 @@ void write_png(const std::string& path, const Image& image) {
 
 Image reconstruction_grid(std::span<const float> originals, std::span<const float> reconstructions,
                           const Shape& image_shape, int scale, int gap) {
+  return image_rows({originals, reconstructions}, image_shape, scale, gap);
+}
+
+Image image_rows(const std::vector<std::span<const float>>& rows, const Shape& image_shape, int scale, int gap) {
   if (image_shape.size() != 2 || image_shape[0] <= 0 || image_shape[1] <= 0)
     fail(ErrorKind::shape, "a reconstruction grid needs an image shape [height, width], not {}", to_string(image_shape));
   if (scale < 1 || gap < 0) fail(ErrorKind::shape, "a reconstruction grid needs scale >= 1 and gap >= 0, not {} and {}", scale, gap);
   const int64_t height = image_shape[0], width = image_shape[1];
   const size_t image_values = static_cast<size_t>(height * width);
-  if (originals.empty() || originals.size() % image_values != 0 || reconstructions.size() != originals.size()) {
-    fail(ErrorKind::shape,
-         "a reconstruction grid needs the same whole number (>= 1) of {} images in both spans, not {} original and "
-         "{} reconstructed values",
-         to_string(image_shape), originals.size(), reconstructions.size());
+  const size_t values = rows.empty() ? 0 : rows.front().size();
+  if (values == 0 || values % image_values != 0 ||
+      std::any_of(rows.begin(), rows.end(), [&](std::span<const float> r) { return r.size() != values; })) {
+    std::vector<size_t> sizes;
+    for (std::span<const float> r : rows) sizes.push_back(r.size());
+    fail(ErrorKind::shape, "a reconstruction grid needs the same whole number (>= 1) of {} images in every row, not {} values",
+         to_string(image_shape), fmt::join(sizes, ", "));
   }
-  const int64_t count = static_cast<int64_t>(originals.size() / image_values);
+  const int64_t count = static_cast<int64_t>(values / image_values), row_count = static_cast<int64_t>(rows.size());
   const int64_t tile_width = width * scale, tile_height = height * scale;
   const int64_t grid_width = count * tile_width + (count + 1) * gap;
-  const int64_t grid_height = 2 * tile_height + 3 * gap;
-  if (grid_width > std::numeric_limits<int>::max() / 4)
-    fail(ErrorKind::shape, "a reconstruction grid of {} images of {} at scale {} is too wide", count, to_string(image_shape), scale);
+  const int64_t grid_height = row_count * tile_height + (row_count + 1) * gap;
+  if (grid_width > std::numeric_limits<int>::max() / 4 || grid_height > std::numeric_limits<int>::max() / 4)
+    fail(ErrorKind::shape, "a reconstruction grid of {} x {} images of {} at scale {} is too large", row_count, count,
+         to_string(image_shape), scale);
 
   Image grid(static_cast<int>(grid_width), static_cast<int>(grid_height), 1, kGridGapGray);
-  auto draw_tile = [&](std::span<const float> values, int64_t index, int64_t row) {
+  auto draw_tile = [&](std::span<const float> row_values, int64_t index, int64_t row) {
     const int64_t left = gap + index * (tile_width + gap), top = gap + row * (tile_height + gap);
-    const float* image = values.data() + static_cast<size_t>(index) * image_values;
+    const float* image = row_values.data() + static_cast<size_t>(index) * image_values;
     for (int64_t y = 0; y < tile_height; ++y) {
       for (int64_t x = 0; x < tile_width; ++x) {
         *grid.at(static_cast<int>(left + x), static_cast<int>(top + y)) = to_byte(image[(y / scale) * width + x / scale]);
       }
     }
   };
-  for (int64_t index = 0; index < count; ++index) {
-    draw_tile(originals, index, 0);
-    draw_tile(reconstructions, index, 1);
-  }
+  for (int64_t row = 0; row < row_count; ++row)
+    for (int64_t index = 0; index < count; ++index) draw_tile(rows[static_cast<size_t>(row)], index, row);
   return grid;
 }
 

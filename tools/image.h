@@ -42,5 +42,8 @@ void write_png(const std::string& path, const Image& image);
 // Both spans hold count * height * width values for the same count >= 1; Error(shape) otherwise.
 Image reconstruction_grid(std::span<const float> originals, std::span<const float> reconstructions,
                           const Shape& image_shape, int scale = 3, int gap = 2);
+// The same with any number of rows (a denoising run shows noisy inputs, outputs and clean targets); every
+// row holds the same count of images.
+Image image_rows(const std::vector<std::span<const float>>& rows, const Shape& image_shape, int scale = 3, int gap = 2);
 
 }  // namespace flowgrad

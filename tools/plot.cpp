@@ -332,16 +332,18 @@ PlotFrame scatter_plot(const std::string& path, std::span<const float> points, s
   return frame;
 }
 
-void reconstruction_figure(const std::string& path, std::span<const float> originals, std::span<const float> reconstructions,
-                           const Shape& image_shape, std::span<const int32_t> labels,
-                           const std::vector<std::string>& class_names, int scale) {
-  const Image grid = reconstruction_grid(originals, reconstructions, image_shape, 1, 0);  // checks the arguments
+void image_rows_figure(const std::string& path, const std::vector<ImageRow>& rows, const Shape& image_shape,
+                       std::span<const int32_t> labels, const std::vector<std::string>& class_names, int scale) {
+  std::vector<std::span<const float>> values;
+  for (const ImageRow& row : rows) values.push_back(row.values);
+  const Image grid = image_rows(values, image_shape, 1, 0);  // checks the arguments
   const int height = static_cast<int>(image_shape[0]), width = static_cast<int>(image_shape[1]);
   const int count = grid.width / width, gap = 6, tile_w = width * scale, tile_h = height * scale;
+  const int row_count = static_cast<int>(rows.size());
   const bool captions = !labels.empty();
   const double row_label = 120, caption = captions ? kTextSize + kPad : 0;
   const int total_w = static_cast<int>(row_label) + count * (tile_w + gap) + gap;
-  const int total_h = static_cast<int>(caption) + 2 * (tile_h + gap) + gap;
+  const int total_h = static_cast<int>(caption) + row_count * (tile_h + gap) + gap;
   // One cairo image of the grid's gray pixels, painted scaled without smoothing.
   const int stride = cairo_format_stride_for_width(CAIRO_FORMAT_RGB24, grid.width);
   std::vector<unsigned char> pixels(static_cast<size_t>(stride) * static_cast<size_t>(grid.height));
@@ -355,10 +357,9 @@ void reconstruction_figure(const std::string& path, std::span<const float> origi
       cairo_image_surface_create_for_data(pixels.data(), CAIRO_FORMAT_RGB24, grid.width, grid.height, stride),
       cairo_surface_destroy);
   render(path, total_w, total_h, [&](cairo_t* cr) {
-    const char* rows[] = {"original", "reconstruction"};
-    for (int row = 0; row < 2; ++row) {
+    for (int row = 0; row < row_count; ++row) {
       const double top = caption + gap + row * (tile_h + gap);
-      text(cr, row_label - kPad, top + tile_h / 2.0, rows[row], 1, kTextSize, kBlack);
+      text(cr, row_label - kPad, top + tile_h / 2.0, rows[static_cast<size_t>(row)].label, 1, kTextSize, kBlack);
       for (int i = 0; i < count; ++i) {
         const double left = row_label + gap + i * (tile_w + gap);
         cairo_save(cr);
@@ -380,6 +381,13 @@ void reconstruction_figure(const std::string& path, std::span<const float> origi
       text(cr, row_label + gap + i * (tile_w + gap) + tile_w / 2.0, gap + kTextSize / 2, name, 0.5, size);
     }
   });
+}
+
+void reconstruction_figure(const std::string& path, std::span<const float> originals, std::span<const float> reconstructions,
+                           const Shape& image_shape, std::span<const int32_t> labels,
+                           const std::vector<std::string>& class_names, int scale) {
+  image_rows_figure(path, {{"original", originals}, {"reconstruction", reconstructions}}, image_shape, labels, class_names,
+                    scale);
 }
 
 }  // namespace flowgrad

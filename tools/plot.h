@@ -63,6 +63,20 @@ PlotFrame line_plot(const std::string& path, const std::vector<PlotSeries>& seri
 PlotFrame scatter_plot(const std::string& path, std::span<const float> points, std::span<const int32_t> labels,
                        const std::vector<std::string>& class_names = {}, const PlotOptions& options = {});
 
+// One row of a figure of images: its label and count * height * width values.
+struct ImageRow {
+  std::string label;
+  std::span<const float> values;
+};
+
+// Rows of images, each row labelled on the left, each column with its class name (from `labels` and
+// `class_names`) when given; images of image_shape = [height, width] floats in [0, 1] (clamped, NaN black),
+// scaled up `scale` times without smoothing. Every row holds the same number of images: Error(shape)
+// otherwise, as image_rows.
+void image_rows_figure(const std::string& path, const std::vector<ImageRow>& rows, const Shape& image_shape,
+                       std::span<const int32_t> labels = {}, const std::vector<std::string>& class_names = {},
+                       int scale = 3);
+
 // Test images on top, their reconstructions below, each row labelled, and each column with its class name
 // (from `labels` and `class_names`) when given; images of image_shape = [height, width] floats in [0, 1]
 // (clamped, NaN black), scaled up `scale` times without smoothing. Error(shape) as reconstruction_grid.

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,6 +21,12 @@ const std::vector<std::pair<std::string, std::string>>& report_pictures() {
 RunReport::RunReport(std::string folder, const Spec& spec) : folder_(std::move(folder)), spec_(spec) {}
 
 void RunReport::note(std::string line) { notes_.push_back(std::move(line)); }
+
+std::vector<std::pair<std::string, std::string>> RunReport::pictures() const {
+  std::vector<std::pair<std::string, std::string>> all = report_pictures();
+  for (const std::string& name : metric_names_) all.emplace_back(fmt::format("metric_{}.png", name), "Test " + name);
+  return all;
+}
 
 void RunReport::add_epoch(const std::string& stage, const EpochStats& stats, bool write_files) {
   epochs_.emplace_back(stage, stats);
@@ -47,9 +54,18 @@ void RunReport::write() const {
   std::error_code error;
   std::filesystem::create_directories(folder_, error);
   if (error) fail(ErrorKind::io, "cannot create the run folder '{}': {}", folder_, error.message());
-  std::string csv = "stage,epoch,train_loss,test_loss,samples_per_s,seconds\n";
-  for (const auto& [stage, e] : epochs_)
-    csv += fmt::format("{},{},{:.6f},{:.6f},{:.1f},{:.3f}\n", stage, e.epoch, e.train_loss, e.test_loss, e.samples_per_s, e.seconds);
+  // A metric an epoch has no value for (it was added to the spec after that epoch) is an empty cell.
+  auto metric = [](const EpochStats& e, size_t i, const char* format) {
+    return i < e.metrics.size() && std::isfinite(e.metrics[i]) ? fmt::format(fmt::runtime(format), e.metrics[i]) : "";
+  };
+  std::string csv = "stage,epoch,train_loss,test_loss,samples_per_s,seconds";
+  for (const std::string& name : metric_names_) csv += fmt::format(",test_{}", name);
+  csv += "\n";
+  for (const auto& [stage, e] : epochs_) {
+    csv += fmt::format("{},{},{:.6f},{:.6f},{:.1f},{:.3f}", stage, e.epoch, e.train_loss, e.test_loss, e.samples_per_s, e.seconds);
+    for (size_t i = 0; i < metric_names_.size(); ++i) csv += fmt::format(",{}", metric(e, i, "{:.6g}"));
+    csv += "\n";
+  }
   write_file_atomically(folder_ + "/metrics.csv", csv);
   std::string steps = "stage,epoch,step,loss,lr\n";
   for (const StepRecord& s : steps_) steps += fmt::format("{},{},{},{:.7g},{:.7g}\n", s.stage, s.epoch, s.step, s.loss, s.lr);
@@ -57,11 +73,18 @@ void RunReport::write() const {
 
   std::string md = fmt::format("# {}\n\n", spec_.name);
   for (const auto& n : notes_) md += fmt::format("- {}\n", n);
-  md += "\n| stage | epoch | train loss | test loss | seconds | samples/s |\n|---|---:|---:|---:|---:|---:|\n";
-  for (const auto& [stage, e] : epochs_)
-    md += fmt::format("| {} | {} | {:.5f} | {:.5f} | {:.2f} | {:.0f} |\n", stage, e.epoch, e.train_loss, e.test_loss, e.seconds,
+  md += "\n| stage | epoch | train loss | test loss | seconds | samples/s |";
+  for (const std::string& name : metric_names_) md += fmt::format(" test {} |", name);
+  md += "\n|---|---:|---:|---:|---:|---:|";
+  for (size_t i = 0; i < metric_names_.size(); ++i) md += "---:|";
+  md += "\n";
+  for (const auto& [stage, e] : epochs_) {
+    md += fmt::format("| {} | {} | {:.5f} | {:.5f} | {:.2f} | {:.0f} |", stage, e.epoch, e.train_loss, e.test_loss, e.seconds,
                       e.samples_per_s);
-  for (const auto& [file, title] : report_pictures())
+    for (size_t i = 0; i < metric_names_.size(); ++i) md += fmt::format(" {} |", metric(e, i, "{:.5g}"));
+    md += "\n";
+  }
+  for (const auto& [file, title] : pictures())
     if (std::filesystem::exists(folder_ + "/" + file)) md += fmt::format("\n## {}\n\n![{}]({})\n", title, title, file);
   write_file_atomically(folder_ + "/report.md", md);
   write_file_atomically(folder_ + "/report.html", html());

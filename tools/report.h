@@ -1,7 +1,8 @@
 // A run report, written atomically into a run folder so that an interrupted run never leaves a half-written
-// file behind: metrics.csv (one row per stage and epoch), steps.csv (one row per step: loss and learning
-// rate), report.md, and report.html, a self-contained page for a browser: the notes, the model summary, the
-// metrics table, the pictures (embedded), the graph's SVG and the spec.
+// file behind: metrics.csv (one row per stage and epoch: losses, throughput, then the spec's metrics on the
+// test split), steps.csv (one row per step: loss and learning rate), report.md, and report.html, a
+// self-contained page for a browser: the notes, the model summary, the metrics table, the pictures
+// (embedded), the graph's SVG and the spec.
 #pragma once
 
 #include "tools/atomic_file.h"
@@ -35,6 +36,8 @@ class RunReport {
  public:
   RunReport(std::string folder, const Spec& spec);
   void note(std::string line);
+  // The spec's metrics: one column `test_<name>` each in metrics.csv and report.md, after the losses.
+  void set_metric_names(std::vector<std::string> names) { metric_names_ = std::move(names); }
   // Records an epoch and, with `write_files`, rewrites the files (after every trained epoch, so that an
   // interrupted run keeps what it measured; epochs restored from a checkpoint are recorded without).
   void add_epoch(const std::string& stage, const EpochStats& stats, bool write_files = true);
@@ -47,10 +50,13 @@ class RunReport {
 
  private:
   std::string html() const;
+  // The pictures the run folder may hold, (file, title): loss, reconstructions, latent codes, then one per metric.
+  std::vector<std::pair<std::string, std::string>> pictures() const;
 
   std::string folder_;
   const Spec& spec_;
   std::vector<std::string> notes_;
+  std::vector<std::string> metric_names_;
   std::vector<std::pair<std::string, EpochStats>> epochs_;
   std::vector<StepRecord> steps_;
 };

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -68,13 +69,20 @@ std::string RunReport::html() const {
   page += "<ul class=\"notes\">\n";
   for (const std::string& n : notes_) page += fmt::format("<li>{}</li>\n", escape(n));
   page += "</ul>\n<h2>Metrics</h2>\n<table><tr><th>stage</th><th>epoch</th><th>train loss</th><th>test loss</th>"
-          "<th>seconds</th><th>samples/s</th></tr>\n";
-  for (const auto& [stage, e] : epochs_)
+          "<th>seconds</th><th>samples/s</th>";
+  for (const std::string& name : metric_names_) page += fmt::format("<th>test {}</th>", escape(name));
+  page += "</tr>\n";
+  for (const auto& [stage, e] : epochs_) {
     page += fmt::format("<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.5f}</td><td class=\"n\">{:.5f}</td>"
-                        "<td class=\"n\">{:.2f}</td><td class=\"n\">{:.0f}</td></tr>\n",
+                        "<td class=\"n\">{:.2f}</td><td class=\"n\">{:.0f}</td>",
                         escape(stage), e.epoch, e.train_loss, e.test_loss, e.seconds, e.samples_per_s);
+    for (size_t i = 0; i < metric_names_.size(); ++i)  // empty where an epoch predates the metric
+      page += i < e.metrics.size() && std::isfinite(e.metrics[i]) ? fmt::format("<td class=\"n\">{:.5g}</td>", e.metrics[i])
+                                                                  : std::string("<td></td>");
+    page += "</tr>\n";
+  }
   page += "</table>\n";
-  for (const auto& [file, title] : report_pictures()) {
+  for (const auto& [file, title] : pictures()) {
     const std::string bytes = read_file(folder_ + "/" + file);
     if (bytes.empty()) continue;
     page += fmt::format("<h2>{}</h2>\n<figure><img src=\"data:image/png;base64,{}\" alt=\"{}\"><figcaption>{}</figcaption>"

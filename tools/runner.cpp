@@ -4,6 +4,7 @@
 #include "tools/checkpoint.h"
 #include "tools/csv.h"
 #include "tools/dot_export.h"
+#include "tools/feeds.h"
 #include "tools/image.h"
 #include "tools/npy.h"
 #include "tools/plot.h"
@@ -15,7 +16,10 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <fmt/ranges.h>
+
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -144,20 +148,27 @@ class Run {
   // run folder behind.
   std::string run() {
     Checkpoint resume;
-    if (!options_.resume.empty()) resume = load_checkpoint(options_.resume, spec_.hash);
+    if (!options_.resume.empty()) resume = load_checkpoint(options_.resume);
     DatasetSplits data = load_training_data(config_.data, options_.data_dir);
     // Every stage reads the data through its input, directly or to compute a data_from output.
     for (const Dataset* split : {&data.train, &data.test}) {
       const std::string what = fmt::format("the {} samples of '{}'", split == &data.train ? "train" : "test", split->source);
       check_samples_fit(*split, spec_.graph, config_.data.input, what);
-      if (config_.data.noise != DataConfig::Noise::none) check_samples_fit(*split, spec_.graph, config_.data.noisy_input, what);
+      if (config_.data.noise.kind != Corruption::Kind::none)
+        check_samples_fit(*split, spec_.graph, config_.data.noise.input, what);
     }
+    fit_noise_to_data(config_.data.noise, data.train);
 
     // Every stage's parameters and optimizer state exist from the start, so every checkpoint holds the same
-    // tensors whichever stage wrote it.
-    for (const StageConfig& stage : config_.stages)
-      store_.materialize(build_training_graph(stage_graph(spec_.graph, stage), stage.loss, optimizer_of(stage)).graph,
-                         config_.seed);
+    // tensors whichever stage wrote it; and a stage that cannot train fails here, before anything is written.
+    for (const StageConfig& stage : config_.stages) {
+      try {
+        store_.materialize(build_training_graph(stage_graph(spec_.graph, stage), stage.loss, optimizer_of(stage)).graph,
+                           config_.seed);
+      } catch (const Error& e) {
+        throw Error(e.kind(), fmt::format("stage '{}': {}", stage.name, e.message()), e.where().known() ? e.where() : stage.where);
+      }
+    }
     size_t first_stage = 0;
     if (!options_.resume.empty()) {
       restore_checkpoint(resume, store_);
@@ -165,9 +176,11 @@ class Run {
       if (first_stage >= config_.stages.size() || config_.stages[first_stage].name != resume.meta.stage_name)
         fail(ErrorKind::io, "checkpoint '{}' stopped in stage '{}', which this spec's schedule does not have at position {}",
              options_.resume, resume.meta.stage_name, resume.meta.stage_index + 1);
+      check_continuable(resume, data.train.count);
       report_.restore_steps(static_cast<uint64_t>(resume.meta.step));
       restore_metrics(resume);
     }
+    report_.set_metric_names(spec_.metrics);
     report_.note(fmt::format("spec: {} (hash {:016x})", spec_.document.file, spec_.hash));
     report_.note(fmt::format("data: {} ({} train, {} test samples)", data.source, data.train.count, data.test.count));
     report_.note(fmt::format("batch {}, seed {}, threads {}", config_.batch, config_.seed,
@@ -211,14 +224,14 @@ class Run {
     Dataset derived_train, derived_test;
     const Dataset* train = &data.train;
     const Dataset* test = &data.test;
-    std::string input = config_.data.input;
     if (!stage.data_from.empty()) {
-      derived_train = compute_output(spec_.graph, store_, data.train, input, stage.data_from, config_.batch, config_.threads);
-      derived_test = compute_output(spec_.graph, store_, data.test, input, stage.data_from, config_.batch, config_.threads);
-      train = &derived_train, test = &derived_test, input = stage.input;
+      // The stage input, computed over the data with the parameters trained so far (in inference mode).
+      derived_train = std::move(evaluator().collect(data.train, {stage.data_from}).front());
+      derived_test = std::move(evaluator().collect(data.test, {stage.data_from}).front());
+      train = &derived_train, test = &derived_test;
+      check_samples_fit(*train, spec_.graph, stage.input, fmt::format("output '{}'", stage.data_from));
     }
-    TrainerOptions options = trainer_options(config_, stage, (train->count + config_.batch - 1) / config_.batch);
-    options.input = input;
+    TrainerOptions options = stage_options(config_, stage, (train->count + config_.batch - 1) / config_.batch);
     const Trainer* current = nullptr;  // set once constructed: steps are logged with the trainer's position
     options.on_step = [this, &progress, &current, &stage](int64_t done, int64_t, double loss) {
       progress.update(done, loss);
@@ -243,7 +256,7 @@ class Run {
     try {
       prepare_folder();
     } catch (const Interrupted&) {  // Ctrl-C while Graphviz renders: the run so far is saved like any other stop
-      save(index, trainer, best);
+      save(index, trainer, best, train->count);
       report_.write();
       throw;
     }
@@ -254,19 +267,21 @@ class Run {
       try {
         stats = trainer.run_epoch(*train, *test);
       } catch (const Interrupted&) {
-        save(index, trainer, best);
+        save(index, trainer, best, train->count);
         report_.write();
         throw;
       }
+      // Metrics are measured as `flowgrad eval` measures them: on the test split, every stage input
+      // computed in the graph, whichever stage trains.
+      if (!spec_.metrics.empty()) stats.metrics = evaluator().means(data.test, spec_.metrics);
       progress.epoch_end(stats);
       const bool improved = stats.test_loss < best.loss;
       best.stale = stats.test_loss < best.loss - stopping.min_delta ? 0 : best.stale + 1;
       if (improved) best.loss = stats.test_loss;
       report_.add_epoch(stage.name, stats);
-      save(index, trainer, best);
-      if (improved) save(index, trainer, best, "best.fgck");  // beside the last, as Keras' save_best_only
-      draw_loss_curves(folder_ + "/loss.png", spec_.name + " loss", loss_names(spec_, config_.stages), report_.epochs(),
-                       report_.steps());
+      save(index, trainer, best, train->count);
+      if (improved) save(index, trainer, best, train->count, "best.fgck");  // beside the last, as Keras' save_best_only
+      draw_curves();
       if (stopping.patience > 0 && best.stale >= stopping.patience && trainer.epoch() < stage.epochs)
         progress.message(fmt::format("{}: early stopping after epoch {}: the test loss has not improved by more than {:g} "
                                      "for {} epochs; the best, {:.5f}, is in best.fgck",
@@ -274,23 +289,50 @@ class Run {
     }
   }
 
-  void save(size_t stage, const Trainer& trainer, const Best& best, const std::string& file = "checkpoint.fgck") {
+  // `train_samples`: the stage's training set size; with the batch and seed it fixes the batches of an
+  // interrupted epoch, which a resumed run skips.
+  void save(size_t stage, const Trainer& trainer, const Best& best, int64_t train_samples,
+            const std::string& file = "checkpoint.fgck") {
     const auto& p = trainer.epoch_progress();
     CheckpointMeta meta{.spec_hash = spec_.hash, .step = static_cast<int64_t>(trainer.step()), .epoch = trainer.epoch(),
                         .stage_index = static_cast<int64_t>(stage), .stage_name = config_.stages[stage].name,
                         .seed = config_.seed};
     meta.extra = {{"batches", std::to_string(p.batches)}, {"loss_sum", exact(p.loss_sum)},
                   {"samples", std::to_string(p.samples)}, {"seconds", exact(p.seconds)}, {"metrics", metrics_text()},
-                  {"best_test_loss", exact(best.loss)}, {"stale_epochs", std::to_string(best.stale)}};
+                  {"best_test_loss", exact(best.loss)}, {"stale_epochs", std::to_string(best.stale)},
+                  {"batch", std::to_string(config_.batch)}, {"train_samples", std::to_string(train_samples)}};
     save_checkpoint(folder_ + "/" + file, meta, store_);
   }
 
-  // The epochs so far, kept in checkpoints so a resumed run's report and curve include them.
+  // A checkpoint loads whenever its tensors match the spec's (restore_checkpoint); an epoch interrupted in
+  // the middle continues only with the batches it was cut from: the same batch size, seed and data size.
+  void check_continuable(const Checkpoint& resume, int64_t train_samples) const {
+    const auto& extra = resume.meta.extra;
+    if (!extra.contains("batches") || extra.at("batches") == "0" || !extra.contains("batch")) return;
+    std::vector<std::string> changed;
+    if (extra.at("batch") != std::to_string(config_.batch))
+      changed.push_back(fmt::format("batch {} (now {})", extra.at("batch"), config_.batch));
+    if (resume.meta.seed != config_.seed) changed.push_back(fmt::format("seed {} (now {})", resume.meta.seed, config_.seed));
+    const StageConfig& stage = config_.stages[static_cast<size_t>(resume.meta.stage_index)];
+    if (stage.data_from.empty() && extra.contains("train_samples") && extra.at("train_samples") != std::to_string(train_samples))
+      changed.push_back(fmt::format("{} training samples (now {})", extra.at("train_samples"), train_samples));
+    if (!changed.empty())
+      fail(ErrorKind::io, "checkpoint '{}' stopped after {} batches of epoch {} of stage '{}', which were drawn with {}; "
+           "resume with those settings, or from a checkpoint at the end of an epoch",
+           resume.path, extra.at("batches"), resume.meta.epoch + 1, resume.meta.stage_name, fmt::join(changed, ", "));
+  }
+
+  // The epochs so far, kept in checkpoints so a resumed run's report and curves include them: per line the
+  // stage, epoch, train and test loss, seconds, samples/s, then the metrics (a resumed run whose spec has other
+  // metrics shows those epochs' cells empty).
   std::string metrics_text() const {
     std::string out;
-    for (const auto& [stage, s] : report_.epochs())
-      out += fmt::format("{} {} {} {} {} {}\n", stage, s.epoch, exact(s.train_loss), exact(s.test_loss), exact(s.seconds),
+    for (const auto& [stage, s] : report_.epochs()) {
+      out += fmt::format("{} {} {} {} {} {}", stage, s.epoch, exact(s.train_loss), exact(s.test_loss), exact(s.seconds),
                          exact(s.samples_per_s));
+      for (double m : s.metrics) out += fmt::format(" {}", exact(m));
+      out += fmt::format(" metrics:{}\n", fmt::join(spec_.metrics, ","));
+    }
     return out;
   }
 
@@ -303,21 +345,57 @@ class Run {
     std::string line;
     for (int number = 1; std::getline(lines, line); ++number) {
       std::istringstream fields(line);
-      std::string stage, train, test, seconds, rate, rest;
+      std::string stage, train, test, seconds, rate, field;
       EpochStats s;
       char* ends[4] = {};
-      const bool read = static_cast<bool>(fields >> stage >> s.epoch >> train >> test >> seconds >> rate) && !(fields >> rest);
+      bool read = static_cast<bool>(fields >> stage >> s.epoch >> train >> test >> seconds >> rate);
       if (read) {
         s.train_loss = std::strtod(train.c_str(), &ends[0]), s.test_loss = std::strtod(test.c_str(), &ends[1]);
         s.seconds = std::strtod(seconds.c_str(), &ends[2]), s.samples_per_s = std::strtod(rate.c_str(), &ends[3]);
       }
+      // Then the metrics' values and their names ("metrics:a,b"), which a resumed run matches by name.
+      std::vector<double> values;
+      std::vector<std::string> names;
+      while (read && fields >> field) {
+        if (field.starts_with("metrics:")) {
+          std::istringstream list(field.substr(8));
+          for (std::string name; std::getline(list, name, ',');) names.push_back(name);
+        } else {
+          char* end = nullptr;
+          values.push_back(std::strtod(field.c_str(), &end));
+          read = *end == 0;
+        }
+      }
       if (!read || s.epoch < 1 || *ends[0] || *ends[1] || *ends[2] || *ends[3])
         fail(ErrorKind::io, "checkpoint '{}' is corrupt: line {} of its metrics is '{}', not 'stage epoch train test "
-             "seconds samples_per_s'", checkpoint.path, number, line);
+             "seconds samples_per_s [metric values] [metrics:names]'", checkpoint.path, number, line);
+      for (const std::string& name : spec_.metrics) {  // by name: the spec may have gained or lost metrics
+        auto at = std::find(names.begin(), names.end(), name);
+        const size_t i = static_cast<size_t>(at - names.begin());
+        s.metrics.push_back(at != names.end() && i < values.size() ? values[i] : std::nan(""));
+      }
       report_.add_epoch(stage, s, /*write_files=*/false);
     }
   }
 
+  // loss.png (the stages' train and test losses per epoch, and the steps'), and one small plot per metric:
+  // their scales differ (an accuracy, a KL term in nats).
+  void draw_curves() {
+    const auto& epochs = report_.epochs();
+    draw_loss_curves(folder_ + "/loss.png", spec_.name + " loss", loss_names(spec_, config_.stages), epochs, report_.steps());
+    for (size_t m = 0; m < spec_.metrics.size(); ++m) {
+      PlotSeries series{.name = "test"};
+      for (size_t i = 0; i < epochs.size(); ++i)
+        if (m < epochs[i].second.metrics.size())
+          series.x.push_back(static_cast<double>(i + 1)), series.y.push_back(epochs[i].second.metrics[m]);
+      line_plot(fmt::format("{}/metric_{}.png", folder_, spec_.metrics[m]), {series},
+                {.title = fmt::format("{}: test {}", spec_.name, spec_.metrics[m]), .x_label = "epoch",
+                 .y_label = spec_.metrics[m], .x_from = 0});
+    }
+  }
+
+  // reconstructions.png: test images over their reconstructions (for a denoising run: the noisy inputs, the
+  // outputs, then the clean images); latent.png: the test set's 2-D codes by label.
   void draw_pictures(const DatasetSplits& data) {
     const Shape image = image_shape(data.test.sample_shape);
     const auto& outs = spec_.graph.outputs();
@@ -325,23 +403,41 @@ class Run {
       return std::any_of(outs.begin(), outs.end(), [&](const auto& o) { return o.first == name; });
     };
     const std::vector<std::string>& classes = config_.report.classes;
+    Evaluator& evaluate = evaluator();
+    const TrainerOptions& options = evaluation_options_;
     if (!image.empty() && has_output(config_.report.reconstruction) && data.test.count > 0) {
       Dataset first = data.test;
       truncate(first, config_.report.grid_images);
-      Dataset recon = compute_output(spec_.graph, store_, first, config_.data.input, config_.report.reconstruction,
-                                     config_.batch, config_.threads);
-      if (recon.sample_numel() == first.sample_numel())
-        reconstruction_figure(folder_ + "/reconstructions.png", first.samples, recon.samples, image, first.labels, classes);
+      const bool noisy = options.corruption.kind != Corruption::Kind::none;
+      std::vector<std::string> values = {config_.report.reconstruction};
+      if (noisy) values.insert(values.begin(), options.corruption.input);
+      std::vector<Dataset> shown = evaluate.collect(first, values);
+      std::vector<ImageRow> rows;
+      for (size_t i = 0; i < shown.size(); ++i)
+        rows.push_back({noisy && i == 0 ? "noisy input" : "reconstruction", shown[i].samples});
+      rows.insert(noisy ? rows.end() : rows.begin(), ImageRow{noisy ? "clean image" : "original", first.samples});
+      if (std::all_of(shown.begin(), shown.end(), [&](const Dataset& d) { return d.sample_numel() == first.sample_numel(); }))
+        image_rows_figure(folder_ + "/reconstructions.png", rows, image, first.labels, classes);
     }
-    if (!config_.report.latent.empty()) {
-      const std::string& latent = config_.report.latent;
-      Dataset codes = compute_output(spec_.graph, store_, data.test, config_.data.input, latent, config_.batch, config_.threads);
+    std::string latent = config_.report.latent;
+    if (latent.empty() && spec_.latent) latent = spec_.latent->mean;
+    if (!latent.empty()) {
+      Dataset codes = std::move(evaluate.collect(data.test, {latent}).front());
       if (codes.sample_numel() == 2)
         scatter_plot(folder_ + "/latent.png", codes.samples, codes.labels, classes,
                      {.width = 900, .height = 640, .title = fmt::format("{}: '{}' of the {} test samples", spec_.name, latent,
                                                                         codes.count),
                       .x_label = latent + "[0]", .y_label = latent + "[1]"});
     }
+  }
+
+  // Evaluation over the data alone (TrainerOptions from evaluation_options), made once the data is known.
+  Evaluator& evaluator() {
+    if (!evaluator_) {
+      evaluation_options_ = evaluation_options(spec_, config_);
+      evaluator_ = std::make_unique<Evaluator>(spec_.graph, store_, evaluation_options_);
+    }
+    return *evaluator_;
   }
 
   const Spec& spec_;
@@ -353,6 +449,8 @@ class Run {
   std::function<double(uint64_t)> current_lr_;  // the stage's learning rate at a step, for steps.csv
   int64_t steps_ = 0;  // trained by this process
   std::unique_ptr<FolderLock> folder_lock_;  // set once the folder is written to
+  TrainerOptions evaluation_options_;
+  std::unique_ptr<Evaluator> evaluator_;
 };
 
 }  // namespace
@@ -391,44 +489,6 @@ DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_
   truncate(splits.train, data.train_limit);
   truncate(splits.test, data.test_limit);
   return splits;
-}
-
-Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
-                       const std::string& output, int64_t batch, int threads) {
-  const Graph inference = forward.for_inference();  // no dropout, running statistics: outputs as deployed
-  check_samples_fit(data, inference, input, data.source.empty() ? "the samples" : fmt::format("the samples of '{}'", data.source));
-  std::map<int64_t, std::unique_ptr<Plan>> plans;
-  BatchIterator batches(data, {.batch_size = batch, .shuffle = false});
-  Dataset result;
-  result.count = data.count;
-  result.labels = data.labels;
-  result.source = fmt::format("output '{}'", output);
-  while (auto b = batches.next()) {
-    auto& plan = plans[b->size];
-    if (!plan) plan = std::make_unique<Plan>(inference.with_batch(b->size), params, PlanOptions{.threads = threads, .fetch = {output}});
-    plan->feed(input, b->samples.data(), b->samples.size_bytes());
-    plan->run(0);
-    Tensor out = plan->fetch_copy(output);
-    if (result.sample_shape.empty()) {
-      result.sample_shape = Shape(out.shape().begin() + 1, out.shape().end());
-      result.samples.reserve(static_cast<size_t>(data.count * result.sample_numel()));
-    }
-    result.samples.insert(result.samples.end(), out.span().begin(), out.span().end());
-  }
-  return result;
-}
-
-TrainerOptions trainer_options(const TrainConfig& config, const StageConfig& stage, int64_t batches_per_epoch) {
-  TrainerOptions options{.batch = config.batch, .seed = config.seed, .threads = config.threads,
-                         .optimizer = stage_optimizer(config, stage), .schedule = config.schedule,
-                         .input = stage.input.empty() ? config.data.input : stage.input, .loss = stage.loss};
-  options.schedule.lr = options.optimizer.lr;
-  if (options.schedule.kind == LrSchedule::Kind::cosine && options.schedule.total_steps == 0)
-    options.schedule.total_steps = static_cast<uint64_t>(std::max<int64_t>(1, stage.epochs * batches_per_epoch));
-  if (config.data.noise != DataConfig::Noise::none)
-    options.corruption = {static_cast<Corruption::Kind>(config.data.noise), config.data.noise_level,
-                          config.data.noisy_input, config.seed};
-  return options;
 }
 
 std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options) {

@@ -32,15 +32,6 @@ struct RunOptions {
 // Loads the data a spec trains on. A missing dataset is Error(io) naming the path and the package.
 DatasetSplits load_training_data(const DataConfig& data, const std::string& dir_override = {});
 
-// Runs the forward graph over `data` (in order, in batches) and collects `output` per sample.
-Dataset compute_output(const Graph& forward, ParamStore& params, const Dataset& data, const std::string& input,
-                       const std::string& output, int64_t batch, int threads);
-
-// The trainer's options for one stage of a spec's schedule: batch, seed, threads, the stage's optimizer
-// (else the run's), the learning-rate schedule (a cosine schedule of `steps: 0` spans the stage's
-// epochs x `batches_per_epoch`), the fed input, the stage's loss and the data's corruption.
-TrainerOptions trainer_options(const TrainConfig& config, const StageConfig& stage, int64_t batches_per_epoch = 1);
-
 // Trains and returns the run folder.
 std::string train_spec(const Spec& spec, TrainConfig config, const RunOptions& options);
 

@@ -1,5 +1,7 @@
 #include "tools/spec.h"
 
+#include "tools/spec_results.h"
+
 #include "graph/layer.h"
 #include "graph/random.h"
 #include "ops/ops.h"
@@ -37,6 +39,7 @@ class Loader {
   Loader(YamlDocument doc, const SpecOptions& options) : doc_(std::move(doc)), trust_plugins_(options.trust_plugins) {
     spec_.graph = Graph(spec_name());
     spec_.batch = options.batch > 0 ? options.batch : spec_batch();
+    spec_.seed = options.seed ? *options.seed : spec_seed();
   }
 
   Spec load() {
@@ -48,16 +51,21 @@ class Loader {
     read_inputs(top.require("inputs", ", a map of the fed tensors such as inputs: {x: [batch, 784]}"));
     if (auto params = top.get("params")) read_params(*params);
     if (auto blocks = top.get("blocks")) read_blocks(*blocks);
+    Scope top_level;
+    build_layers(top.require("layers", ", a list such as layers: [{name: h, op: dense, in: x, units: 32}]"), top_level, "layers");
+    // Outputs, losses, metrics and the latent declaration name values at the top level, and build loss and
+    // metric terms like layers (tools/spec_results.cpp).
     Scope root;
-    build_layers(top.require("layers", ", a list such as layers: [{name: h, op: dense, in: x, units: 32}]"), root, "layers");
-    if (auto outputs = top.get("outputs")) read_outputs(*outputs);
-    auto loss = top.get("loss");
-    auto losses = top.get("losses");
-    if (loss) add_loss("loss", *loss, top.where("loss"));
-    if (losses) {
-      MapReader named(*losses, file(), "the losses map");
-      for (const auto& [name, node] : named.rest()) add_loss(name, node, named.where(name));
-    }
+    SpecResults results(spec_, file(),
+                        {.resolve = [&](const std::string& ref, const YAML::Node& at) { return resolve(ref, root, at); },
+                         .resolve_inputs = [&](const YAML::Node& in, const std::string& what) {
+                           return resolve_inputs(in, root, what);
+                         },
+                         .build_op = [&](MapReader& r, const std::string& op, const std::string& node,
+                                         const std::vector<Value>& inputs) {
+                           return build_op(r, op, node, inputs, root, true);
+                         }});
+    results.read(top);
     top.finish();
     spec_.name = spec_name();
     spec_.hash = hash_name(doc_.text);
@@ -85,6 +93,15 @@ class Loader {
     const YAML::Node batch_node = doc_.root["train"]["batch"];
     if (!batch_node) return 32;
     return read_size(batch_node, file(), "train.batch");
+  }
+
+  uint64_t spec_seed() const {
+    if (!doc_.root.IsMap() || !doc_.root["train"] || !doc_.root["train"].IsMap() || !doc_.root["train"]["seed"]) return 1;
+    const YAML::Node seed_node = doc_.root["train"]["seed"];
+    const int64_t seed = read_int(seed_node, file(), "train.seed");
+    if (seed < 0)
+      throw Error(ErrorKind::spec, fmt::format("train.seed must be zero or more, got {}", seed), location_of(seed_node, file()));
+    return static_cast<uint64_t>(seed);
   }
 
   // inputs: {x: [batch, 784]} or {x: {shape: [batch, 1, 28, 28], dtype: f32}}; `batch` may only lead.
@@ -323,7 +340,7 @@ class Loader {
       check_arity(op_name, layer->min_inputs, layer->max_inputs, inputs.size(), r);
       LayerContext ctx(g(), full, inputs, r, [&, trainable](const std::string& role, const Shape& shape, const Init& init) {
         return layer_param(r, scope, full, role, shape, init, trainable);
-      });
+      }, spec_.seed);
       std::vector<Value> outs = layer->build(ctx);
       r.finish();
       return outs;
@@ -342,6 +359,8 @@ class Loader {
     AttrMap attrs;
     for (const auto& [key, value] : r.rest())
       attrs.set(key, read_attr(value, file(), fmt::format("attribute '{}'", key)), r.where(key));
+    // A random op without a seed gets a stream of its own, from the run's seed and its name.
+    if (def->random && !attrs.find("seed")) attrs.set("seed", static_cast<int64_t>(derived_seed(spec_.seed, full)));
     return g().add(op_name, inputs, attrs, full, r.where());
   }
 
@@ -478,76 +497,6 @@ class Loader {
       if (!g().find(alias)) g().add_alias(alias, out);
       if (i == 0) g().add_alias(outer.prefix + name, out);
     }
-  }
-
-  // ---- outputs and losses ------------------------------------------------------------------------------------
-  void read_outputs(const YAML::Node& node) {
-    Scope root;
-    if (node.IsMap()) {
-      MapReader outputs(node, file(), "the outputs map");
-      for (const auto& [name, ref] : outputs.rest())
-        set_output(name, resolve(read_string(ref, file(), "an output"), root, ref), ref);
-    } else {
-      for (const std::string& name : read_string_list(node, file(), "outputs")) set_output(name, resolve(name, root, node), node);
-    }
-  }
-
-  void set_output(const std::string& name, Value v, const YAML::Node& at) {
-    try {
-      g().set_output(name, v);
-    } catch (const Error& e) {
-      throw Error(ErrorKind::spec, e.headline(), location_of(at, file()), e.notes());
-    }
-  }
-
-  // A loss: one term or a list of terms, summed. A term is {op: mse, in: [a, b], weight: 0.5, ...attrs}
-  // or {value: name, weight: w}; each must be a scalar.
-  void add_loss(const std::string& name, const YAML::Node& node, const SourceLocation& where) {
-    check_name(name, where, "a loss name");
-    const bool twice = std::find(spec_.losses.begin(), spec_.losses.end(), name) != spec_.losses.end();
-    for (const auto& [output, id] : g().outputs())
-      if (output == name)
-        throw Error(ErrorKind::spec,
-                    twice ? fmt::format("loss '{}' is defined twice: by the top-level 'loss' and in 'losses'; rename one", name)
-                          : fmt::format("loss '{}' has the name of an output; rename one, since both are fetched by name", name),
-                    where);
-    std::optional<Value> total;
-    auto terms = node.IsSequence() ? std::vector<YAML::Node>(node.begin(), node.end()) : std::vector<YAML::Node>{node};
-    if (terms.empty()) throw Error(ErrorKind::spec, fmt::format("loss '{}' has no terms", name), location_of(node, file()));
-    for (const YAML::Node& term_node : terms) {
-      Value term = loss_term(name, term_node);
-      total = total ? *total + term : term;
-    }
-    set_output(name, *total, node);
-    spec_.losses.push_back(name);
-    if (name == "loss") std::rotate(spec_.losses.begin(), spec_.losses.end() - 1, spec_.losses.end());
-  }
-
-  Value loss_term(const std::string& loss, const YAML::Node& node) {
-    MapReader r(node, file(), fmt::format("a term of loss '{}'", loss));
-    Scope root;
-    double weight = 1;
-    if (auto w = r.get("weight")) weight = read_double(*w, file(), "weight");
-    Value term;
-    if (auto value = r.get("value")) {
-      term = resolve(read_string(*value, file(), "value"), root, *value);
-      r.finish();
-    } else {
-      const std::string op = read_string(r.require("op"), file(), "op");
-      std::vector<Value> inputs;
-      inputs = resolve_inputs(r.require("in"), root, fmt::format("the inputs of a term of loss '{}'", loss));
-      const size_t before = g().values().size();
-      // Terms of the default loss are named like the C++ front end names them (after the op).
-      term = build_op(r, op, g().unique_name(loss == "loss" ? op : fmt::format("{}/{}", loss, op)), inputs, root, true).front();
-      if (g().values().size() > before && g().values()[before].kind == ValueKind::param)
-        throw Error(ErrorKind::spec, fmt::format("loss terms cannot create parameters ('{}')", op), r.where());
-    }
-    if (term.rank() != 0)
-      throw Error(ErrorKind::shape,
-                  fmt::format("a term of loss '{}' must be a scalar, but '{}' has shape {}; reduce it, e.g. {{op: mean, in: {}}}",
-                              loss, term.name(), to_string(term.shape()), term.name()),
-                  location_of(node, file()));
-    return weight == 1 ? term : scale(term, weight);
   }
 
   YamlDocument doc_;

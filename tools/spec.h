@@ -9,6 +9,8 @@
 #include "graph/yaml_reader.h"
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,20 +24,36 @@ struct SummaryRow {
   int64_t params = 0; // elements of the parameters this entry created (shared ones count once)
 };
 
+// The spec's `latent` section: which value is the model's code, for the latent tools and the report.
+struct LatentSpec {
+  enum class Prior { none, normal };
+  std::string value;  // the code a decoder reads: fed to decode, interpolate and sample
+  std::string mean;   // what encoding reads (a VAE's posterior mean); default `value`
+  Prior prior = Prior::none;  // normal: the standard normal a VAE's KL term pulls the code towards
+  SourceLocation where;
+};
+
 struct Spec {
   std::string name;  // the spec's `name`, else the file's stem
   YamlDocument document;
-  uint64_t hash = 0;  // FNV-1a of the spec's text, stored in checkpoints
+  uint64_t hash = 0;  // FNV-1a of the spec's text, recorded in checkpoints (which load whatever it is)
   Graph graph;        // the forward graph, built for `batch`
   int64_t batch = 0;
+  uint64_t seed = 1;  // train.seed or SpecOptions::seed: the random ops' derived seeds come from it
   std::vector<SummaryRow> summary;
-  std::vector<std::string> losses;  // names of the scalar loss outputs; the default one ("loss") first
+  std::vector<std::string> losses;   // names of the scalar loss outputs; the default one ("loss") first
+  std::vector<std::string> metrics;  // names of the scalar metric outputs: `metrics`, then named loss terms
+  std::map<std::string, SourceLocation> where;  // where each loss and metric is defined
+  std::optional<LatentSpec> latent;
   const YAML::Node train() const { return document.root["train"]; }
 };
 
 struct SpecOptions {
   int64_t batch = 0;  // 0: the spec's train.batch, else 32
   bool trust_plugins = false;  // the spec's `plugins:` load without the op harness (tools/plugins.h)
+  // Replaces train.seed: a random op without a `seed` attribute draws from derived_seed(seed, its node name)
+  // (graph/random.h), so `train --seed` changes every stream and no two random ops share one.
+  std::optional<uint64_t> seed;
 };
 
 // Loads and validates a spec; every error is Error(spec) at the spec's file:line:col (Error(io) when the

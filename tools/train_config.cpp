@@ -1,6 +1,7 @@
 #include "tools/train_config.h"
 
 #include "graph/plan.h"
+#include "tools/feeds.h"
 
 #include <algorithm>
 #include <type_traits>
@@ -151,6 +152,41 @@ void check_input(const Spec& spec, const std::string& name, const YAML::Node& at
               location_of(at, spec.document.file));
 }
 
+// noise: {gaussian: {stddev: 0.1, input: x_noisy, clip: true, range: [0, 1], test: true}}, {masking: {rate,
+// input, test}} or {salt_and_pepper: {rate, input, range, test}}.
+Corruption read_noise(const YAML::Node& node, const Spec& spec) {
+  const std::string& file = spec.document.file;
+  auto [kind, n] = variant_of(node, file, "noise", {"masking", "gaussian", "salt_and_pepper"});
+  Corruption c;
+  c.kind = kind == "masking" ? Corruption::Kind::masking : kind == "gaussian" ? Corruption::Kind::gaussian : Corruption::Kind::salt_and_pepper;
+  const char* level = kind == "gaussian" ? "stddev" : "rate";
+  c.level = positive(n, level, 0.3);
+  if (kind != "gaussian" && c.level > 1)
+    throw Error(ErrorKind::spec, fmt::format("'rate' of noise '{}' is the fraction of entries hit, at most 1; got {}", kind, c.level),
+                n.where(level));
+  const YAML::Node noisy = n.require("input", ": the input that gets the corrupted batch, e.g. input: x_noisy");
+  c.input = read_string(noisy, file, "the noisy input");
+  check_input(spec, c.input, noisy, "; declare the noisy copy under 'inputs' with the clean input's shape");
+  if (kind == "gaussian")
+    if (auto clip = n.get("clip")) c.clip = read_bool(*clip, file, "clip");
+  if (kind != "masking")
+    if (auto range = n.get("range")) {
+      const AttrValue v = read_attr(*range, file, "range");
+      std::vector<double> bounds;
+      if (auto* d = std::get_if<std::vector<double>>(&v)) bounds = *d;
+      if (auto* i = std::get_if<std::vector<int64_t>>(&v)) bounds.assign(i->begin(), i->end());
+      if (bounds.size() != 2 || !(bounds[0] < bounds[1]))
+        throw Error(ErrorKind::spec,
+                    fmt::format("'range' of noise '{}' is the data's [low, high] with low < high, e.g. range: [0, 1]; got {}",
+                                kind, bounds.empty() ? describe_node(*range) : fmt::format("[{}]", fmt::join(bounds, ", "))),
+                    location_of(*range, file));
+      c.low = bounds[0], c.high = bounds[1], c.range_from_data = false;
+    }
+  if (auto test = n.get("test")) c.test = read_bool(*test, file, "test");
+  n.finish();
+  return c;
+}
+
 DataConfig read_data(const YAML::Node& node, const Spec& spec) {
   const std::string& file = spec.document.file;
   MapReader r(node, file, "the data section");
@@ -186,14 +222,26 @@ DataConfig read_data(const YAML::Node& node, const Spec& spec) {
   }
   d.train_limit = positive_int(r, "train_limit", 0, true);
   d.test_limit = positive_int(r, "test_limit", 0, true);
-  if (auto noise = r.get("noise")) {
-    auto [kind, n] = variant_of(*noise, file, "noise", {"masking", "gaussian", "salt_and_pepper"});
-    d.noise = kind == "masking" ? DataConfig::Noise::masking : kind == "gaussian" ? DataConfig::Noise::gaussian : DataConfig::Noise::salt_and_pepper;
-    d.noise_level = positive(n, kind == "gaussian" ? "stddev" : "rate", 0.3);
-    const YAML::Node noisy = n.require("input", ": the input that gets the corrupted batch, e.g. input: x_noisy");
-    d.noisy_input = read_string(noisy, file, "the noisy input");
-    check_input(spec, d.noisy_input, noisy, "; declare the noisy copy under 'inputs' with the clean input's shape");
-    n.finish();
+  if (auto noise = r.get("noise")) d.noise = read_noise(*noise, spec);
+  if (auto labels = r.get("labels")) {
+    d.labels = read_string(*labels, file, "labels");
+    check_input(spec, d.labels, *labels, "; declare it as labels: {shape: [batch], dtype: s32}");
+    const ValueInfo& v = const_cast<Graph&>(spec.graph)[d.labels].info();
+    if (!v.batched || v.type != TensorType{{spec.batch}, DType::s32})
+      throw Error(ErrorKind::spec,
+                  fmt::format("input '{}' takes the labels, one s32 class index per sample, so it must be declared as "
+                              "{}: {{shape: [batch], dtype: s32}}; it is {} of shape {}{}",
+                              d.labels, d.labels, to_string(v.type.dtype), to_string(v.type.shape),
+                              v.batched ? "" : " without a batch"),
+                  location_of(*labels, file));
+    const char* missing = d.format == DataConfig::Format::npy && (d.train_labels.empty() || d.test_labels.empty())
+                              ? "the npy dataset names no labels: add train_labels and test_labels files"
+                          : d.format == DataConfig::Format::csv && d.label_column.empty()
+                              ? "the csv dataset names no label column: add label_column: NAME or INDEX"
+                              : nullptr;
+    if (missing)
+      throw Error(ErrorKind::spec, fmt::format("labels: {} feeds the samples' labels, but {}", d.labels, missing),
+                  location_of(*labels, file));
   }
   r.finish();
   return d;
@@ -242,6 +290,7 @@ StageConfig read_stage(const YAML::Node& node, const Spec& spec, const TrainConf
   const std::string& file = spec.document.file;
   MapReader r(node, file, fmt::format("stage {}", index + 1));
   StageConfig s;
+  s.where = r.where();
   s.name = read_name(r.require("name", ", e.g. name: pretrain (checkpoints and metrics.csv name stages)"), file, "a stage name");
   auto loss = r.get("loss");
   if (!loss && std::find(spec.losses.begin(), spec.losses.end(), s.loss) == spec.losses.end())
@@ -283,50 +332,6 @@ StageConfig read_stage(const YAML::Node& node, const Spec& spec, const TrainConf
 }
 
 // Values per sample of a batched value: numel / shape[0]; 0 when it has no batch dimension.
-int64_t per_sample(const Value& v) { return v.rank() == 0 ? 0 : numel(v.shape()) / v.shape()[0]; }
-
-// What every stage feeds must be all that its loss reads: an input that nothing feeds would otherwise only
-// fail when the first step runs, after the run folder was written. The data feeds train.data.input (and
-// the noisy copy its input), or, in a `data_from` stage, the stage's input with an output that the data
-// computes; that output must take as many values per sample as the input it feeds.
-void check_stage_feeds(const Spec& spec, const TrainConfig& c, const std::vector<YAML::Node>& stage_nodes) {
-  Graph& graph = const_cast<Graph&>(spec.graph);
-  const std::string& file = spec.document.file;
-  auto require_fed = [&](const std::string& value, const std::vector<std::string>& fed, const std::string& what,
-                         const SourceLocation& where) {
-    for (const std::string& input : graph.inputs_needed(graph[value].id())) {
-      if (std::find(fed.begin(), fed.end(), input) != fed.end()) continue;
-      throw Error(ErrorKind::spec,
-                  fmt::format("{} reads input '{}', which nothing feeds: the data feeds {}; feed '{}' from the data "
-                              "(train.data.input), as a stage's input with data_from, or as a noise input, or do not "
-                              "use it",
-                              what, input, fmt::join(fed, " and "), input),
-                  graph[input].info().where.known() ? graph[input].info().where : where);
-    }
-  };
-  std::vector<std::string> data_fed = {c.data.input};
-  if (c.data.noise != DataConfig::Noise::none) data_fed.push_back(c.data.noisy_input);
-  for (size_t i = 0; i < c.stages.size(); ++i) {
-    const StageConfig& stage = c.stages[i];
-    const SourceLocation where = i < stage_nodes.size() ? location_of(stage_nodes[i], file) : location_of(spec.document.root, file);
-    std::vector<std::string> fed = data_fed;
-    if (!stage.data_from.empty()) {
-      require_fed(stage.data_from, data_fed, fmt::format("output '{}' (data_from of stage '{}')", stage.data_from, stage.name), where);
-      const Value out = graph[stage.data_from], in = graph[stage.input];
-      if (!in.info().batched || in.type().dtype != DType::f32 || per_sample(out) != per_sample(in) || per_sample(out) == 0)
-        throw Error(ErrorKind::shape,
-                    fmt::format("stage '{}' feeds output '{}' (shape {}, {} values per sample) to input '{}' (type {}, {} "
-                                "per sample); the input needs the output's shape, with `batch` first",
-                                stage.name, stage.data_from, to_string(out.shape()), per_sample(out), stage.input,
-                                to_string(in.type()), per_sample(in)),
-                    in.info().where.known() ? in.info().where : where);
-      fed = {stage.input};
-      if (c.data.noise != DataConfig::Noise::none) fed.push_back(c.data.noisy_input);
-    }
-    require_fed(stage.loss, fed, fmt::format("loss '{}' of stage '{}'", stage.loss, stage.name), where);
-  }
-}
-
 }  // namespace
 
 bool matches_pattern(const std::string& pattern, const std::string& name) {
@@ -396,7 +401,6 @@ TrainConfig read_train_config(const Spec& spec) {
                   location_of(*stop, file));
     e.finish();
   }
-  std::vector<YAML::Node> stage_nodes;
   if (auto stages = r.get("stages")) {
     if (!stages->IsSequence() || stages->size() == 0)
       throw Error(ErrorKind::spec,
@@ -412,7 +416,6 @@ TrainConfig read_train_config(const Spec& spec) {
                                   i + 1),
                       location_of((*stages)[i]["name"], file));
       c.stages.push_back(std::move(s));
-      stage_nodes.push_back((*stages)[i]);
     }
   } else {
     StageConfig s;
@@ -426,11 +429,13 @@ TrainConfig read_train_config(const Spec& spec) {
                   where);
     }
     s.loss = spec.losses.front();
+    s.where = spec.where.at(s.loss);
     c.stages.push_back(s);
   }
-  if (c.data.input.empty()) {
+  if (c.data.input.empty()) {  // the first batched f32 input that takes neither the labels nor the noise
     for (const ValueInfo& v : spec.graph.values())
-      if (v.kind == ValueKind::input && v.batched) {
+      if (v.kind == ValueKind::input && v.batched && v.type.dtype == DType::f32 && v.name != c.data.labels &&
+          v.name != c.data.noise.input) {
         c.data.input = v.name;
         break;
       }
@@ -439,7 +444,7 @@ TrainConfig read_train_config(const Spec& spec) {
                   location_of(spec.document.root["inputs"], file));
   }
   r.finish();
-  check_stage_feeds(spec, c, stage_nodes);
+  check_feeds(spec, c);
   return c;
 }
 

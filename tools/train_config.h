@@ -4,6 +4,7 @@
 #pragma once
 
 #include "autodiff/training.h"
+#include "tools/noise.h"
 #include "tools/spec.h"
 
 #include <cstdint>
@@ -22,14 +23,13 @@ struct DataConfig {
   std::string label_column;  // csv: a header name or a 0-based index
   double scale = 1;          // npy / csv: samples are multiplied by this (idx bytes are already in [0, 1])
   std::string input;         // the graph input fed with samples; default: the first batched input
+  std::string labels;        // the graph input fed with the samples' labels (s32 [batch]); empty: none
   int64_t train_limit = 0;   // > 0: only the first N samples (quick experiments)
   int64_t test_limit = 0;
-  // Corruption for denoising autoencoders: `noisy_input` is fed a corrupted copy of each batch while
-  // `input` gets the clean one. Drawn from (seed, step, element), so runs and resumes repeat exactly.
-  enum class Noise { none, masking, gaussian, salt_and_pepper };
-  Noise noise = Noise::none;
-  double noise_level = 0;  // masking / salt_and_pepper: the fraction of entries; gaussian: the stddev
-  std::string noisy_input;
+  // Corruption for denoising autoencoders: `noise.input` is fed a corrupted copy of each batch while
+  // `input` gets the clean one. Drawn from (seed, step, element), so runs and resumes repeat exactly; the
+  // seed is the run's.
+  Corruption noise;
 };
 
 struct StageConfig {
@@ -43,6 +43,7 @@ struct StageConfig {
   std::string data_from;
   std::string input;  // the input the stage feeds; default: the data's input
   std::optional<OptimizerConfig> optimizer;  // default: the run's optimizer
+  SourceLocation where;  // the stage's entry in the spec (the loss's definition for the implicit stage)
 };
 
 struct ReportConfig {
@@ -72,6 +73,9 @@ struct TrainConfig {
   std::vector<StageConfig> stages;  // never empty after reading
   ReportConfig report;
   EarlyStopping early_stopping;
+  // Every input that a stage feeds from an output (data_from), once: (input, output). Evaluation computes
+  // them in the graph (Evaluator, TrainerOptions::bindings), so any loss or metric runs on the data alone.
+  std::vector<std::pair<std::string, std::string>> stage_inputs;
 };
 
 // The optimizer a stage trains with: its own, else the run's.
@@ -79,7 +83,9 @@ inline const OptimizerConfig& stage_optimizer(const TrainConfig& config, const S
   return stage.optimizer ? *stage.optimizer : config.optimizer;
 }
 
-// Reads spec.train() (absent: defaults) against the spec's graph: inputs, outputs and losses must exist.
+// Reads spec.train() (absent: defaults) against the spec's graph: inputs, outputs and losses must exist, each
+// stage's loss may read only the inputs the stage feeds, and every loss and metric must be computable from
+// the data (its samples, labels and noisy copy) once the stage inputs are computed as training computes them.
 TrainConfig read_train_config(const Spec& spec);
 
 // Fashion-MNIST's ten class names, by label.

@@ -1,6 +1,7 @@
 #include "tools/trainer.h"
 
 #include "tools/batches.h"
+#include "tools/feeds.h"
 
 #include <fmt/format.h>
 
@@ -31,16 +32,10 @@ int thread_count(const TrainerOptions& options) {
   return options.threads > 0 ? options.threads : default_thread_count();
 }
 
-// Feeds a batch, and its corrupted copy when the options ask for one (into `corrupted`, sized once). The
-// plan checks the byte counts, should a batch ever disagree with the input.
-void feed_batch(Plan& plan, const TrainerOptions& options, std::vector<float>& corrupted, uint64_t step,
-                const float* samples, int64_t rows, int64_t features) {
-  const size_t n = static_cast<size_t>(rows * features);
-  plan.feed(options.input, samples, n * sizeof(float));
-  if (options.corruption.kind == Corruption::Kind::none) return;
-  if (corrupted.size() < n) corrupted.resize(n);
-  corrupt(options.corruption, step, {samples, n}, {corrupted.data(), n});
-  plan.feed(options.corruption.input, corrupted.data(), n * sizeof(float));
+void check_labels(const Dataset& data, const TrainerOptions& options) {
+  if (!options.labels.empty() && data.labels.empty() && data.count > 0)
+    fail(ErrorKind::io, "input '{}' takes the samples' labels, but the data has none; give the dataset its labels "
+         "(an IDX labels file, NPY train_labels and test_labels, or a CSV label_column)", options.labels);
 }
 
 // The inputs a dataset feeds under `options`: the input, and the corrupted copy's.
@@ -48,10 +43,26 @@ void check_fed_inputs(const Dataset& data, const Graph& graph, const TrainerOpti
   check_samples_fit(data, graph, options.input, what);
   if (options.corruption.kind != Corruption::Kind::none)
     check_samples_fit(data, graph, options.corruption.input, what + " (corrupted)");
+  check_labels(data, options);
 }
 
 std::string describe(const Dataset& data, const char* role) {
   return data.source.empty() ? fmt::format("the {} samples", role) : fmt::format("the {} samples of '{}'", role, data.source);
+}
+
+// Feeds one batch: its samples, its labels, and a copy corrupted from `step` (into `corrupted`, sized once),
+// or the clean samples again when `corrupt_copy` is false. The plan checks the byte counts, should a batch
+// ever disagree with the input.
+void feed_batch(Plan& plan, const TrainerOptions& options, std::vector<float>& corrupted, uint64_t step,
+                const Batch& batch, bool corrupt_copy = true) {
+  plan.feed(options.input, batch.samples.data(), batch.samples.size_bytes());
+  if (!options.labels.empty()) plan.feed(options.labels, batch.labels.data(), batch.labels.size_bytes());
+  if (options.corruption.kind == Corruption::Kind::none) return;
+  if (!corrupt_copy) return plan.feed(options.corruption.input, batch.samples.data(), batch.samples.size_bytes());
+  const size_t n = batch.samples.size();
+  if (corrupted.size() < n) corrupted.resize(n);
+  corrupt(options.corruption, step, batch.samples, {corrupted.data(), n});
+  plan.feed(options.corruption.input, corrupted.data(), n * sizeof(float));
 }
 
 }  // namespace
@@ -75,26 +86,67 @@ void check_samples_fit(const Dataset& data, const Graph& graph, const std::strin
 }
 
 Evaluator::Evaluator(const Graph& forward, ParamStore& params, const TrainerOptions& options)
-    : inference_(forward.for_inference()), params_(params), options_(options) {}
+    : inference_(with_stage_inputs_bound(forward.for_inference(), options.bindings)), params_(params), options_(options) {}
 
 Evaluator::~Evaluator() = default;
 
-double Evaluator::evaluate(const Dataset& data, uint64_t step) {
+template <class OnBatch>
+void Evaluator::run_batches(const Dataset& data, const std::vector<std::string>& values, OnBatch&& on_batch) {
   check_fed_inputs(data, inference_, options_, describe(data, "evaluated"));
+  for (const auto& [name, tensor] : options_.fed_values)
+    if (tensor->shape().empty() || tensor->shape()[0] != data.count)
+      fail(ErrorKind::shape, "'{}' is fed {} rows ({}), but the evaluated data has {} samples: feed one row per sample",
+           name, tensor->shape().empty() ? 0 : tensor->shape()[0], to_string(tensor->type()), data.count);
   BatchIterator batches(data, {.batch_size = options_.batch, .shuffle = false, .threads = thread_count(options_)});
-  double loss_sum = 0;
-  int64_t samples = 0;
   while (auto batch = batches.next()) {
-    auto& plan = plans_[batch->size];
-    if (!plan)
-      plan = std::make_unique<Plan>(inference_.with_batch(batch->size), params_,
-                                    PlanOptions{.threads = options_.threads, .fetch = {options_.loss}});
-    feed_batch(*plan, options_, corrupted_, step, batch->samples.data(), batch->size, batch->features);
+    auto& plan = plans_[{batch->size, values}];
+    if (!plan) {
+      PlanOptions plan_options{.threads = options_.threads, .fetch = values};
+      for (const auto& [name, tensor] : options_.fed_values) plan_options.feed.push_back(name);
+      plan = std::make_unique<Plan>(inference_.with_batch(batch->size), params_, plan_options);
+    }
+    const uint64_t step = evaluation_step(batch->index);
+    feed_batch(*plan, options_, corrupted_, step, *batch, options_.corruption.test);
+    for (const auto& [name, tensor] : options_.fed_values) {
+      const size_t row_bytes = tensor->type().bytes() / static_cast<size_t>(tensor->shape()[0]);
+      plan->feed(name, static_cast<const std::byte*>(tensor->data()) +
+                           static_cast<size_t>(batch->index * options_.batch) * row_bytes);
+    }
     plan->run(step);
-    loss_sum += static_cast<double>(*plan->fetch(options_.loss)) * static_cast<double>(batch->size);
-    samples += batch->size;
+    on_batch(*plan, *batch);
   }
-  return loss_sum / static_cast<double>(std::max<int64_t>(1, samples));
+}
+
+std::vector<double> Evaluator::means(const Dataset& data, const std::vector<std::string>& values) {
+  std::vector<double> sums(values.size(), 0.0);
+  int64_t samples = 0;
+  run_batches(data, values, [&](const Plan& plan, const Batch& batch) {
+    for (size_t i = 0; i < values.size(); ++i)
+      sums[i] += static_cast<double>(*plan.fetch(values[i])) * static_cast<double>(batch.size);
+    samples += batch.size;
+  });
+  for (double& s : sums) s /= static_cast<double>(std::max<int64_t>(1, samples));
+  return sums;
+}
+
+std::vector<Dataset> Evaluator::collect(const Dataset& data, const std::vector<std::string>& values) {
+  std::vector<Dataset> results(values.size());
+  for (Dataset& r : results) r.count = data.count, r.labels = data.labels;
+  run_batches(data, values, [&](const Plan& plan, const Batch&) {
+    for (size_t i = 0; i < values.size(); ++i) {
+      Tensor out = plan.fetch_copy(values[i]);
+      if (out.type().dtype != DType::f32 || out.shape().empty())
+        fail(ErrorKind::unsupported, "'{}' is {}: only f32 values with a batch axis can be collected per sample",
+             values[i], to_string(out.type()));
+      Dataset& r = results[i];
+      if (r.samples.empty()) {
+        r.sample_shape = Shape(out.shape().begin() + 1, out.shape().end());
+        r.samples.reserve(static_cast<size_t>(data.count * r.sample_numel()));
+      }
+      r.samples.insert(r.samples.end(), out.span().begin(), out.span().end());
+    }
+  });
+  return results;
 }
 
 Plan& Trainer::train_plan(int64_t batch) {
@@ -140,7 +192,7 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   while (auto batch = next_batch()) {
     Plan& plan = train_plan(batch->size);
     lr_ = static_cast<float>(options_.schedule.at(step_));
-    feed_batch(plan, options_, corrupted_, step_, batch->samples.data(), batch->size, batch->features);
+    feed_batch(plan, options_, corrupted_, step_, *batch);
     plan.feed("lr", &lr_);
     plan.run(step_++);
     const double loss = static_cast<double>(*plan.fetch(options_.loss));
@@ -156,13 +208,19 @@ EpochStats Trainer::run_epoch(const Dataset& train, const Dataset& test) {
   stats.train_loss = progress_.loss_sum / static_cast<double>(std::max<int64_t>(1, progress_.samples));
   stats.samples_per_s = static_cast<double>(progress_.samples) / std::max(1e-9, stats.seconds);
   progress_ = {};
-  stats.test_loss = evaluate(test);
+  std::vector<std::string> values = {options_.loss};
+  values.insert(values.end(), options_.metrics.begin(), options_.metrics.end());
+  stats.metrics = evaluator().means(test, values);
+  stats.test_loss = stats.metrics.front();
+  stats.metrics.erase(stats.metrics.begin());
   return stats;
 }
 
-double Trainer::evaluate(const Dataset& data) {
+double Trainer::evaluate(const Dataset& data) { return evaluator().evaluate(data); }
+
+Evaluator& Trainer::evaluator() {
   if (!evaluator_) evaluator_ = std::make_unique<Evaluator>(forward_, *store_, options_);
-  return evaluator_->evaluate(data, step_);
+  return *evaluator_;
 }
 
 }  // namespace flowgrad

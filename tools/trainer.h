@@ -13,6 +13,8 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace flowgrad {
 
@@ -23,8 +25,17 @@ struct TrainerOptions {
   OptimizerConfig optimizer;
   LrSchedule schedule;
   std::string input = "x";     // the graph input fed with samples
+  std::string labels;          // the graph input fed with the samples' labels (s32 [batch]); empty: none
   std::string loss = "loss";   // a scalar output of the forward graph
   Corruption corruption;       // optional: a second input fed a corrupted copy of each batch
+  // Scalars evaluated on the test split after every epoch beside the loss (EpochStats::metrics).
+  std::vector<std::string> metrics;
+  // Evaluation only: inputs computed in the graph from other values instead of fed (input, value), as a
+  // multi-stage schedule's stage inputs are computed from earlier stages' outputs (Graph::with_inputs_bound).
+  std::vector<std::pair<std::string, std::string>> bindings;
+  // Evaluation only: values fed from per-sample arrays (tensors [count, ...] aligned with the evaluated
+  // dataset's samples) instead of computed (Graph::cut_at), e.g. `flowgrad eval --input code=codes.npy`.
+  std::map<std::string, const Tensor*> fed_values;
   // Called after every training step with the samples done in the epoch, the epoch's size and the
   // step's loss (progress bars). It may throw to stop training (Ctrl-C): the step is complete and
   // epoch_progress() says where the epoch stands.
@@ -37,7 +48,13 @@ struct EpochStats {
   double test_loss = 0;       // the loss over the whole test split after the epoch
   double seconds = 0;         // training time of the epoch (evaluation excluded)
   double samples_per_s = 0;
+  std::vector<double> metrics;  // TrainerOptions::metrics on the test split, in their order
 };
+
+// The step number that batch `index` of an evaluation draws its noise and random ops from: the same in every
+// evaluation and apart from every training step, so each epoch's test figures see the same corrupted test
+// set and the same samples, and `flowgrad eval` reproduces a run's last test figures.
+constexpr uint64_t evaluation_step(int64_t index) { return (uint64_t{1} << 62) + static_cast<uint64_t>(index); }
 
 // Where an epoch stands: batches trained and the sums behind its mean loss. An interrupted epoch is
 // checkpointed with it, and the next run_epoch after Trainer::resume_at continues it, skipping those batches.
@@ -55,21 +72,30 @@ struct EpochProgress {
 // 'test.csv'") and both shapes.
 void check_samples_fit(const Dataset& data, const Graph& graph, const std::string& input, const std::string& what);
 
-// The forward loss over whole datasets, with one plan per batch size met (the last batch may be partial).
+// The forward graph in inference mode over whole datasets, in order, in batches of options.batch (the last
+// may be partial), fed as the options say; one plan per batch size and set of fetched values.
 class Evaluator {
  public:
-  // Reads options.batch, threads, input, loss and corruption; `params` must outlive the Evaluator.
+  // Reads options.batch, threads, input, labels, corruption, bindings and fed_values; `params` and the
+  // options must outlive the Evaluator.
   Evaluator(const Graph& forward, ParamStore& params, const TrainerOptions& options);
   ~Evaluator();
-  // The loss over `data`, in order, weighted by batch sizes. `step` seeds noise and random ops. Checks
-  // that the samples fit the inputs they feed first (check_samples_fit).
-  double evaluate(const Dataset& data, uint64_t step = 0);
+  // The mean of each scalar of `values` over `data`, each batch's value weighted by its size. Batch k draws
+  // noise and random ops from evaluation_step(k). Checks that the samples fit the inputs they feed first
+  // (check_samples_fit), as collect does.
+  std::vector<double> means(const Dataset& data, const std::vector<std::string>& values);
+  double evaluate(const Dataset& data) { return means(data, {options_.loss}).front(); }
+  // Each of `values` for every sample of `data`, as datasets of its per-sample shape with data's labels.
+  std::vector<Dataset> collect(const Dataset& data, const std::vector<std::string>& values);
 
  private:
-  Graph inference_;  // the forward graph in inference mode: running statistics, no dropout
+  template <class OnBatch>
+  void run_batches(const Dataset& data, const std::vector<std::string>& values, OnBatch&& on_batch);
+
+  Graph inference_;  // the forward graph in inference mode (running statistics, no dropout), inputs bound
   ParamStore& params_;
   const TrainerOptions& options_;
-  std::map<int64_t, std::unique_ptr<Plan>> plans_;
+  std::map<std::pair<int64_t, std::vector<std::string>>, std::unique_ptr<Plan>> plans_;
   std::vector<float> corrupted_;
 };
 
@@ -81,11 +107,12 @@ class Trainer {
   Trainer(const Graph& forward, TrainerOptions options, ParamStore* store = nullptr);
   ~Trainer();
 
-  // One pass over `train` (shuffled per epoch from the seed), then the loss over `test`; both are checked
-  // against the inputs they feed first (check_samples_fit).
+  // One pass over `train` (shuffled per epoch from the seed), then the loss and metrics over `test`; both are
+  // checked against the inputs they feed first (check_samples_fit).
   EpochStats run_epoch(const Dataset& train, const Dataset& test);
   // The forward loss over a whole dataset, in order, weighted by batch sizes.
   double evaluate(const Dataset& data);
+  Evaluator& evaluator();
 
   // Zeroes the optimizer state of this trainer's parameters (a fresh optimizer, as at a stage's start).
   void reset_optimizer_state();

@@ -127,7 +127,7 @@ void load_weights(const std::string& path, const Spec& spec, const Graph& graph,
   std::map<std::string, NpyArray> arrays;
   std::map<std::string, Tensor> checkpoint_tensors;
   const bool checkpoint = is_checkpoint(path);
-  if (checkpoint) checkpoint_tensors = load_checkpoint(path, spec.hash).tensors;
+  if (checkpoint) checkpoint_tensors = load_checkpoint(path).tensors;
   else
     for (auto& [name, array] : read_npz(path)) arrays.emplace(name, std::move(array));
   auto lookup = [&](const std::string& name) -> const NpyArray* {

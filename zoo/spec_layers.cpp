@@ -190,18 +190,38 @@ std::vector<Value> build_batch_norm(LayerContext& ctx) {
   return {batch_norm(x, gamma, beta, mean, var, options, ctx.name)};
 }
 
+// The keys of each layer, for `flowgrad ops NAME`; docs/spec.md describes them.
+const AttrInfo kActivation = {"activation", "linear | relu | leaky_relu | elu | sigmoid | tanh | softplus", "linear"};
+const AttrInfo kAlpha = {"alpha", "number", "0"};
+const AttrInfo kUseBias = {"use_bias", "boolean", "true"};
+const AttrInfo kKernelInit = {"kernel_init", "initializer", "glorot_uniform"};
+const AttrInfo kBiasInit = {"bias_init", "initializer", "zeros"};
+const AttrInfo kUnits = {"units", "integer", "", true};
+
+std::vector<AttrInfo> conv_keys(bool transpose) {
+  std::vector<AttrInfo> keys = {{"filters", "integer", "", true},     {"kernel_size", "integer or [kh, kw]", "3"},
+                                {"strides", "integer or [sh, sw]", "1"}, {"padding", "valid | same", "valid"},
+                                {"dilation", "integer or [dh, dw]", "1"}, {"groups", "integer", "1"},
+                                kActivation, kAlpha, kUseBias, kKernelInit, kBiasInit};
+  if (transpose) keys.push_back({"output_padding", "integer or [ph, pw]", "0"});
+  return keys;
+}
+
 }  // namespace
 
 void register_builtin_layers(LayerRegistry& registry) {
-  registry.add({"dense", "x[..., in] -> activation(x · kernel + bias), kernel [in, units]", 1, 1, build_dense});
+  registry.add({"dense", "x[..., in] -> activation(x · kernel + bias), kernel [in, units]", 1, 1, build_dense,
+                {kUnits, kActivation, kAlpha, kUseBias, kKernelInit, kBiasInit}});
   registry.add({"conv2d", "x[batch, channels, h, w] -> activation(x ⋆ kernel + bias), kernel [filters, channels/groups, kh, kw]",
-                1, 1, [](LayerContext& ctx) { return build_conv(ctx, false); }});
+                1, 1, [](LayerContext& ctx) { return build_conv(ctx, false); }, conv_keys(false)});
   registry.add({"conv2d_transpose", "the adjoint of conv2d plus bias and activation, kernel [channels, filters/groups, kh, kw]",
-                1, 1, [](LayerContext& ctx) { return build_conv(ctx, true); }});
-  registry.add({"lstm", "x[batch, steps, in] (and h0, c0) -> the output sequence, final h (:1) and c (:2)", 1, 3, build_lstm});
-  registry.add({"gru", "x[batch, steps, in] (and h0) -> the output sequence, final h (:1)", 1, 2, build_gru});
+                1, 1, [](LayerContext& ctx) { return build_conv(ctx, true); }, conv_keys(true)});
+  registry.add({"lstm", "x[batch, steps, in] (and h0, c0) -> the output sequence, final h (:1) and c (:2)", 1, 3, build_lstm,
+                {kUnits, {"unit_forget_bias", "boolean", "true"}}});
+  registry.add({"gru", "x[batch, steps, in] (and h0) -> the output sequence, final h (:1)", 1, 2, build_gru, {kUnits}});
   registry.add({"batch_norm", "per-channel normalization with learned gamma, beta and running statistics", 1, 1,
-                build_batch_norm});
+                build_batch_norm, {{"epsilon", "number", "1e-05"}, {"momentum", "number", "0.1"}}});
+  register_regularizer_layers(registry);
 }
 
 }  // namespace flowgrad::zoo

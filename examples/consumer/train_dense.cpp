@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
     config.data.train_limit = steps * config.batch;  // `steps` batches: one short epoch
     config.data.test_limit = config.batch;
     flowgrad::DatasetSplits data = flowgrad::load_training_data(config.data);
-    flowgrad::Trainer trainer(spec.graph, flowgrad::trainer_options(config, config.stages.front()));
+    flowgrad::Trainer trainer(spec.graph, flowgrad::stage_options(config, config.stages.front()));
     const flowgrad::EpochStats epoch = trainer.run_epoch(data.train, data.test);
     std::printf("flowgrad %s: %s, %lld steps on %s: train loss %.5f, test loss %.5f\n", FLOWGRAD_VERSION,
                 spec.name.c_str(), static_cast<long long>(trainer.step()), data.source.c_str(), epoch.train_loss,

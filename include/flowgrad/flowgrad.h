@@ -4,7 +4,7 @@
 //   flowgrad::Spec spec = flowgrad::load_spec("zoo/dense.yaml");        // tools/spec.h: YAML -> graph
 //   flowgrad::TrainConfig config = flowgrad::read_train_config(spec);   // tools/train_config.h: `train:`
 //   flowgrad::DatasetSplits data = flowgrad::load_training_data(config.data);  // tools/runner.h: IDX/NPY/CSV
-//   flowgrad::Trainer trainer(spec.graph, flowgrad::trainer_options(config, config.stages.front()));
+//   flowgrad::Trainer trainer(spec.graph, flowgrad::stage_options(config, config.stages.front()));
 //   flowgrad::EpochStats epoch = trainer.run_epoch(data.train, data.test);     // tools/trainer.h
 //   flowgrad::save_checkpoint("model.fgck", {.spec_hash = spec.hash}, trainer.params());  // tools/checkpoint.h
 //   flowgrad::write_weights_npz("weights.npz", spec, trainer.params());      // tools/weights.h (numpy, PyTorch)
@@ -26,6 +26,7 @@
 #include "ops/ops.h"
 #include "tools/checkpoint.h"
 #include "tools/dataset.h"
+#include "tools/feeds.h"
 #include "tools/npy.h"
 #include "tools/onnx_export.h"
 #include "tools/plugins.h"

@@ -68,7 +68,7 @@ void load_spec_and_train_config(const std::string& path) {
 TEST_CASE("bad specs: the corpus has at least 40 specs, each with its expectation", "[spec][bad_specs]") {
   const std::vector<std::string> files = corpus_files();
   CHECK(files.size() >= 40);
-  const std::regex name_pattern(R"(\d\d_[a-z0-9_]+\.yaml)");
+  const std::regex name_pattern(R"(\d{2,3}_[a-z0-9_]+\.yaml)");
   const std::regex at_pattern(R"([1-9]\d*:[1-9]\d*)");
   for (const std::string& path : files) {
     INFO(path);

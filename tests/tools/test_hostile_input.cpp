@@ -132,7 +132,7 @@ TEST_CASE("issue 16.1: eval and train check the data against the input, at the i
   CliResult run = run_flowgrad("run " + quoted(spec) + " --input x=" + quoted(dir.file("x.npy")) + " --fetch reconstruction=" +
                                quoted(dir.file("y.npy")));
   CHECK(run.status == 2);
-  CHECK_THAT(run.output, Contains(spec + ":2:6:") && Contains("takes [2, 784]") && Contains("[2, 100]"));
+  CHECK_THAT(run.output, Contains(spec + ":2:6:") && Contains("shape [2, 784]") && Contains("[2, 100]"));
   CHECK(!fs::exists(dir.file("y.npy")));
 }
 
@@ -170,7 +170,7 @@ TEST_CASE("issue 16.3 and 16.4: sizes beyond every limit are refused cleanly", "
   CHECK(npy.status == 3);
   CHECK_THAT(npy.output, Contains("huge_empty.npy") && Contains("no tensor can have"));
   // units 2^62: SIGFPE.
-  CliResult units = run_flowgrad("summary " FLOWGRAD_SOURCE_DIR "/tests/specs/bad/81_units_two_to_the_62.yaml");
+  CliResult units = run_flowgrad("summary " FLOWGRAD_SOURCE_DIR "/tests/specs/bad/96_units_two_to_the_62.yaml");
   CHECK(units.status == 2);
   CHECK_THAT(units.output, Contains("above the limit"));
   // The 4 MiB spec limit is checked while reading: /dev/zero never ends.
@@ -236,7 +236,7 @@ TEST_CASE("issue 16.6: exit statuses and messages for bad files name the file", 
   }
 
   // An input nothing feeds is a spec error before anything is written.
-  CliResult unfed = run_flowgrad("train " FLOWGRAD_SOURCE_DIR "/tests/specs/bad/92_input_nothing_feeds.yaml --out " +
+  CliResult unfed = run_flowgrad("train " FLOWGRAD_SOURCE_DIR "/tests/specs/bad/107_input_nothing_feeds.yaml --out " +
                                  quoted(dir.file("r3")));
   CHECK(unfed.status == 2);
   CHECK(!fs::exists(dir.file("r3")));

@@ -91,7 +91,7 @@ TEST_CASE("the reconstruction grid puts originals above reconstructions, scaled,
   CHECK(png.at(png.width - 1, png.height - 1)[0] == 128);  // border
 
   check_error(error_from([&] { reconstruction_grid(originals, std::span(reconstructions).first(6), {2, 3}); }),
-              ErrorKind::shape, {"12 original", "6 reconstructed"});
+              ErrorKind::shape, {"in every row, not 12, 6 values"});
   check_error(error_from([&] { reconstruction_grid(originals, reconstructions, {5, 5}); }), ErrorKind::shape,
               {"[5, 5]"});
 }

@@ -1,9 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "graph/random.h"
-#include "tools/checkpoint.h"
-#include "tools/npy.h"
-#include "tools/runner.h"
+#include "run_workspace.h"
 
 #include <algorithm>
 #include <cstring>
@@ -16,32 +13,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A scratch folder with a small synthetic dataset (64 train and 24 test samples of 16 values in [0, 1])
-// and a spec file; removed at the end.
-struct Workspace {
-  fs::path dir;
-  explicit Workspace(const std::string& name) : dir(fs::temp_directory_path() / ("flowgrad_runner_" + name)) {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    write_samples("train.npy", 64, 1);
-    write_samples("test.npy", 24, 2);
-  }
-  ~Workspace() { fs::remove_all(dir); }
-
-  void write_samples(const std::string& file, int64_t count, uint64_t seed) const {
-    std::vector<float> values(static_cast<size_t>(count * 16));
-    for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<float>(random_uniform(seed, 0, i));
-    write_npy((dir / file).string(), Tensor({count, 16}, values));
-  }
-
-  std::string spec(const std::string& body) const {
-    std::string text = body;
-    for (auto pos = text.find("DIR"); pos != std::string::npos; pos = text.find("DIR")) text.replace(pos, 3, dir.string());
-    std::ofstream((dir / "model.yaml").string()) << text;
-    return (dir / "model.yaml").string();
-  }
-  std::string path(const std::string& name) const { return (dir / name).string(); }
-};
+using testing::read;
+using testing::train;
+using testing::Workspace;
 
 const char* small_spec = R"(
 name: small
@@ -57,12 +31,6 @@ train:
   epochs: 3
   optimizer: {adam: {lr: 0.01}}
 )";
-
-std::string train(const std::string& spec_path, RunOptions options) {
-  Spec spec = load_spec(spec_path);
-  options.terminal = false;
-  return train_spec(spec, read_train_config(spec), options);
-}
 
 void check_same_tensors(const Checkpoint& a, const Checkpoint& b) {
   REQUIRE(a.tensors.size() == b.tensors.size());
@@ -83,13 +51,6 @@ void check_error_kind(const std::string& spec_path) {
     CHECK(e.kind() == ErrorKind::spec);
     CHECK_THAT(e.what(), Catch::Contains("patience"));
   }
-}
-
-std::string read(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
 }
 
 }  // namespace
