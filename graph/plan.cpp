@@ -1,5 +1,7 @@
 #include "graph/plan.h"
 
+#include "graph/parallel.h"
+
 #include <dnnl.hpp>
 #include <fmt/format.h>
 #include <omp.h>
@@ -118,7 +120,7 @@ struct Plan::Impl {
       if (!stage.concurrent) {
         for (size_t s : stage.light) run_step(steps[s], step_number);
       } else {
-        tbb::parallel_for(
+        flowgrad::parallel_for(
             tbb::blocked_range<size_t>(0, stage.light.size(), 1),
             [&](const tbb::blocked_range<size_t>& r) {
               for (size_t i = r.begin(); i != r.end(); ++i) run_step(steps[stage.light[i]], step_number);
@@ -259,7 +261,7 @@ void Plan::Impl::compile() {
   }
   std::vector<std::exception_ptr> errors(steps.size());
   arena.execute([&] {
-    tbb::parallel_for(size_t{0}, steps.size(), [&](size_t i) {
+    parallel_for_each_index(size_t{0}, steps.size(), [&](size_t i) {
       try {
         create_kernel(steps[i], fused_attrs[static_cast<size_t>(steps[i].node)]);
       } catch (...) {

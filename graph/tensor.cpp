@@ -1,8 +1,8 @@
 #include "graph/tensor.h"
 
+#include "graph/parallel.h"
 #include "graph/random.h"
 
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cmath>
@@ -174,8 +174,8 @@ void ParamStore::materialize(const Graph& graph, uint64_t seed) {
     created.push_back(&it->second);
   }
   // Each draw is a pure function of (seed, name), so initializing side by side changes nothing.
-  tbb::parallel_for(size_t{0}, missing.size(),
-                    [&](size_t i) { initialize(*created[i], missing[i]->init, seed, missing[i]->name); });
+  parallel_for_each_index(size_t{0}, missing.size(),
+                          [&](size_t i) { initialize(*created[i], missing[i]->init, seed, missing[i]->name); });
 }
 
 Tensor& ParamStore::create(const std::string& name, TensorType type) {

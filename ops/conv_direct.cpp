@@ -21,6 +21,8 @@
 // Images are split into fixed chunks run side by side; weight gradients add per-chunk partial sums in chunk
 // order, so results do not depend on the thread count.
 #include "ops/conv.h"
+
+#include "graph/parallel.h"
 #include "ops/kernel_util.h"
 #include "ops/kernels/conv_direct_loops.h"
 
@@ -50,7 +52,7 @@ void for_chunks(int64_t batch, int64_t chunks, int threads, Body&& body) {
     for (int64_t c = 0; c < chunks; ++c) run(c);
     return;
   }
-  tbb::parallel_for(
+  flowgrad::parallel_for(
       tbb::blocked_range<int64_t>(0, chunks, 1),
       [&](const tbb::blocked_range<int64_t>& r) {
         for (int64_t c = r.begin(); c < r.end(); ++c) run(c);

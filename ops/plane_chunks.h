@@ -2,8 +2,9 @@
 // gradients, resampling).
 #pragma once
 
+#include "graph/parallel.h"
+
 #include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -18,7 +19,7 @@ template <class Body>
 void for_plane_chunks(int64_t planes, int64_t plane_elements, int threads, Body&& body) {
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, plane_elements));
   if (threads <= 1 || planes <= grain) return body(int64_t{0}, planes);
-  tbb::parallel_for(
+  flowgrad::parallel_for(
       tbb::blocked_range<int64_t>(0, planes, grain),
       [&](const tbb::blocked_range<int64_t>& r) { body(r.begin(), r.end()); }, tbb::simple_partitioner());
 }

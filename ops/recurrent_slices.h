@@ -15,6 +15,7 @@
 
 #include "graph/error.h"
 #include "graph/foreign_call.h"
+#include "graph/parallel.h"
 
 #include <omp.h>
 #include <tbb/task_group.h>
@@ -60,14 +61,18 @@ void for_each_slice(size_t slices, int threads, Body&& body) {
     return;
   }
   tbb::task_group group;
+  tsan_handoff_release();  // graph/parallel.h: TBB's hand-offs, made visible to ThreadSanitizer
   for (size_t k = 1; k < slices; ++k)
     group.run([&body, k] {
+      tsan_handoff_acquire();
       omp_set_num_threads(1);
       body(k);
+      tsan_handoff_release();
     });
   omp_set_num_threads(1);
   body(0);
   group.wait();
+  tsan_handoff_acquire();
   omp_set_num_threads(threads);
 }
 
