@@ -30,7 +30,7 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2 ? v[(NR + 1
 rounds="${ROUNDS:-1}"
 printf '%-6s %5s %7s %6s %14s %14s %7s %12s %10s\n' spec batch threads rounds flowgrad_ms torch_ms ratio ratio_range best_ratio
 for t in $threads; do
-  for spec in ${SPECS:-dense deep conv lstm gru}; do
+  for spec in ${SPECS:-dense deep conv lstm gru vae}; do
     ours="" theirs="" ratios="" batch="" our_best="" their_best=""
     for _ in $(seq "$rounds"); do
       json="$("$flowgrad" bench "$root/zoo/$spec.yaml" --threads "$t" --json)"

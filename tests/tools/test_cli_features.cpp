@@ -33,7 +33,7 @@ Tensor test_images(int64_t count) {
 
 // A copy of a field spec training on the first `train` and `test` samples, written into `dir`.
 std::string sliced(const std::string& spec, const TempDir& dir, int64_t train, int64_t test) {
-  std::string text = testing::read_bytes(field + spec);
+  std::string text = testing::read_bytes(spec == "vae.yaml" ? zoo + spec : field + spec);
   const std::string data = "{dataset: fashion-mnist";
   text.replace(text.find(data), data.size(), fmt::format("{}, train_limit: {}, test_limit: {}", data, train, test));
   testing::write_bytes(dir.file(spec), text);
