@@ -192,7 +192,7 @@ int Commands::decode() {
 int Commands::interpolate() {
   Trained model = load_latent_model();
   const std::string at = decoded_value(model.spec, at_, "--at");
-  const std::string encoded = encoded_value(model.spec, "", "--at");
+  const std::string encoded = at_.empty() ? encoded_value(model.spec, "", "--at") : at_;  // --at: the codes are read there too
   const std::string output = output_.empty() ? "reconstruction" : output_;
   DatasetSplits data = load_training_data(model.config.data, data_);
   for (int64_t index : {from_, to_})
@@ -251,7 +251,7 @@ int Commands::sample() {
 int Commands::manifold() {
   Trained model = load_latent_model();
   const std::string at = decoded_value(model.spec, at_, "--at");
-  const std::string encoded = encoded_value(model.spec, "", "--at");
+  const std::string encoded = at_.empty() ? encoded_value(model.spec, "", "--at") : at_;  // --at: the codes are read there too
   const std::string output = output_.empty() ? "reconstruction" : output_;
   const Shape& code = model.spec.graph[at].shape();
   if (numel(Shape(code.begin() + 1, code.end())) != 2)
