@@ -149,6 +149,8 @@ void Commands::add_to(CLI::App& app) {
   export_->add_option("--onnx", onnx_, "write the inference graph here (ONNX, opset 14)");
   export_->add_option("--output", onnx_outputs_, "with --onnx: the outputs to export (e.g. code for the encoder); default all");
   export_->add_option("--from", onnx_from_, "with --onnx: values that become inputs (e.g. code for the decoder)");
+
+  add_latent_commands(app);
 }
 
 int Commands::run() {
@@ -163,6 +165,11 @@ int Commands::run() {
     if (bench_->parsed()) return bench();
     if (ops_->parsed()) return ops();
     if (export_->parsed()) return export_weights();
+    if (encode_->parsed()) return encode();
+    if (decode_->parsed()) return decode();
+    if (interpolate_->parsed()) return interpolate();
+    if (sample_->parsed()) return sample();
+    if (manifold_->parsed()) return manifold();
     return 2;
   } catch (const Interrupted&) {
     fmt::print(stderr, "\ninterrupted: the checkpoint is saved; resume with --resume\n");

@@ -1,4 +1,5 @@
-// flowgrad: the graph runner. Subcommands train, eval, run, export, summary, dot, gradcheck, bench and ops,
+// flowgrad: the graph runner. Subcommands train, eval, run, export, summary, dot, gradcheck, bench, ops and the
+// latent-space encode, decode, interpolate, sample and manifold,
 // each with the global --plugin and --trust-plugin; see `flowgrad --help` and docs/cli.md. Exit codes:
 // 0 success, 1 failed check or runtime error, 2 bad spec or usage, 3 input/output error, 130 interrupted (a
 // checkpoint was saved).
