@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include "cli_util.h"
+#include "fashion_mnist_util.h"
 #include "file_test_util.h"
 #include "graph/tensor.h"
 #include "tools/dataset.h"
@@ -20,16 +21,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using testing::have_fashion_mnist;
+using testing::test_images;
+
 const std::string zoo = FLOWGRAD_SOURCE_DIR "/zoo/";
 const std::string field = FLOWGRAD_SOURCE_DIR "/tests/specs/field/";
-
-// The first `count` Fashion-MNIST test images as f32 [count, 28, 28] in [0, 1].
-Tensor test_images(int64_t count) {
-  IdxArray images = read_idx(default_fashion_mnist_dir() + "/t10k-images-idx3-ubyte.gz");
-  Tensor t({count, 28, 28}, std::vector<float>(static_cast<size_t>(count * 784)));
-  scale_bytes({images.data.data(), static_cast<size_t>(count * 784)}, t.f32());
-  return t;
-}
 
 // A copy of a field spec training on the first `train` and `test` samples, written into `dir`.
 std::string sliced(const std::string& spec, const TempDir& dir, int64_t train, int64_t test) {
@@ -45,12 +41,6 @@ std::string metrics_header(const std::string& folder) {
   std::string header;
   std::getline(in, header);
   return header;
-}
-
-bool have_fashion_mnist() {
-  if (fs::exists(default_fashion_mnist_dir())) return true;
-  WARN("Fashion-MNIST is not installed; skipped");
-  return false;
 }
 
 }  // namespace
